@@ -1,0 +1,35 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace pydqn {
+
+// A counter-based generator: draw i is splitmix64(seed, i). Concurrent samplers each reserve a
+// block of draws with one fetch_add, so no lock guards the state, and a single-threaded sequence of
+// calls is reproducible from the seed alone.
+class CounterRng {
+ public:
+  explicit CounterRng(uint64_t seed) : seed_(seed) {}
+
+  // Reserves `count` consecutive draws and returns the index of the first.
+  uint64_t reserve(uint64_t count) { return counter_.fetch_add(count, std::memory_order_relaxed); }
+
+  uint64_t draw(uint64_t index) const {
+    uint64_t z = seed_ + (index + 1) * 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  }
+
+  // Uniform integer in [0, bound) by Lemire's multiply-shift; the bias is below bound / 2^64.
+  static uint64_t below(uint64_t random, uint64_t bound) {
+    return static_cast<uint64_t>((static_cast<unsigned __int128>(random) * bound) >> 64);
+  }
+
+ private:
+  const uint64_t seed_;
+  std::atomic<uint64_t> counter_{0};
+};
+
+}  // namespace pydqn

@@ -1,0 +1,100 @@
+#include "replay/frame_store.h"
+
+#include <c10/util/Exception.h>
+
+#include <cstdlib>
+#include <new>
+
+namespace pydqn {
+namespace {
+
+constexpr uint64_t kIndexMask = 0xFFFFFFFFULL;
+
+int32_t log2_exact(int32_t power_of_two) {
+  int32_t shift = 0;
+  while ((1 << shift) < power_of_two) ++shift;
+  TORCH_INTERNAL_ASSERT((1 << shift) == power_of_two, "chunk_frames must be a power of two");
+  return shift;
+}
+
+}  // namespace
+
+FrameStore::FrameStore(int64_t frame_bytes, int32_t chunk_frames, int32_t max_chunks)
+    : frame_stride_((frame_bytes + 7) / 8 * 8),  // 8-byte aligned frames (see racy_copy.h)
+      chunk_frames_(chunk_frames),
+      chunk_shift_(log2_exact(chunk_frames)),
+      max_chunks_(max_chunks),
+      chunks_(new std::atomic<std::byte*>[max_chunks]),
+      refcounts_(new std::atomic<int32_t>[max_chunks]),
+      next_free_(new std::atomic<int32_t>[max_chunks]) {
+  for (int32_t c = 0; c < max_chunks; ++c) {
+    chunks_[c].store(nullptr, std::memory_order_relaxed);
+    refcounts_[c].store(0, std::memory_order_relaxed);
+    next_free_[c].store(0, std::memory_order_relaxed);
+  }
+}
+
+FrameStore::~FrameStore() {
+  const int32_t n = allocated_.load();
+  for (int32_t c = 0; c < n; ++c) std::free(chunks_[c].load());
+}
+
+int32_t FrameStore::acquire_chunk() {
+  uint64_t head = free_head_.load(std::memory_order_acquire);
+  while ((head & kIndexMask) != 0) {
+    const int32_t chunk = static_cast<int32_t>(head & kIndexMask) - 1;
+    // A stale link read here is harmless: the tag makes the CAS fail if the head moved.
+    const uint64_t next = static_cast<uint32_t>(next_free_[chunk].load(std::memory_order_relaxed));
+    const uint64_t popped = (((head >> 32) + 1) << 32) | next;
+    if (free_head_.compare_exchange_weak(head, popped, std::memory_order_acquire,
+                                         std::memory_order_acquire)) {
+      refcounts_[chunk].store(1, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_release);
+      return chunk;
+    }
+  }
+  const int32_t chunk = allocated_.fetch_add(1, std::memory_order_relaxed);
+  TORCH_INTERNAL_ASSERT(chunk < max_chunks_, "frame store exceeded its bound of ", max_chunks_,
+                        " chunks; this is a bug in pydqn's replay buffer");
+  void* memory = std::malloc(static_cast<size_t>(frame_stride_) * chunk_frames_);
+  if (memory == nullptr) {
+    allocated_.fetch_sub(1, std::memory_order_relaxed);
+    throw std::bad_alloc();
+  }
+  refcounts_[chunk].store(1, std::memory_order_relaxed);
+  chunks_[chunk].store(static_cast<std::byte*>(memory), std::memory_order_release);
+  return chunk;
+}
+
+void FrameStore::release(int32_t chunk) {
+  const int32_t before = refcounts_[chunk].fetch_sub(1, std::memory_order_acq_rel);
+  TORCH_INTERNAL_ASSERT(before >= 1, "frame chunk ", chunk, " released more often than retained");
+  if (before != 1) return;
+  uint64_t head = free_head_.load(std::memory_order_relaxed);
+  uint64_t pushed;
+  do {
+    next_free_[chunk].store(static_cast<int32_t>(head & kIndexMask), std::memory_order_relaxed);
+    pushed = (((head >> 32) + 1) << 32) | static_cast<uint64_t>(chunk + 1);
+  } while (!free_head_.compare_exchange_weak(head, pushed, std::memory_order_release,
+                                             std::memory_order_relaxed));
+}
+
+int64_t FrameStore::nbytes() const {
+  const int64_t bookkeeping = static_cast<int64_t>(max_chunks_) *
+                              (sizeof(std::atomic<std::byte*>) + 2 * sizeof(std::atomic<int32_t>));
+  return static_cast<int64_t>(allocated_.load(std::memory_order_relaxed)) * frame_stride_ *
+             chunk_frames_ +
+         bookkeeping;
+}
+
+int32_t FrameStore::chunks_free() const {
+  int32_t count = 0;
+  uint64_t link = free_head_.load(std::memory_order_acquire) & kIndexMask;
+  while (link != 0) {
+    ++count;
+    link = static_cast<uint32_t>(next_free_[link - 1].load(std::memory_order_relaxed));
+  }
+  return count;
+}
+
+}  // namespace pydqn

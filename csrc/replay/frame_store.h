@@ -1,0 +1,63 @@
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace pydqn {
+
+// A pool of fixed-size frames, allocated on demand in chunks of `chunk_frames` frames.
+//
+//   chunk table   [ c0 | c1 | c2 | ... ]   pointers, published once with release stores
+//                   |    |
+//                   v    v
+//   chunk memory  [f f f f f f f f]        frame id = chunk * chunk_frames + offset
+//
+// Each env stream appends its frames sequentially into a chunk it took from the pool, so frames
+// are written by a single thread without contention. A chunk carries a reference count: one for
+// every live transition that references a frame in it, and one for every env stream that pins it
+// (the chunk it is filling and the chunks holding its current frame stack). When the count drops
+// to zero the chunk goes onto a lock-free free list (a Treiber stack whose head carries a tag
+// against ABA) and is reused by the next stream that needs one. Chunks are never returned to the
+// system while the store lives, so a frame id from a consistent metadata snapshot always points
+// into valid memory; readers detect recycled contents through the transition ring's versions.
+class FrameStore {
+ public:
+  FrameStore(int64_t frame_bytes, int32_t chunk_frames, int32_t max_chunks);
+  ~FrameStore();
+  FrameStore(const FrameStore&) = delete;
+  FrameStore& operator=(const FrameStore&) = delete;
+
+  std::byte* frame(int32_t id) const {
+    std::byte* chunk = chunks_[id >> chunk_shift_].load(std::memory_order_acquire);
+    return chunk + static_cast<int64_t>(id & (chunk_frames_ - 1)) * frame_stride_;
+  }
+  int32_t chunk_of(int32_t frame_id) const { return frame_id >> chunk_shift_; }
+  int32_t chunk_frames() const { return chunk_frames_; }
+
+  // Takes a chunk off the free list, or allocates a new one; the caller holds its only reference.
+  // A release fence follows, so frame bytes the caller then writes are ordered after every event
+  // that led to the chunk's release (in particular a transition slot being marked as rewritten).
+  int32_t acquire_chunk();
+  void retain(int32_t chunk) { refcounts_[chunk].fetch_add(1, std::memory_order_relaxed); }
+  void release(int32_t chunk);
+
+  // Bytes held: chunk memory plus the per-chunk bookkeeping arrays.
+  int64_t nbytes() const;
+  int32_t chunks_allocated() const { return allocated_.load(std::memory_order_relaxed); }
+  int32_t chunks_free() const;
+
+ private:
+  const int64_t frame_stride_;
+  const int32_t chunk_frames_;
+  const int32_t chunk_shift_;
+  const int32_t max_chunks_;
+  std::unique_ptr<std::atomic<std::byte*>[]> chunks_;
+  std::unique_ptr<std::atomic<int32_t>[]> refcounts_;
+  std::unique_ptr<std::atomic<int32_t>[]> next_free_;  // free-list links, chunk + 1 (0 = end)
+  std::atomic<uint64_t> free_head_{0};                  // (tag << 32) | (chunk + 1)
+  std::atomic<int32_t> allocated_{0};
+};
+
+}  // namespace pydqn

@@ -1,0 +1,432 @@
+#include "replay/replay_buffer.h"
+
+#include <ATen/ops/empty.h>
+#include <c10/util/Exception.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <sstream>
+#include <string>
+
+#include "replay/racy_copy.h"
+#include "replay/spin_wait.h"
+
+namespace pydqn {
+namespace {
+
+std::string shape_text(c10::IntArrayRef shape) {
+  std::ostringstream text;
+  text << "(";
+  for (size_t i = 0; i < shape.size(); ++i) text << (i ? ", " : "") << shape[i];
+  text << (shape.size() == 1 ? ",)" : ")");
+  return text.str();
+}
+
+// Python's spelling of a dtype, as users wrote it.
+std::string dtype_text(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kByte: return "torch.uint8";
+    case at::kChar: return "torch.int8";
+    case at::kShort: return "torch.int16";
+    case at::kInt: return "torch.int32";
+    case at::kLong: return "torch.int64";
+    case at::kHalf: return "torch.float16";
+    case at::kBFloat16: return "torch.bfloat16";
+    case at::kFloat: return "torch.float32";
+    case at::kDouble: return "torch.float64";
+    case at::kBool: return "torch.bool";
+    default: return c10::toString(dtype);
+  }
+}
+
+std::vector<int64_t> batched(int64_t rows, const std::vector<int64_t>& shape) {
+  std::vector<int64_t> sizes{rows};
+  sizes.insert(sizes.end(), shape.begin(), shape.end());
+  return sizes;
+}
+
+int64_t frame_bytes_of(const std::vector<int64_t>& obs_shape, at::ScalarType dtype,
+                       int64_t frame_stack) {
+  TORCH_CHECK_VALUE(frame_stack >= 1 && frame_stack <= kMaxFrameStack, "frame_stack: expected 1..",
+                    kMaxFrameStack, ", got ", frame_stack);
+  int64_t elements = 1;
+  for (int64_t d : obs_shape) {
+    TORCH_CHECK_VALUE(d >= 1, "obs_shape: expected positive sizes, got ", shape_text(obs_shape));
+    elements *= d;
+  }
+  if (frame_stack > 1) {
+    TORCH_CHECK_VALUE(!obs_shape.empty() && obs_shape[0] == frame_stack,
+                      "obs_shape: axis 0 holds the stacked frames, so it must equal frame_stack=",
+                      frame_stack, ", got ", shape_text(obs_shape));
+    elements /= frame_stack;
+  }
+  return elements * static_cast<int64_t>(c10::elementSize(dtype));
+}
+
+// Frames per chunk: a power of two of at least frame_stack + 1, shrunk for small rings so that
+// the partly filled chunks at each stream's two ends stay under ~0.4% of the stored frames.
+int32_t chunk_frames_for(int64_t capacity, int64_t frame_stack, int64_t num_envs) {
+  int32_t smallest = 1;
+  while (smallest < frame_stack + 1) smallest *= 2;
+  int32_t chunk = 64;
+  while (chunk > smallest && static_cast<int64_t>(chunk) * 512 * num_envs > capacity) chunk /= 2;
+  return std::max(chunk, smallest);
+}
+
+// Live frames are at most (k + 1) per live transition plus (k + 1) per stream that dead
+// transitions introduced and live ones still reference; each stream's live frames are one run of
+// its allocation order, covering at most two partial chunks, plus the chunk it is filling.
+int64_t max_chunks_for(int64_t capacity, int64_t frame_stack, int64_t num_envs) {
+  TORCH_CHECK_VALUE(capacity >= 1, "capacity: expected at least 1, got ", capacity);
+  TORCH_CHECK_VALUE(num_envs >= 1 && num_envs <= (1 << 16), "num_envs: expected 1..65536, got ",
+                    num_envs);
+  const int64_t chunk = chunk_frames_for(capacity, frame_stack, num_envs);
+  const int64_t max_frames = (capacity + num_envs) * (frame_stack + 1);
+  const int64_t chunks = (max_frames + chunk - 1) / chunk + 4 * num_envs + 4;
+  TORCH_CHECK_VALUE(chunks * chunk < std::numeric_limits<int32_t>::max(), "capacity: ", capacity,
+                    " transitions of ", frame_stack + 1, " frames exceed the 2^31 frame ids");
+  return chunks;
+}
+
+template <typename Visit>
+void for_each_chunk(const FrameStore& frames, const int32_t* ids, int32_t count, Visit visit) {
+  int32_t seen[kMaxFrameStack + 1];
+  int32_t distinct = 0;
+  for (int32_t i = 0; i < count; ++i) {
+    const int32_t chunk = frames.chunk_of(ids[i]);
+    bool repeat = false;
+    for (int32_t j = 0; j < distinct && !repeat; ++j) repeat = seen[j] == chunk;
+    if (!repeat) {
+      seen[distinct++] = chunk;
+      visit(chunk);
+    }
+  }
+}
+
+// Holds the `busy` flags of the env streams an add() writes, so two threads never write one stream.
+class StreamLease {
+ public:
+  StreamLease(EnvStream* streams, const int64_t* env_ids, int64_t count) : streams_(streams) {
+    for (int64_t r = 0; r < count; ++r) {
+      if (streams[env_ids[r]].busy.exchange(true, std::memory_order_acquire)) {
+        release();
+        TORCH_CHECK_VALUE(false, "env_ids: env ", env_ids[r],
+                          " is being added to by another thread; concurrent add() calls must "
+                          "name disjoint env streams");
+      }
+      held_.push_back(env_ids[r]);
+    }
+  }
+  ~StreamLease() { release(); }
+
+ private:
+  void release() {
+    for (int64_t env : held_) streams_[env].busy.store(false, std::memory_order_release);
+    held_.clear();
+  }
+  EnvStream* streams_;
+  std::vector<int64_t> held_;
+};
+
+void check_vector(const at::Tensor& t, const char* name, int64_t rows) {
+  TORCH_CHECK_VALUE(t.dim() == 1 && t.size(0) == rows, name, ": expected shape (", rows,
+                    ",), one value per env row, got ", shape_text(t.sizes()));
+  TORCH_CHECK_VALUE(t.device().is_cpu(), name, ": expected a CPU tensor, got device ", t.device());
+}
+
+}  // namespace
+
+ReplayBuffer::ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape,
+                           at::ScalarType obs_dtype, int64_t frame_stack, int64_t num_envs,
+                           std::optional<uint64_t> seed)
+    : obs_shape_(std::move(obs_shape)),
+      obs_dtype_(obs_dtype),
+      frame_stack_(static_cast<int32_t>(frame_stack)),
+      num_envs_(num_envs),
+      frame_bytes_(frame_bytes_of(obs_shape_, obs_dtype, frame_stack)),
+      frames_(frame_bytes_, chunk_frames_for(capacity, frame_stack, num_envs),
+              static_cast<int32_t>(max_chunks_for(capacity, frame_stack, num_envs))),
+      ring_(capacity, frame_stack_),
+      streams_(new EnvStream[num_envs]),
+      rng_(seed.has_value() ? *seed : (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}()) {}
+
+int64_t ReplayBuffer::nbytes() const {
+  return frames_.nbytes() + ring_.nbytes() + num_envs_ * static_cast<int64_t>(sizeof(EnvStream));
+}
+
+int64_t ReplayBuffer::frames_allocated() const {
+  return static_cast<int64_t>(frames_.chunks_allocated()) * frames_.chunk_frames();
+}
+
+// ---- add -----------------------------------------------------------------------------------------
+
+void ReplayBuffer::check_rows(const at::Tensor& obs, const at::Tensor& action,
+                              const at::Tensor& reward, const at::Tensor& next_obs,
+                              const at::Tensor& terminated, const at::Tensor& truncated,
+                              const at::Tensor& env_ids) const {
+  TORCH_CHECK_TYPE(env_ids.scalar_type() == at::kLong, "env_ids: expected int64, got ",
+                   dtype_text(env_ids.scalar_type()));
+  TORCH_CHECK_VALUE(env_ids.dim() == 1 && env_ids.size(0) >= 1,
+                    "env_ids: expected a non-empty 1-D sequence of env indices, got shape ",
+                    shape_text(env_ids.sizes()));
+  const int64_t rows = env_ids.size(0);
+  const auto expected = batched(rows, obs_shape_);
+  for (const auto& [t, name] : {std::pair{&obs, "obs"}, std::pair{&next_obs, "next_obs"}}) {
+    TORCH_CHECK_TYPE(t->scalar_type() == obs_dtype_, name, ": expected dtype ", dtype_text(obs_dtype_),
+                     " (the buffer's obs_dtype), got ", dtype_text(t->scalar_type()));
+    TORCH_CHECK_VALUE(t->sizes() == c10::IntArrayRef(expected), name, ": expected shape ",
+                      shape_text(expected), " (rows, *obs_shape), got ", shape_text(t->sizes()));
+    TORCH_CHECK_VALUE(t->device().is_cpu(), name, ": expected a CPU tensor, got device ",
+                      t->device());
+  }
+  TORCH_CHECK_TYPE(at::isIntegralType(action.scalar_type(), /*includeBool=*/false),
+                   "action: expected an integer dtype, got ", dtype_text(action.scalar_type()));
+  TORCH_CHECK_TYPE(at::isFloatingType(reward.scalar_type()) ||
+                       at::isIntegralType(reward.scalar_type(), /*includeBool=*/false),
+                   "reward: expected a real dtype, got ", dtype_text(reward.scalar_type()));
+  TORCH_CHECK_TYPE(terminated.scalar_type() == at::kBool, "terminated: expected torch.bool, got ",
+                   dtype_text(terminated.scalar_type()));
+  TORCH_CHECK_TYPE(truncated.scalar_type() == at::kBool, "truncated: expected torch.bool, got ",
+                   dtype_text(truncated.scalar_type()));
+  check_vector(action, "action", rows);
+  check_vector(reward, "reward", rows);
+  check_vector(terminated, "terminated", rows);
+  check_vector(truncated, "truncated", rows);
+}
+
+void ReplayBuffer::check_continuity(const std::byte* obs, const std::byte* next_obs,
+                                    int64_t env) const {
+  const EnvStream& stream = streams_[env];
+  for (int32_t f = 0; f + 1 < frame_stack_; ++f) {
+    TORCH_CHECK_VALUE(
+        std::memcmp(next_obs + f * frame_bytes_, obs + (f + 1) * frame_bytes_, frame_bytes_) == 0,
+        "env ", env, ", episode step ", stream.episode_step, ": next_obs frame ", f,
+        " differs from obs frame ", f + 1, "; with frame_stack=", frame_stack_,
+        " next_obs must be obs shifted by one frame (oldest first) plus the new frame");
+  }
+  if (!stream.in_episode) return;
+  for (int32_t f = 0; f < frame_stack_; ++f) {
+    TORCH_CHECK_VALUE(
+        std::memcmp(obs + f * frame_bytes_, frames_.frame(stream.stack[f]), frame_bytes_) == 0,
+        "env ", env, ", episode step ", stream.episode_step, ": obs differs from the next_obs of ",
+        "this env's previous transition (frame ", f, " of ", frame_stack_,
+        "); an episode continues from its last next_obs, so mark the previous transition "
+        "terminated or truncated to start a new one");
+  }
+}
+
+// Writes the frames of one row that the store does not hold yet. A frame equal to the frame just
+// before it in the stream (padding at an episode start, a static screen) is referenced again
+// instead of stored again, so a stream's distinct frames are consecutive allocations.
+void ReplayBuffer::store_frames(const std::byte* obs, const std::byte* next_obs,
+                                EnvStream& stream, TransitionRecord& record) {
+  int32_t* ids = record.frame_ids;
+  auto keep = [&](const std::byte* frame, const std::byte* previous, int32_t previous_id) {
+    if (previous != nullptr && std::memcmp(frame, previous, frame_bytes_) == 0) return previous_id;
+    const int32_t id = stream.new_frame(frames_);
+    copy_to_shared(frames_.frame(id), frame, frame_bytes_);
+    return id;
+  };
+  if (stream.in_episode) {
+    std::copy(stream.stack, stream.stack + frame_stack_, ids);
+  } else {
+    for (int32_t f = 0; f < frame_stack_; ++f) {
+      const std::byte* frame = obs + f * frame_bytes_;
+      ids[f] = keep(frame, f > 0 ? frame - frame_bytes_ : nullptr, f > 0 ? ids[f - 1] : -1);
+    }
+  }
+  const int64_t last = (frame_stack_ - 1) * frame_bytes_;
+  ids[frame_stack_] = keep(next_obs + last, obs + last, ids[frame_stack_ - 1]);
+}
+
+void ReplayBuffer::write_transition(int64_t seq, const TransitionRecord& record) {
+  const int32_t ids = frame_stack_ + 1;
+  for_each_chunk(frames_, record.frame_ids, ids, [&](int32_t c) { frames_.retain(c); });
+  if (ring_.begin_write(seq)) {
+    // The slot is marked as rewritten before the evicted transition's chunks are released, so a
+    // reader that sees a recycled frame also sees the new version (see FrameStore::acquire_chunk).
+    TransitionRecord evicted;
+    ring_.load(seq % ring_.capacity(), evicted);
+    for_each_chunk(frames_, evicted.frame_ids, ids, [&](int32_t c) { frames_.release(c); });
+  }
+  ring_.commit(seq, record);
+}
+
+at::Tensor ReplayBuffer::add(const at::Tensor& obs_in, const at::Tensor& action_in,
+                             const at::Tensor& reward_in, const at::Tensor& next_obs_in,
+                             const at::Tensor& terminated_in, const at::Tensor& truncated_in,
+                             const at::Tensor& env_ids_in) {
+  check_rows(obs_in, action_in, reward_in, next_obs_in, terminated_in, truncated_in, env_ids_in);
+  const int64_t rows = env_ids_in.size(0);
+  const at::Tensor env_ids = env_ids_in.contiguous();
+  const at::Tensor action = action_in.to(at::kLong).contiguous();
+  const at::Tensor reward = reward_in.to(at::kFloat).contiguous();
+  const at::Tensor obs = obs_in.contiguous(), next_obs = next_obs_in.contiguous();
+  const at::Tensor terminated = terminated_in.contiguous(), truncated = truncated_in.contiguous();
+  const int64_t* envs = env_ids.const_data_ptr<int64_t>();
+  const int64_t* actions = action.const_data_ptr<int64_t>();
+  const float* rewards = reward.const_data_ptr<float>();
+  const bool* term = terminated.const_data_ptr<bool>();
+  const bool* trunc = truncated.const_data_ptr<bool>();
+  for (int64_t r = 0; r < rows; ++r) {
+    TORCH_CHECK_VALUE(envs[r] >= 0 && envs[r] < num_envs_, "env_ids: expected values in [0, ",
+                      num_envs_, "), got ", envs[r], " at position ", r);
+    for (int64_t q = 0; q < r; ++q) {
+      TORCH_CHECK_VALUE(envs[q] != envs[r], "env_ids: each env may appear once per add, got ",
+                        envs[r], " at positions ", q, " and ", r);
+    }
+    TORCH_CHECK_VALUE(actions[r] >= std::numeric_limits<int32_t>::min() &&
+                          actions[r] <= std::numeric_limits<int32_t>::max(),
+                      "action: expected values in the int32 range the buffer stores, got ",
+                      actions[r], " at row ", r);
+    TORCH_CHECK_VALUE(std::isfinite(rewards[r]), "reward: expected finite float32 values, got ",
+                      rewards[r], " at row ", r,
+                      reward_in.scalar_type() == at::kDouble ? " (after conversion to float32)" : "");
+  }
+  const auto* obs_bytes = static_cast<const std::byte*>(obs.const_data_ptr());
+  const auto* next_bytes = static_cast<const std::byte*>(next_obs.const_data_ptr());
+  const int64_t row_bytes = frame_stack_ * frame_bytes_;
+
+  StreamLease lease(streams_.get(), envs, rows);
+  // Every row is checked before any frame is written: a rejected add changes nothing.
+  for (int64_t r = 0; r < rows; ++r) {
+    check_continuity(obs_bytes + r * row_bytes, next_bytes + r * row_bytes, envs[r]);
+  }
+  // New frames go into slots of chunks the streams own and no transition references yet, so they
+  // are invisible to readers until the transitions that reference them commit.
+  std::vector<TransitionRecord> records(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    store_frames(obs_bytes + r * row_bytes, next_bytes + r * row_bytes, streams_[envs[r]],
+                 records[r]);
+    records[r].action = static_cast<int32_t>(actions[r]);
+    records[r].reward = rewards[r];
+    records[r].flags = (term[r] ? kTerminated : 0) | (trunc[r] ? kTruncated : 0);
+  }
+  // Nothing below can fail: once claimed, every transition number is committed, because writers
+  // of later numbers on the same slot wait for it.
+  at::Tensor slots = at::empty({rows}, at::kLong);
+  int64_t* slot_out = slots.mutable_data_ptr<int64_t>();
+  const int64_t first = ring_.claim(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    write_transition(first + r, records[r]);
+    slot_out[r] = (first + r) % ring_.capacity();
+    EnvStream& stream = streams_[envs[r]];
+    std::copy(records[r].frame_ids + 1, records[r].frame_ids + frame_stack_ + 1, stream.stack);
+    stream.in_episode = records[r].flags == 0;
+    stream.episode_step = stream.in_episode ? stream.episode_step + 1 : 0;
+    ++stream.transitions;
+    stream.repin(frames_, frame_stack_);
+  }
+  return slots;
+}
+
+// ---- read ----------------------------------------------------------------------------------------
+
+bool ReplayBuffer::try_read(int64_t slot, const BatchTensors& out, int64_t row) const {
+  const int64_t version = ring_.read_begin(slot);
+  if (version == 0) return false;
+  TransitionRecord record;
+  ring_.load(slot, record);
+  if (!ring_.read_valid(slot, version)) return false;  // the ids must be one record's
+  const int64_t row_bytes = frame_stack_ * frame_bytes_;
+  auto* obs = static_cast<std::byte*>(out.obs.mutable_data_ptr()) + row * row_bytes;
+  auto* next = static_cast<std::byte*>(out.next_obs.mutable_data_ptr()) + row * row_bytes;
+  for (int32_t f = 0; f < frame_stack_; ++f) {
+    copy_from_shared(obs + f * frame_bytes_, frames_.frame(record.frame_ids[f]), frame_bytes_);
+  }
+  // next_obs shares all but its newest frame with obs: copy those from the row just written,
+  // which is in cache, and read only one more frame from the store.
+  std::memcpy(next, obs + frame_bytes_, row_bytes - frame_bytes_);
+  copy_from_shared(next + row_bytes - frame_bytes_, frames_.frame(record.frame_ids[frame_stack_]),
+                   frame_bytes_);
+  if (!ring_.read_valid(slot, version)) return false;
+  out.action.mutable_data_ptr<int64_t>()[row] = record.action;
+  out.reward.mutable_data_ptr<float>()[row] = record.reward;
+  out.terminated.mutable_data_ptr<bool>()[row] = (record.flags & kTerminated) != 0;
+  out.truncated.mutable_data_ptr<bool>()[row] = (record.flags & kTruncated) != 0;
+  out.indices.mutable_data_ptr<int64_t>()[row] = slot;
+  return true;
+}
+
+BatchTensors ReplayBuffer::empty_batch(int64_t batch_size) const {
+  return {at::empty(batched(batch_size, obs_shape_), obs_dtype_),
+          at::empty({batch_size}, at::kLong),
+          at::empty({batch_size}, at::kFloat),
+          at::empty(batched(batch_size, obs_shape_), obs_dtype_),
+          at::empty({batch_size}, at::kBool),
+          at::empty({batch_size}, at::kBool),
+          at::empty({batch_size}, at::kLong)};
+}
+
+void ReplayBuffer::check_batch(const BatchTensors& out, int64_t batch_size) const {
+  const auto obs_sizes = batched(batch_size, obs_shape_);
+  const std::pair<const at::Tensor*, const char*> fields[] = {
+      {&out.obs, "obs"},     {&out.action, "action"},         {&out.reward, "reward"},
+      {&out.next_obs, "next_obs"}, {&out.terminated, "terminated"}, {&out.truncated, "truncated"},
+      {&out.indices, "indices"}};
+  const at::ScalarType dtypes[] = {obs_dtype_, at::kLong, at::kFloat, obs_dtype_,
+                                   at::kBool,  at::kBool, at::kLong};
+  for (size_t i = 0; i < 7; ++i) {
+    const at::Tensor& t = *fields[i].first;
+    const char* name = fields[i].second;
+    TORCH_CHECK_VALUE(t.defined() && t.device().is_cpu() && t.is_contiguous(), "out.", name,
+                      ": expected a contiguous CPU tensor");
+    TORCH_CHECK_TYPE(t.scalar_type() == dtypes[i], "out.", name, ": expected dtype ", dtype_text(dtypes[i]),
+                     ", got ", dtype_text(t.scalar_type()));
+    const bool is_obs = i == 0 || i == 3;
+    const std::vector<int64_t> want = is_obs ? obs_sizes : std::vector<int64_t>{batch_size};
+    TORCH_CHECK_VALUE(t.sizes() == c10::IntArrayRef(want), "out.", name, ": expected shape ",
+                      shape_text(want), ", got ", shape_text(t.sizes()));
+  }
+}
+
+BatchTensors ReplayBuffer::sample(int64_t batch_size) {
+  TORCH_CHECK_VALUE(batch_size >= 1, "batch_size: expected at least 1, got ", batch_size);
+  BatchTensors out = empty_batch(batch_size);
+  sample_into(out);
+  return out;
+}
+
+void ReplayBuffer::sample_into(const BatchTensors& out) {
+  const int64_t batch_size = out.indices.defined() ? out.indices.numel() : 0;
+  TORCH_CHECK_VALUE(batch_size >= 1, "batch_size: expected at least 1, got ", batch_size);
+  check_batch(out, batch_size);
+  TORCH_CHECK_VALUE(size() > 0, "cannot sample from an empty buffer: add transitions first");
+  const uint64_t first_draw = rng_.reserve(batch_size);
+  for (int64_t row = 0; row < batch_size; ++row) {
+    uint64_t draw = first_draw + row;
+    SpinWait spin;
+    // A slot being rewritten under the read is redrawn, which keeps the draw uniform over the
+    // transitions that are readable; single-threaded use never redraws, so seeds reproduce.
+    while (!try_read(static_cast<int64_t>(CounterRng::below(rng_.draw(draw), size())), out, row)) {
+      draw = rng_.reserve(1);
+      spin.pause();
+    }
+  }
+}
+
+BatchTensors ReplayBuffer::get(const at::Tensor& indices_in) {
+  TORCH_CHECK_TYPE(at::isIntegralType(indices_in.scalar_type(), /*includeBool=*/false),
+                   "indices: expected integers, got ", dtype_text(indices_in.scalar_type()));
+  TORCH_CHECK_VALUE(indices_in.dim() == 1, "indices: expected a 1-D sequence, got shape ",
+                    shape_text(indices_in.sizes()));
+  const at::Tensor indices = indices_in.to(at::kLong).contiguous();
+  const int64_t* slots = indices.const_data_ptr<int64_t>();
+  const int64_t count = indices.numel();
+  const int64_t stored = size();
+  for (int64_t i = 0; i < count; ++i) {
+    TORCH_CHECK_INDEX(slots[i] >= 0 && slots[i] < stored, "indices: slot ", slots[i],
+                      " at position ", i, " is out of range; the buffer holds ", stored,
+                      " transitions in slots [0, ", stored, ")");
+  }
+  BatchTensors out = empty_batch(count);
+  for (int64_t row = 0; row < count; ++row) {
+    SpinWait spin;
+    while (!try_read(slots[row], out, row)) spin.pause();  // mid-write: wait for its commit
+  }
+  return out;
+}
+
+}  // namespace pydqn

@@ -1,0 +1,74 @@
+"""Argument checks shared by the replay buffers: each error names the argument, what was expected
+and what came."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+
+def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
+        raise ValueError(f"{name}: expected an int {bound}, got {value}")
+    return value
+
+
+def check_obs_shape(obs_shape: Any) -> tuple[int, ...]:
+    if isinstance(obs_shape, numbers.Integral) and not isinstance(obs_shape, bool):
+        obs_shape = (obs_shape,)
+    if not isinstance(obs_shape, Sequence) or isinstance(obs_shape, str):
+        raise TypeError(f"obs_shape: expected a tuple of ints, got {type(obs_shape).__name__}")
+    return tuple(check_int(f"obs_shape[{i}]", d, minimum=1) for i, d in enumerate(obs_shape))
+
+
+def check_dtype(obs_dtype: Any) -> torch.dtype:
+    if not isinstance(obs_dtype, torch.dtype):
+        raise TypeError(f"obs_dtype: expected a torch.dtype such as torch.uint8, got {obs_dtype!r}")
+    if obs_dtype.is_complex:
+        raise TypeError(f"obs_dtype: expected a real or integer dtype, got {obs_dtype}")
+    return obs_dtype
+
+
+def check_device(device: Any) -> torch.device:
+    try:
+        device = torch.device(device)
+    except (TypeError, RuntimeError) as error:
+        raise ValueError(f"device: expected 'cpu' or a torch.device, got {device!r} ({error})") from None
+    if device.type != "cpu":
+        raise ValueError(
+            f"device: the replay buffer is CPU-resident for now, got device={str(device)!r}; "
+            "pass device='cpu' and move sampled batches with .to(device) (a CUDA-resident buffer "
+            "is planned)"
+        )
+    return device
+
+
+def check_seed(seed: Any) -> int | None:
+    return None if seed is None else check_int("seed", seed, minimum=0, maximum=2**64 - 1)
+
+
+def as_cpu_tensor(name: str, value: Any) -> torch.Tensor:
+    """A CPU tensor view of a numpy array or tensor (copied only from another device)."""
+    if isinstance(value, torch.Tensor):
+        return value if value.device.type == "cpu" else value.cpu()
+    if isinstance(value, np.ndarray) and not value.flags.writeable:
+        value = value.copy()  # torch refuses to wrap read-only memory without a warning
+    try:
+        return torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+        raise TypeError(
+            f"{name}: expected a numpy array or torch tensor, got {type(value).__name__} ({error})"
+        ) from None
+
+
+def as_index_tensor(name: str, value: Any) -> torch.Tensor:
+    """A 1-D CPU tensor of indices; a single int becomes a sequence of one."""
+    tensor = as_cpu_tensor(name, value)
+    return tensor.reshape(1) if tensor.dim() == 0 else tensor

@@ -1,0 +1,37 @@
+"""Loads the private extension `pydqn._C`, refusing a torch it was not built against."""
+
+from __future__ import annotations
+
+import importlib
+import types
+
+import torch
+
+REBUILD_HINT = "pip install --no-build-isolation --force-reinstall --no-deps ."
+
+
+def _major_minor(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("+")[0].split(".")[:2])
+
+
+def check_torch_version(built_with: str, running: str) -> None:
+    """Raise ImportError if `running` torch differs from `built_with` in major.minor."""
+    if _major_minor(built_with) != _major_minor(running):
+        raise ImportError(
+            f"pydqn's C++ extension was built against torch {built_with}, but torch {running} is "
+            f"installed; extensions only load with the torch they were built for. Rebuild pydqn in "
+            f"this environment from its source checkout: `{REBUILD_HINT}`"
+        )
+
+
+def load_extension() -> types.ModuleType:
+    """Import `pydqn._C` after checking the torch version recorded at build time."""
+    try:
+        build_info = importlib.import_module("pydqn._build_info")
+    except ImportError as error:
+        raise ImportError(
+            "pydqn's C++ extension is not built (pydqn/_build_info.py is missing). Install pydqn "
+            f"with `pip install .`, or for development `{REBUILD_HINT.replace('--force-reinstall --no-deps ', '-e ')}`"
+        ) from error
+    check_torch_version(build_info.TORCH_VERSION, torch.__version__)
+    return importlib.import_module("pydqn._C")

@@ -1,0 +1,99 @@
+"""`PyReplayBuffer`: the replay buffer as DQN teaching material writes it.
+
+Kept on purpose, and kept plain: a deque of transition tuples, each holding full copies of the
+stacked obs and next_obs, sampled with numpy and stacked at sample time. It is the correctness
+oracle for `ReplayBuffer` and the baseline its benchmarks compare against. Do not optimize it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from pydqn import _args
+from pydqn.batch import Batch
+
+
+class PyReplayBuffer:
+    """Same constructor, ``add``, ``sample``, ``get`` and slot numbering as `pydqn.ReplayBuffer`."""
+
+    def __init__(
+        self,
+        capacity: int,
+        obs_shape: Sequence[int],
+        obs_dtype: torch.dtype = torch.uint8,
+        frame_stack: int = 1,
+        num_envs: int = 1,
+        device: str | torch.device = "cpu",
+        seed: int | None = None,
+    ) -> None:
+        self.capacity = _args.check_int("capacity", capacity, minimum=1)
+        self.obs_shape = _args.check_obs_shape(obs_shape)
+        self.obs_dtype = _args.check_dtype(obs_dtype)
+        self.frame_stack = _args.check_int("frame_stack", frame_stack, minimum=1)
+        self.num_envs = _args.check_int("num_envs", num_envs, minimum=1)
+        self.device = _args.check_device(device)
+        self.buffer: deque = deque(maxlen=self.capacity)
+        self.rng = np.random.default_rng(_args.check_seed(seed))
+        self.added = 0  # transitions ever added; transition t lives in slot t % capacity
+
+    def add(self, obs: Any, action: Any, reward: Any, next_obs: Any, terminated: Any,
+            truncated: Any, env_ids: Sequence[int] | None = None) -> torch.Tensor:
+        obs, next_obs = _to_numpy(obs), _to_numpy(next_obs)
+        action, reward = _to_numpy(action), _to_numpy(reward)
+        terminated, truncated = _to_numpy(terminated), _to_numpy(truncated)
+        slots = []
+        for i in range(len(obs)):
+            self.buffer.append((
+                obs[i].copy(),
+                int(action[i]),
+                np.float32(reward[i]),
+                next_obs[i].copy(),
+                bool(terminated[i]),
+                bool(truncated[i]),
+            ))
+            slots.append(self.added % self.capacity)
+            self.added += 1
+        return torch.tensor(slots, dtype=torch.int64)
+
+    def sample(self, batch_size: int) -> Batch:
+        positions = self.rng.choice(len(self.buffer), size=batch_size, replace=True)
+        return self._batch(positions)
+
+    def get(self, indices: Sequence[int] | torch.Tensor) -> Batch:
+        oldest = self.added - len(self.buffer)
+        positions = [(int(slot) - oldest) % self.capacity for slot in _to_numpy(indices).reshape(-1)]
+        return self._batch(positions)
+
+    def __len__(self) -> int:
+        return len(self.buffer)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the stored transitions: arrays, tuples and Python scalars."""
+        return sum(sys.getsizeof(t) + sum(sys.getsizeof(x) for x in t) for t in self.buffer)
+
+    def _batch(self, positions: Sequence[int]) -> Batch:
+        transitions = [self.buffer[p] for p in positions]
+        obs, action, reward, next_obs, terminated, truncated = zip(*transitions)
+        oldest = self.added - len(self.buffer)
+        indices = [(oldest + p) % self.capacity for p in positions]
+        return Batch(
+            obs=torch.as_tensor(np.stack(obs)).to(self.device),
+            action=torch.tensor(action, dtype=torch.int64, device=self.device),
+            reward=torch.tensor(np.array(reward, dtype=np.float32), device=self.device),
+            next_obs=torch.as_tensor(np.stack(next_obs)).to(self.device),
+            terminated=torch.tensor(terminated, dtype=torch.bool, device=self.device),
+            truncated=torch.tensor(truncated, dtype=torch.bool, device=self.device),
+            indices=torch.tensor(indices, dtype=torch.int64, device=self.device),
+        )
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)

@@ -1,0 +1,126 @@
+"""`ReplayBuffer`: the frame-deduplicating, thread-safe replay buffer backed by `pydqn._C`."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from pydqn import _args
+from pydqn._extension import load_extension
+from pydqn.batch import Batch
+
+_C = load_extension()
+
+
+class ReplayBuffer:
+    """A circular replay buffer that stores every observation frame once.
+
+    Args:
+        capacity: transitions kept; when full, each new transition overwrites the oldest one
+            (FIFO over all env streams, in the order ``add`` claimed slots).
+        obs_shape: shape of one observation as the agent sees it, e.g. ``(4, 84, 84)`` or ``(4,)``.
+            With ``frame_stack=k > 1`` axis 0 holds the k most recent frames, oldest first.
+        obs_dtype: dtype of observations; inputs must have exactly this dtype.
+        frame_stack: frames per observation. Consecutive observations of an env stream share
+            k-1 frames, and the buffer keeps only the new ones.
+        num_envs: number of env streams that ``add`` interleaves.
+        device: ``"cpu"``.
+        seed: seed of the buffer's own sampling generator (``None``: from the OS).
+
+    ``add``, ``sample`` and ``get`` release the GIL while they copy. Threads may ``add`` at the same
+    time for disjoint ``env_ids`` while other threads ``sample``; no sample returns a transition
+    mixed from two writes.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        obs_shape: Sequence[int],
+        obs_dtype: torch.dtype = torch.uint8,
+        frame_stack: int = 1,
+        num_envs: int = 1,
+        device: str | torch.device = "cpu",
+        seed: int | None = None,
+    ) -> None:
+        self.obs_shape = _args.check_obs_shape(obs_shape)
+        self.obs_dtype = _args.check_dtype(obs_dtype)
+        self.frame_stack = _args.check_int("frame_stack", frame_stack, minimum=1, maximum=32)
+        self.num_envs = _args.check_int("num_envs", num_envs, minimum=1, maximum=65536)
+        self.device = _args.check_device(device)
+        capacity = _args.check_int("capacity", capacity, minimum=1)
+        self._impl = _C.ReplayBuffer(
+            capacity, list(self.obs_shape), self.obs_dtype, self.frame_stack, self.num_envs,
+            _args.check_seed(seed),
+        )
+        self._all_envs = torch.arange(self.num_envs)
+
+    def add(
+        self,
+        obs: Any,
+        action: Any,
+        reward: Any,
+        next_obs: Any,
+        terminated: Any,
+        truncated: Any,
+        env_ids: Sequence[int] | torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Store one transition per env row and return the int64 slots written, shape ``(n,)``.
+
+        ``obs`` and ``next_obs`` are ``(n, *obs_shape)``; ``action`` (integer), ``reward`` (real),
+        ``terminated`` and ``truncated`` (bool) are ``(n,)``. Rows belong to ``env_ids`` (default:
+        all ``num_envs`` streams in order). Numpy arrays or tensors on any device are accepted.
+
+        Raises ValueError if an episode does not continue from its previous ``next_obs`` or
+        ``next_obs`` is not ``obs`` shifted by one frame (naming the env and episode step), and
+        ValueError/TypeError for any other malformed argument; a rejected call stores nothing.
+        """
+        ids = self._all_envs if env_ids is None else _args.as_index_tensor("env_ids", env_ids)
+        return self._impl.add(
+            _args.as_cpu_tensor("obs", obs),
+            _args.as_cpu_tensor("action", action),
+            _args.as_cpu_tensor("reward", reward),
+            _args.as_cpu_tensor("next_obs", next_obs),
+            _args.as_cpu_tensor("terminated", terminated),
+            _args.as_cpu_tensor("truncated", truncated),
+            ids,
+        )
+
+    def sample(self, batch_size: int, out: Batch | None = None) -> Batch:
+        """Draw ``batch_size`` transitions uniformly, with replacement, from those stored.
+
+        With ``out`` (a Batch of contiguous CPU tensors of the right shapes and dtypes) the batch
+        is written in place and ``out`` is returned: no allocation on the sampling path.
+        """
+        batch_size = _args.check_int("batch_size", batch_size, minimum=1)
+        if out is None:
+            return Batch(*self._impl.sample(batch_size))
+        if not isinstance(out, Batch):
+            raise TypeError(f"out: expected a pydqn.Batch, got {type(out).__name__}")
+        if out.indices.shape != (batch_size,):
+            raise ValueError(f"out: expected a Batch of {batch_size} rows, got {tuple(out.indices.shape)}")
+        self._impl.sample_into(list(out))
+        return out
+
+    def get(self, indices: Sequence[int] | torch.Tensor) -> Batch:
+        """Read the transitions in the given slots (as returned by ``add``)."""
+        return Batch(*self._impl.get(_args.as_index_tensor("indices", indices)))
+
+    def __len__(self) -> int:
+        return len(self._impl)
+
+    @property
+    def capacity(self) -> int:
+        return self._impl.capacity
+
+    @property
+    def nbytes(self) -> int:
+        """Every byte the buffer has allocated: frames, transition records and bookkeeping."""
+        return self._impl.nbytes
+
+    def __repr__(self) -> str:
+        return (
+            f"ReplayBuffer(capacity={self.capacity}, obs_shape={self.obs_shape}, "
+            f"obs_dtype={self.obs_dtype}, frame_stack={self.frame_stack}, "
+            f"num_envs={self.num_envs}, len={len(self)}, nbytes={self.nbytes})"
+        )
