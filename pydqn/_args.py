@@ -4,6 +4,7 @@ and what came."""
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -50,8 +51,30 @@ def check_device(device: Any) -> torch.device:
     return device
 
 
-def check_seed(seed: Any) -> int | None:
-    return None if seed is None else check_int("seed", seed, minimum=0, maximum=2**64 - 1)
+@dataclass(frozen=True)
+class BufferArgs:
+    """The checked constructor arguments shared by the replay buffers."""
+
+    capacity: int
+    obs_shape: tuple[int, ...]
+    obs_dtype: torch.dtype
+    frame_stack: int
+    num_envs: int
+    device: torch.device
+    seed: int | None
+
+
+def check_buffer_args(capacity: Any, obs_shape: Any, obs_dtype: Any, frame_stack: Any,
+                      num_envs: Any, device: Any, seed: Any) -> BufferArgs:
+    return BufferArgs(
+        capacity=check_int("capacity", capacity, minimum=1),
+        obs_shape=check_obs_shape(obs_shape),
+        obs_dtype=check_dtype(obs_dtype),
+        frame_stack=check_int("frame_stack", frame_stack, minimum=1, maximum=32),
+        num_envs=check_int("num_envs", num_envs, minimum=1, maximum=65536),
+        device=check_device(device),
+        seed=None if seed is None else check_int("seed", seed, minimum=0, maximum=2**64 - 1),
+    )
 
 
 def as_cpu_tensor(name: str, value: Any) -> torch.Tensor:

@@ -31,14 +31,11 @@ class PyReplayBuffer:
         device: str | torch.device = "cpu",
         seed: int | None = None,
     ) -> None:
-        self.capacity = _args.check_int("capacity", capacity, minimum=1)
-        self.obs_shape = _args.check_obs_shape(obs_shape)
-        self.obs_dtype = _args.check_dtype(obs_dtype)
-        self.frame_stack = _args.check_int("frame_stack", frame_stack, minimum=1)
-        self.num_envs = _args.check_int("num_envs", num_envs, minimum=1)
-        self.device = _args.check_device(device)
+        args = _args.check_buffer_args(capacity, obs_shape, obs_dtype, frame_stack, num_envs,
+                                       device, seed)
+        self.capacity, self.obs_shape, self.device = args.capacity, args.obs_shape, args.device
         self.buffer: deque = deque(maxlen=self.capacity)
-        self.rng = np.random.default_rng(_args.check_seed(seed))
+        self.rng = np.random.default_rng(args.seed)
         self.added = 0  # transitions ever added; transition t lives in slot t % capacity
 
     def add(self, obs: Any, action: Any, reward: Any, next_obs: Any, terminated: Any,

@@ -43,16 +43,12 @@ class ReplayBuffer:
         device: str | torch.device = "cpu",
         seed: int | None = None,
     ) -> None:
-        self.obs_shape = _args.check_obs_shape(obs_shape)
-        self.obs_dtype = _args.check_dtype(obs_dtype)
-        self.frame_stack = _args.check_int("frame_stack", frame_stack, minimum=1, maximum=32)
-        self.num_envs = _args.check_int("num_envs", num_envs, minimum=1, maximum=65536)
-        self.device = _args.check_device(device)
-        capacity = _args.check_int("capacity", capacity, minimum=1)
-        self._impl = _C.ReplayBuffer(
-            capacity, list(self.obs_shape), self.obs_dtype, self.frame_stack, self.num_envs,
-            _args.check_seed(seed),
-        )
+        args = _args.check_buffer_args(capacity, obs_shape, obs_dtype, frame_stack, num_envs,
+                                       device, seed)
+        self.obs_shape, self.obs_dtype, self.device = args.obs_shape, args.obs_dtype, args.device
+        self.frame_stack, self.num_envs = args.frame_stack, args.num_envs
+        self._impl = _C.ReplayBuffer(args.capacity, list(args.obs_shape), args.obs_dtype,
+                                     args.frame_stack, args.num_envs, args.seed)
         self._all_envs = torch.arange(self.num_envs)
 
     def add(

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Build pydqn._C with ThreadSanitizer and, separately, with AddressSanitizer + UBSan, then run the
+# replay-buffer tests against each instrumented build. Exits non-zero if a build fails, a test fails,
+# or a sanitizer reports anything; prints one summary line per sanitizer.
+#
+# Usage:  scripts/sanitize.sh [thread|address|all] [test paths...] [pytest args...]
+#   kind        default: all (thread, then address)
+#   test paths  default: tests/test_replay_*.py, except files with "atari" in the name
+#   e.g.        scripts/sanitize.sh thread tests/test_replay_concurrency.py -x -k sample
+#
+# Python: $PYTHON, else $VIRTUAL_ENV/bin/python, else .venv/bin/python, else python3 on PATH. It
+# must have torch, pytest and hypothesis installed; pytest is run from the same bin/ directory.
+#   e.g.  PYTHON=/work/venv/bin/python scripts/sanitize.sh
+#
+# Each kind builds with plain CMake into build/sanitize-<kind>/ (incremental on re-runs), stages an
+# importable package in build/sanitize-<kind>/stage/pydqn/ (pydqn/*.py plus the instrumented _C and
+# _build_info.py), and runs pytest with that stage first on PYTHONPATH and the sanitizer runtime
+# preloaded (the Python interpreter itself is not instrumented). A small pytest plugin in the stage
+# stops the session if `pydqn._C` was imported from anywhere else (e.g. an installed pydqn).
+# Logs: build/sanitize-<kind>/{build,pytest}.log. TSan suppressions: scripts/tsan.supp.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# --- Arguments and environment ---------------------------------------------------------------------
+KIND="all"
+if [[ $# -gt 0 ]]; then
+  case "$1" in
+    thread | address | all) KIND="$1"; shift ;;
+    -*) ;;  # a pytest option: keep the default kind
+    *) [[ -e "${1%%::*}" ]] || { echo "sanitize.sh: unknown kind '$1' (thread|address|all)" >&2; exit 2; } ;;
+  esac
+fi
+
+# Arguments naming an existing file or directory (optionally followed by ::test) are test paths;
+# the rest go to pytest unchanged.
+TEST_PATHS=()
+PYTEST_ARGS=()
+for arg in "$@"; do
+  if [[ "$arg" != -* && -e "${arg%%::*}" ]]; then TEST_PATHS+=("$arg"); else PYTEST_ARGS+=("$arg"); fi
+done
+if [[ ${#TEST_PATHS[@]} -eq 0 ]]; then
+  for f in tests/test_replay_*.py; do
+    if [[ -e "$f" && "$f" != *atari* ]]; then TEST_PATHS+=("$f"); fi
+  done
+  [[ ${#TEST_PATHS[@]} -gt 0 ]] || { echo "sanitize.sh: no tests/test_replay_*.py found" >&2; exit 2; }
+fi
+
+if [[ -n "${PYTHON:-}" ]]; then PY="$PYTHON"
+elif [[ -n "${VIRTUAL_ENV:-}" ]]; then PY="$VIRTUAL_ENV/bin/python"
+elif [[ -x .venv/bin/python ]]; then PY="$ROOT/.venv/bin/python"
+else PY="$(command -v python3 || true)"
+fi
+PYTEST="$(dirname "$PY")/pytest"
+if ! "$PY" -c "import torch, pytest, hypothesis" 2>/dev/null || [[ ! -x "$PYTEST" ]]; then
+  echo "sanitize.sh: '$PY' lacks torch/pytest/hypothesis (or $PYTEST is missing);" \
+       "set PYTHON=/path/to/venv/bin/python" >&2
+  exit 2
+fi
+
+# torch's intra-op pool (OpenMP) at one thread: no uninstrumented worker threads to add noise.
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+export PYTHONDONTWRITEBYTECODE=1
+
+# --- Steps -----------------------------------------------------------------------------------------
+# build KIND: configure and compile the instrumented extension into build/sanitize-KIND.
+build() {
+  local kind="$1" dir="build/sanitize-$1"
+  mkdir -p "$dir"
+  if ! { cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+           -DPython_EXECUTABLE="$PY" -DPYDQN_SANITIZE="$kind" &&
+         cmake --build "$dir" -j "$(nproc)"; } >"$dir/build.log" 2>&1; then
+    tail -n 40 "$dir/build.log" >&2
+    return 1
+  fi
+}
+
+# stage KIND: assemble an importable pydqn package from the sources and the instrumented build.
+stage() {
+  local dir="$ROOT/build/sanitize-$1"
+  local pkg="$dir/stage/pydqn"
+  rm -rf "$dir/stage"
+  mkdir -p "$pkg"
+  (cd pydqn && find . -name '*.py' -not -path '*/__pycache__/*' -exec cp --parents {} "$pkg/" \;)
+  cp "$dir"/_C*.so "$dir/_build_info.py" "$pkg/"
+  # Loaded with `-p`: stops the session unless the tests import the instrumented _C of this stage.
+  cat >"$dir/stage/_pydqn_sanitize_check.py" <<'PY'
+import os
+
+import pytest
+
+
+def pytest_sessionstart(session):
+    import pydqn._C
+    expected = os.path.join(os.environ["PYDQN_SANITIZE_STAGE"], "pydqn")
+    if os.path.dirname(os.path.abspath(pydqn._C.__file__)) != expected:
+        pytest.exit(f"pydqn._C was imported from {pydqn._C.__file__}, not from {expected}", 3)
+
+
+def pytest_report_header(config):
+    import pydqn._C
+    return f"pydqn._C (sanitized): {pydqn._C.__file__}"
+PY
+}
+
+# run_tests KIND: run pytest on the staged build with the sanitizer runtime preloaded.
+run_tests() {
+  local kind="$1" dir="$ROOT/build/sanitize-$1"
+  local -a env_vars=(PYTHONPATH="$dir/stage" PYDQN_SANITIZE_STAGE="$dir/stage") launcher=()
+  case "$kind" in
+    thread)
+      env_vars+=(LD_PRELOAD="$(g++ -print-file-name=libtsan.so)"
+                 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 exitcode=66 suppressions=$ROOT/scripts/tsan.supp")
+      # Where the kernel randomizes mmap with more bits than TSan's memory layout allows, TSan dies
+      # with "unexpected memory mapping"; it runs with ASLR off.
+      local probe
+      probe="$(env "${env_vars[@]}" "$PY" -c pass 2>&1 || true)"
+      if [[ "$probe" == *"unexpected memory mapping"* ]]; then
+        launcher=(setarch "$(uname -m)" -R)
+      fi
+      ;;
+    address)
+      # No leak checking: CPython's own allocations are not ours to fix. PYTHONMALLOC=malloc sends
+      # Python objects through ASan's allocator too, so the buffers the bindings touch are checked.
+      env_vars+=(LD_PRELOAD="$(g++ -print-file-name=libasan.so):$(g++ -print-file-name=libubsan.so)"
+                 ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:exitcode=66"
+                 UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+                 PYTHONMALLOC=malloc)
+      ;;
+  esac
+  local rc=0
+  if ! env "${env_vars[@]}" "${launcher[@]}" "$PYTEST" -p no:cacheprovider -p _pydqn_sanitize_check \
+         "${TEST_PATHS[@]}" "${PYTEST_ARGS[@]}" 2>&1 | tee "$dir/pytest.log"; then
+    rc=${PIPESTATUS[0]}
+    [[ $rc -ne 0 ]] || rc=1  # tee failed
+  fi
+  # Any report fails the run, even one printed by a process whose exit status got lost.
+  if grep -qE "WARNING: ThreadSanitizer|ERROR: AddressSanitizer|: runtime error: |SUMMARY: (Thread|Address|UndefinedBehavior)Sanitizer" \
+       "$dir/pytest.log"; then
+    echo "sanitize.sh: the $kind sanitizer reported errors (see $dir/pytest.log)" >&2
+    [[ $rc -ne 0 ]] || rc=66
+  fi
+  return "$rc"
+}
+
+# sanitize KIND: build, stage and test one kind; record its summary line.
+SUMMARY=()
+FAILED=0
+sanitize() {
+  local kind="$1" t0 t1 rc=0 result outcome
+  echo "=== sanitize: $kind ==="
+  t0=$SECONDS
+  if ! build "$kind"; then
+    SUMMARY+=("sanitize $kind: FAIL (build failed, see build/sanitize-$kind/build.log)")
+    FAILED=1
+    return
+  fi
+  t1=$SECONDS
+  stage "$kind"
+  run_tests "$kind" || rc=$?
+  outcome="$(grep -E '(passed|failed|error|skipped|deselected|no tests ran).* in [0-9.]+s' \
+               "build/sanitize-$kind/pytest.log" | tail -n 1 | tr -d '=' | sed 's/^ *//; s/ *$//' || true)"
+  if [[ $rc -eq 0 ]]; then result="PASS"; else result="FAIL (exit $rc)"; FAILED=1; fi
+  SUMMARY+=("sanitize $kind: $result; build $((t1 - t0))s, tests $((SECONDS - t1))s; ${outcome:-no pytest summary}")
+}
+
+case "$KIND" in
+  all) sanitize thread; sanitize address ;;
+  *) sanitize "$KIND" ;;
+esac
+
+echo
+printf '%s\n' "${SUMMARY[@]}"
+exit "$FAILED"

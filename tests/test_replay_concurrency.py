@@ -1,0 +1,102 @@
+"""Threads hammer add and sample on a tiny ring; no sample may return a torn transition.
+
+Every frame is stamped: its bytes are a pattern computed from (env, step), so a frame partly
+overwritten by a later write, or frames and records of two different transitions mixed in one
+sample, fail the check. Env e runs episodes of EPISODE_LENGTH[e] steps (length 1 included) whose
+first stack repeats the first frame, so a transition's whole contents follow from (env, step),
+which the sample carries in its action (env) and reward (step). Steps cycle with period PERIOD, a
+multiple of every episode length, so all frames can be precomputed and the writers spend their
+time inside add(), with the GIL released, where the races are.
+"""
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import pydqn
+
+K, SIDE, NUM_ENVS = 4, 84, 4
+EPISODE_LENGTH = np.array([1, 3, 7, 50])
+PERIOD = 1050  # lcm of the episode lengths
+SECONDS = float(os.environ.get("PYDQN_STRESS_SECONDS", "3"))
+
+
+def stamped_frames() -> np.ndarray:
+    """(NUM_ENVS, PERIOD + 1, SIDE, SIDE) uint8: frame of env e at step s."""
+    env = np.arange(NUM_ENVS)[:, None, None]
+    step = np.arange(PERIOD + 1)[None, :, None]
+    pattern = (np.arange(SIDE * SIDE) * (2 * step + 1) + env * 37 + step) % 251
+    pattern[..., 0], pattern[..., 1], pattern[..., 2] = step[..., 0] % 256, step[..., 0] // 256, env[..., 0]
+    return pattern.astype(np.uint8).reshape(NUM_ENVS, PERIOD + 1, SIDE, SIDE)
+
+
+FRAMES = stamped_frames()
+
+
+def expected(env: np.ndarray, step: np.ndarray):
+    """obs, next_obs and terminated of the transitions of `env` at `step` (arrays of equal shape)."""
+    start = step - step % EPISODE_LENGTH[env]
+    obs_steps = np.maximum(step[:, None] + np.arange(-(K - 1), 1), start[:, None])
+    next_steps = np.concatenate([obs_steps[:, 1:], step[:, None] + 1], axis=1)
+    rows = env[:, None]
+    return FRAMES[rows, obs_steps], FRAMES[rows, next_steps], (step + 1) % EPISODE_LENGTH[env] == 0
+
+
+def check(batch) -> None:
+    env, step = batch.action.numpy(), batch.reward.numpy().astype(np.int64)
+    assert np.all((env >= 0) & (env < NUM_ENVS) & (step >= 0) & (step < PERIOD)), (env, step)
+    obs, next_obs, terminated = expected(env, step)
+    assert np.array_equal(batch.obs.numpy(), obs), "torn obs"
+    assert np.array_equal(batch.next_obs.numpy(), next_obs), "torn next_obs"
+    assert np.array_equal(batch.terminated.numpy(), terminated), "terminated from another write"
+    assert not batch.truncated.any()
+
+
+def add_step(buf, env: int, step: int) -> None:
+    obs, next_obs, terminated = expected(np.array([env]), np.array([step % PERIOD]))
+    buf.add(obs, [env], [float(step % PERIOD)], next_obs, terminated, [False], env_ids=[env])
+
+
+def run_until(stop, errors, work) -> None:
+    try:
+        while not stop.is_set():
+            work()
+    except BaseException as error:  # re-raised in the main thread
+        errors.append(error)
+        stop.set()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("capacity", [64, 16])
+def test_four_writers_two_samplers_on_a_tiny_ring_never_tear(capacity):
+    buf = pydqn.ReplayBuffer(capacity, (K, SIDE, SIDE), frame_stack=K, num_envs=NUM_ENVS, seed=0)
+    for env in range(NUM_ENVS):  # one transition each, so samplers can start at once
+        add_step(buf, env, 0)
+    stop, errors = threading.Event(), []
+    added, sampled = [1] * NUM_ENVS, [0, 0]
+
+    def write(env):
+        add_step(buf, env, added[env])
+        added[env] += 1
+
+    def sample(index):
+        check(buf.sample(64))
+        sampled[index] += 1
+
+    threads = [threading.Thread(target=run_until, args=(stop, errors, lambda e=e: write(e)))
+               for e in range(NUM_ENVS)]
+    threads += [threading.Thread(target=run_until, args=(stop, errors, lambda i=i: sample(i)))
+                for i in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(SECONDS)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    assert min(added) > 1000 and min(sampled) > 100, (added, sampled)
+    check(buf.get(list(range(len(buf)))))  # and what is left is intact

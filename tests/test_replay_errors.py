@@ -1,0 +1,202 @@
+"""Bad input gets a clear exception naming the argument, and leaves the buffer as it was."""
+
+import numpy as np
+import pytest
+import torch
+from streams import StackedEnvs, assert_same_batch
+
+import pydqn
+
+K, FRAME = 4, (6, 6)
+OBS_SHAPE = (K, *FRAME)
+
+
+@pytest.fixture
+def setup():
+    envs = StackedEnvs(2, FRAME, K, torch.uint8, seed=7)
+    buf = pydqn.ReplayBuffer(8, OBS_SHAPE, frame_stack=K, num_envs=2, seed=0)
+    for _ in range(3):
+        rows = [envs.step(e, episode_ends=False) for e in (0, 1)]
+        buf.add(np.stack([r[0] for r in rows]), [1, 2], [0.5, -1.0],
+                np.stack([r[1] for r in rows]), [False, False], [False, False])
+    return envs, buf
+
+
+def valid_rows(envs):
+    """The next rows both envs would add, without advancing them."""
+    obs = np.stack([envs.obs(e) for e in (0, 1)])
+    new = np.full((2, 1, *FRAME), 9, dtype=np.uint8)
+    next_obs = np.concatenate([obs[:, 1:], new], axis=1)
+    return dict(obs=obs, action=np.array([0, 1]), reward=np.array([0.0, 1.0], dtype=np.float32),
+                next_obs=next_obs, terminated=np.array([False, False]),
+                truncated=np.array([False, False]))
+
+
+def snapshot(buf):
+    return len(buf), buf.nbytes, buf.get(torch.arange(len(buf)))
+
+
+def assert_unchanged(buf, envs, before):
+    length, nbytes, batch = before
+    assert len(buf) == length and buf.nbytes == nbytes
+    assert_same_batch(buf.get(torch.arange(length)), batch)
+    buf.add(**valid_rows(envs))  # the episodes still continue from their last next_obs
+    assert len(buf) == length + 2
+
+
+def bad(rows, **changes):
+    return {**rows, **changes}
+
+
+ADD_CASES = [
+    ("obs", lambda r: bad(r, obs=r["obs"][:, :, :5]), ValueError, "obs: expected shape (2, 4, 6, 6)"),
+    ("obs", lambda r: bad(r, obs=r["obs"][0]), ValueError, "obs: expected shape"),
+    ("obs", lambda r: bad(r, obs=r["obs"].astype(np.float32)), TypeError, "obs: expected dtype torch.uint8"),
+    ("next_obs", lambda r: bad(r, next_obs=r["next_obs"][:1]), ValueError, "next_obs: expected shape"),
+    ("action", lambda r: bad(r, action=np.array([0.0, 1.0])), TypeError, "action: expected an integer"),
+    ("action", lambda r: bad(r, action=np.array([True, False])), TypeError, "action: expected an integer"),
+    ("action", lambda r: bad(r, action=np.array([0, 2**40])), ValueError, "action: expected values in the int32"),
+    ("action", lambda r: bad(r, action=np.array([0])), ValueError, "action: expected shape (2,)"),
+    ("action", lambda r: bad(r, action=["left", "right"]), TypeError, "action: expected a numpy array"),
+    ("reward", lambda r: bad(r, reward=np.array([0.0, np.nan])), ValueError, "reward: expected finite"),
+    ("reward", lambda r: bad(r, reward=np.array([np.inf, 0.0])), ValueError, "reward: expected finite"),
+    ("reward", lambda r: bad(r, reward=np.array([1e300, 0.0])), ValueError, "after conversion to float32"),
+    ("reward", lambda r: bad(r, reward=np.array([[0.0, 1.0]])), ValueError, "reward: expected shape (2,)"),
+    ("terminated", lambda r: bad(r, terminated=np.array([0, 1])), TypeError, "terminated: expected torch.bool"),
+    ("truncated", lambda r: bad(r, truncated=np.array([False])), ValueError, "truncated: expected shape (2,)"),
+]
+
+
+@pytest.mark.parametrize("arg,make,error,message", ADD_CASES, ids=[c[0] + str(i) for i, c in enumerate(ADD_CASES)])
+def test_bad_add_arguments(setup, arg, make, error, message):
+    envs, buf = setup
+    before = snapshot(buf)
+    with pytest.raises(error, match=None) as info:
+        buf.add(**make(valid_rows(envs)))
+    assert message in str(info.value), str(info.value)
+    assert_unchanged(buf, envs, before)
+
+
+@pytest.mark.parametrize("env_ids,error,message", [
+    ([0, 2], ValueError, "env_ids: expected values in [0, 2), got 2"),
+    ([-1, 0], ValueError, "env_ids: expected values in [0, 2), got -1"),
+    ([1, 1], ValueError, "env_ids: each env may appear once per add"),
+    ([0], ValueError, "obs: expected shape (1, 4, 6, 6)"),
+    ([0.0, 1.0], TypeError, "env_ids: expected int64"),
+])
+def test_bad_env_ids(setup, env_ids, error, message):
+    envs, buf = setup
+    before = snapshot(buf)
+    with pytest.raises(error) as info:
+        buf.add(**valid_rows(envs), env_ids=env_ids)
+    assert message in str(info.value), str(info.value)
+    assert_unchanged(buf, envs, before)
+
+
+def test_next_obs_that_does_not_shift_names_env_and_step(setup):
+    envs, buf = setup
+    before = snapshot(buf)
+    rows = valid_rows(envs)
+    rows["next_obs"][1, 0] += 1
+    with pytest.raises(ValueError, match=r"env 1, episode step 3: next_obs frame 0 differs from obs frame 1"):
+        buf.add(**rows)
+    assert_unchanged(buf, envs, before)
+
+
+def test_obs_that_does_not_continue_the_episode_names_env_and_step(setup):
+    envs, buf = setup
+    before = snapshot(buf)
+    rows = valid_rows(envs)
+    rows["obs"][0, 2] += 1
+    rows["next_obs"][0, 1] += 1  # keep the shift itself consistent
+    with pytest.raises(ValueError, match=r"env 0, episode step 3: obs differs from the next_obs of this "
+                                         r"env's previous transition \(frame 2 of 4\)"):
+        buf.add(**rows)
+    assert_unchanged(buf, envs, before)
+
+
+def test_a_new_episode_may_start_from_any_obs_after_an_end(setup):
+    envs, buf = setup
+    rows = valid_rows(envs)
+    rows["truncated"] = np.array([True, False])
+    buf.add(**rows)
+    fresh = StackedEnvs(1, FRAME, K, torch.uint8, seed=99)
+    obs, next_obs = fresh.step(0, episode_ends=False)
+    slot = buf.add(obs[None], [0], [0.0], next_obs[None], [False], [False], env_ids=[0])
+    assert torch.equal(buf.get(slot).obs[0], torch.from_numpy(obs))
+
+
+@pytest.mark.parametrize("batch_size,error", [(0, ValueError), (-3, ValueError), (1.5, TypeError),
+                                              (True, TypeError), ("32", TypeError)])
+def test_bad_batch_size(setup, batch_size, error):
+    _, buf = setup
+    with pytest.raises(error, match="batch_size"):
+        buf.sample(batch_size)
+
+
+def test_sampling_an_empty_buffer():
+    buf = pydqn.ReplayBuffer(4, (3,))
+    with pytest.raises(ValueError, match="cannot sample from an empty buffer"):
+        buf.sample(1)
+
+
+def test_get_out_of_range_and_bad_dtype(setup):
+    _, buf = setup
+    with pytest.raises(IndexError, match=r"indices: slot 6 at position 1 is out of range; the buffer holds 6"):
+        buf.get([0, 6])
+    with pytest.raises(IndexError, match="slot -1"):
+        buf.get(-1)
+    with pytest.raises(TypeError, match="indices: expected integers"):
+        buf.get([0.5])
+
+
+def test_bad_out_batch(setup):
+    _, buf = setup
+    good = buf.sample(4)
+    with pytest.raises(ValueError, match=r"out.obs: expected shape \(4, 4, 6, 6\)"):
+        buf.sample(4, out=good._replace(obs=torch.empty(4, 4, 6, 5, dtype=torch.uint8)))
+    with pytest.raises(TypeError, match="out.reward: expected dtype torch.float32, got torch.float64"):
+        buf.sample(4, out=good._replace(reward=torch.empty(4, dtype=torch.float64)))
+    with pytest.raises(ValueError, match="out.action: expected a contiguous CPU tensor"):
+        buf.sample(4, out=good._replace(action=torch.empty(8, dtype=torch.int64)[::2]))
+    with pytest.raises(ValueError, match="out: expected a Batch of 5 rows"):
+        buf.sample(5, out=good)
+
+
+CONSTRUCTOR_CASES = [
+    (dict(capacity=0), ValueError, "capacity: expected an int >= 1, got 0"),
+    (dict(capacity=-5), ValueError, "capacity: expected an int >= 1"),
+    (dict(capacity=10.0), TypeError, "capacity: expected an int"),
+    (dict(obs_shape=(4, 0, 84)), ValueError, "obs_shape[1]: expected an int >= 1, got 0"),
+    (dict(obs_shape="84x84"), TypeError, "obs_shape: expected a tuple of ints"),
+    (dict(frame_stack=0), ValueError, "frame_stack: expected an int in [1, 32], got 0"),
+    (dict(num_envs=0), ValueError, "num_envs: expected an int in [1, 65536], got 0"),
+    (dict(obs_dtype="uint8"), TypeError, "obs_dtype: expected a torch.dtype"),
+    (dict(obs_dtype=torch.complex64), TypeError, "obs_dtype: expected a real or integer dtype"),
+    (dict(device="cuda"), ValueError, "device: the replay buffer is CPU-resident for now"),
+    (dict(device="gpu0"), ValueError, "device: expected 'cpu' or a torch.device"),
+    (dict(seed=-1), ValueError, "seed: expected an int in [0, 18446744073709551615], got -1"),
+]
+# Limits of the frame layout, which the pure-Python buffer (whole observations) does not have.
+FRAME_LAYOUT_CASES = [
+    (dict(frame_stack=3), ValueError, "obs_shape: axis 0 holds the stacked frames, so it must equal frame_stack=3"),
+    (dict(capacity=2**40), ValueError, "exceed the 2^31 frame ids"),
+]
+
+
+def check_constructor_error(cls, kwargs, error, message):
+    args = {"capacity": 10, "obs_shape": (4, 84, 84), "frame_stack": 4, **kwargs}
+    with pytest.raises(error) as info:
+        cls(**args)
+    assert message in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("kwargs,error,message", CONSTRUCTOR_CASES)
+@pytest.mark.parametrize("cls", [pydqn.ReplayBuffer, pydqn.PyReplayBuffer])
+def test_bad_constructor_arguments(cls, kwargs, error, message):
+    check_constructor_error(cls, kwargs, error, message)
+
+
+@pytest.mark.parametrize("kwargs,error,message", FRAME_LAYOUT_CASES)
+def test_frame_layout_limits(kwargs, error, message):
+    check_constructor_error(pydqn.ReplayBuffer, kwargs, error, message)
