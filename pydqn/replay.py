@@ -49,7 +49,6 @@ class ReplayBuffer:
         self.frame_stack, self.num_envs = args.frame_stack, args.num_envs
         self._impl = _C.ReplayBuffer(args.capacity, list(args.obs_shape), args.obs_dtype,
                                      args.frame_stack, args.num_envs, args.seed)
-        self._all_envs = torch.arange(self.num_envs)
 
     def add(
         self,
@@ -71,16 +70,9 @@ class ReplayBuffer:
         ``next_obs`` is not ``obs`` shifted by one frame (naming the env and episode step), and
         ValueError/TypeError for any other malformed argument; a rejected call stores nothing.
         """
-        ids = self._all_envs if env_ids is None else _args.as_index_tensor("env_ids", env_ids)
-        return self._impl.add(
-            _args.as_cpu_tensor("obs", obs),
-            _args.as_cpu_tensor("action", action),
-            _args.as_cpu_tensor("reward", reward),
-            _args.as_cpu_tensor("next_obs", next_obs),
-            _args.as_cpu_tensor("terminated", terminated),
-            _args.as_cpu_tensor("truncated", truncated),
-            ids,
-        )
+        # The extension reads numpy arrays and CPU tensors in place (anything else is converted
+        # there), so this hot path does no Python-side work.
+        return self._impl.add(obs, action, reward, next_obs, terminated, truncated, env_ids)
 
     def sample(self, batch_size: int, out: Batch | None = None) -> Batch:
         """Draw ``batch_size`` transitions uniformly, with replacement, from those stored.
@@ -111,7 +103,8 @@ class ReplayBuffer:
 
     @property
     def nbytes(self) -> int:
-        """Every byte the buffer has allocated: frames, transition records and bookkeeping."""
+        """Every byte the buffer has allocated: frames, transition records and bookkeeping, plus
+        the (at most two) observation blocks that ``sample`` keeps for reuse."""
         return self._impl.nbytes
 
     def __repr__(self) -> str:

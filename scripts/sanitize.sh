@@ -17,7 +17,8 @@
 # _build_info.py), and runs pytest with that stage first on PYTHONPATH and the sanitizer runtime
 # preloaded (the Python interpreter itself is not instrumented). A small pytest plugin in the stage
 # stops the session if `pydqn._C` was imported from anywhere else (e.g. an installed pydqn).
-# Logs: build/sanitize-<kind>/{build,pytest}.log. TSan suppressions: scripts/tsan.supp.
+# Logs (sanitizer reports included): build/sanitize-<kind>/{build,pytest}.log.
+# TSan suppressions: scripts/tsan.supp.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -62,6 +63,13 @@ fi
 # torch's intra-op pool (OpenMP) at one thread: no uninstrumented worker threads to add noise.
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 export PYTHONDONTWRITEBYTECODE=1
+# tests/test_replay_concurrency.py hammers the buffer for PYDQN_STRESS_SECONDS and then asserts a
+# minimum number of adds and samples; instrumented code is several times slower (TSan most), so
+# unless the caller chose a duration, give it longer per kind (see run_tests).
+STRESS_SECONDS_SET="${PYDQN_STRESS_SECONDS:-}"
+
+# First line of any TSan/ASan/UBSan report.
+REPORT_PATTERN='(WARNING|ERROR): (Thread|Address|Leak|UndefinedBehavior)Sanitizer|[^ ]*: runtime error: '
 
 # --- Steps -----------------------------------------------------------------------------------------
 # build KIND: configure and compile the instrumented extension into build/sanitize-KIND.
@@ -110,34 +118,39 @@ run_tests() {
   local -a env_vars=(PYTHONPATH="$dir/stage" PYDQN_SANITIZE_STAGE="$dir/stage") launcher=()
   case "$kind" in
     thread)
-      env_vars+=(LD_PRELOAD="$(g++ -print-file-name=libtsan.so)"
-                 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 exitcode=66 suppressions=$ROOT/scripts/tsan.supp")
+      local tsan probe
+      tsan="$(g++ -print-file-name=libtsan.so)"
       # Where the kernel randomizes mmap with more bits than TSan's memory layout allows, TSan dies
       # with "unexpected memory mapping"; it runs with ASLR off.
-      local probe
-      probe="$(env "${env_vars[@]}" "$PY" -c pass 2>&1 || true)"
+      probe="$(LD_PRELOAD="$tsan" "$PY" -c pass 2>&1 || true)"
       if [[ "$probe" == *"unexpected memory mapping"* ]]; then
         launcher=(setarch "$(uname -m)" -R)
       fi
+      env_vars+=(PYDQN_STRESS_SECONDS="${STRESS_SECONDS_SET:-40}"
+                 LD_PRELOAD="$tsan"
+                 TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:exitcode=66:suppressions=$ROOT/scripts/tsan.supp")
       ;;
     address)
       # No leak checking: CPython's own allocations are not ours to fix. PYTHONMALLOC=malloc sends
       # Python objects through ASan's allocator too, so the buffers the bindings touch are checked.
-      env_vars+=(LD_PRELOAD="$(g++ -print-file-name=libasan.so):$(g++ -print-file-name=libubsan.so)"
+      env_vars+=(PYDQN_STRESS_SECONDS="${STRESS_SECONDS_SET:-15}"
+                 LD_PRELOAD="$(g++ -print-file-name=libasan.so):$(g++ -print-file-name=libubsan.so)"
                  ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:exitcode=66"
                  UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
                  PYTHONMALLOC=malloc)
       ;;
   esac
+  # --capture=sys: pytest captures Python's sys.stdout/err only, not file descriptor 2, so reports
+  # (written to fd 2 by the sanitizer runtimes) reach the terminal and the log even when the
+  # sanitizer kills the process mid-test, which would discard fd-captured output.
   local rc=0
   if ! env "${env_vars[@]}" "${launcher[@]}" "$PYTEST" -p no:cacheprovider -p _pydqn_sanitize_check \
-         "${TEST_PATHS[@]}" "${PYTEST_ARGS[@]}" 2>&1 | tee "$dir/pytest.log"; then
+         --capture=sys "${TEST_PATHS[@]}" "${PYTEST_ARGS[@]}" 2>&1 | tee "$dir/pytest.log"; then
     rc=${PIPESTATUS[0]}
     [[ $rc -ne 0 ]] || rc=1  # tee failed
   fi
-  # Any report fails the run, even one printed by a process whose exit status got lost.
-  if grep -qE "WARNING: ThreadSanitizer|ERROR: AddressSanitizer|: runtime error: |SUMMARY: (Thread|Address|UndefinedBehavior)Sanitizer" \
-       "$dir/pytest.log"; then
+  # Any report fails the run, even one from a process whose exit status got lost.
+  if grep -qE "$REPORT_PATTERN" "$dir/pytest.log"; then
     echo "sanitize.sh: the $kind sanitizer reported errors (see $dir/pytest.log)" >&2
     [[ $rc -ne 0 ]] || rc=66
   fi
@@ -148,7 +161,7 @@ run_tests() {
 SUMMARY=()
 FAILED=0
 sanitize() {
-  local kind="$1" t0 t1 rc=0 result outcome
+  local kind="$1" t0 t1 rc=0 result outcome log
   echo "=== sanitize: $kind ==="
   t0=$SECONDS
   if ! build "$kind"; then
@@ -159,8 +172,11 @@ sanitize() {
   t1=$SECONDS
   stage "$kind"
   run_tests "$kind" || rc=$?
-  outcome="$(grep -E '(passed|failed|error|skipped|deselected|no tests ran).* in [0-9.]+s' \
-               "build/sanitize-$kind/pytest.log" | tail -n 1 | tr -d '=' | sed 's/^ *//; s/ *$//' || true)"
+  # Outcome: the first sanitizer report's headline, else pytest's final counts.
+  log="build/sanitize-$kind/pytest.log"
+  outcome="$(grep -m 1 -E "SUMMARY: .*Sanitizer" "$log" || grep -m 1 -oE "($REPORT_PATTERN).*" "$log" ||
+             grep -E '(passed|failed|error|skipped|deselected|no tests ran).* in [0-9.]+s' "$log" |
+               tail -n 1 | sed 's/^=* *//; s/ *=*$//' || true)"
   if [[ $rc -eq 0 ]]; then result="PASS"; else result="FAIL (exit $rc)"; FAILED=1; fi
   SUMMARY+=("sanitize $kind: $result; build $((t1 - t0))s, tests $((SECONDS - t1))s; ${outcome:-no pytest summary}")
 }

@@ -48,6 +48,6 @@ def test_pong_transitions_round_trip_bit_exact():
             everything = torch.arange(len(buf))
             assert_same_batch(buf.get(everything), oracle.get(everything))
     assert episodes_ended >= 8 and len(buf) == 150
+    assert buf.nbytes <= oracle.nbytes / 4
     batch = buf.sample(256)
     assert_same_batch(batch, oracle.get(batch.indices))
-    assert buf.nbytes <= oracle.nbytes / 4

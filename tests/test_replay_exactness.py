@@ -84,6 +84,33 @@ def test_inputs_as_tensors_on_cpu_numpy_and_lists_agree():
     assert_all_slots_match(buf, oracle)
 
 
+def test_every_input_form_reads_the_same():
+    """numpy (read-only, strided, any int/real dtype), tensors (strided), and lists agree."""
+    envs = StackedEnvs(2, (2, 3), 4, torch.uint8, seed=5)
+    buf, oracle = make_pair(envs, capacity=16)
+    for form in range(4):
+        rows = [envs.step(e, episode_ends=False) for e in (0, 1)]
+        obs, next_obs = np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows])
+        action, reward = np.array([form, 3]), np.array([0.25, -form], dtype=np.float64)
+        if form == 0:
+            obs.flags.writeable = next_obs.flags.writeable = False
+            args = (obs, action.astype(np.int8), reward, next_obs, np.array([False, False]), [False, False])
+        elif form == 1:
+            wide = np.stack([obs, obs], axis=-1)[..., 0]  # same values, not C-contiguous
+            args = (wide, action.tolist(), reward.tolist(), next_obs, [False, False], [False, False])
+        elif form == 2:
+            args = (torch.from_numpy(obs).transpose(2, 3).contiguous().transpose(2, 3),
+                    torch.from_numpy(action).int(), torch.from_numpy(reward).half().float(),
+                    torch.from_numpy(next_obs), torch.tensor([False, False]), torch.tensor([False, False]))
+        else:
+            args = (obs, action, reward.astype(np.float32), next_obs, np.zeros(2, bool), np.zeros(2, bool))
+        if form == 1:
+            assert not args[0].flags.c_contiguous
+        buf.add(*args, env_ids=np.array([0, 1], dtype=np.int32))
+        oracle.add(obs, action, reward, next_obs, [False, False], [False, False])
+    assert_all_slots_match(buf, oracle)
+
+
 def test_memory_stays_bounded_with_length_one_episodes():
     """The worst case for deduplication (k+1 new frames per transition) still recycles frames."""
     envs = StackedEnvs(2, (8, 8), 4, torch.uint8, padding="distinct", seed=4)

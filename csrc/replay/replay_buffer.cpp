@@ -127,14 +127,15 @@ class StreamLease {
     held_.clear();
   }
   EnvStream* streams_;
-  std::vector<int64_t> held_;
+  c10::SmallVector<int64_t, 16> held_;
 };
 
-void check_vector(const at::Tensor& t, const char* name, int64_t rows) {
-  TORCH_CHECK_VALUE(t.dim() == 1 && t.size(0) == rows, name, ": expected shape (", rows,
-                    ",), one value per env row, got ", shape_text(t.sizes()));
-  TORCH_CHECK_VALUE(t.device().is_cpu(), name, ": expected a CPU tensor, got device ", t.device());
+void check_vector(const HostArray& a, const char* name, int64_t rows) {
+  TORCH_CHECK_VALUE(a.dim() == 1 && a.shape[0] == rows, name, ": expected shape (", rows,
+                    ",), one value per env row, got ", shape_text(a.sizes()));
 }
+
+bool is_integer(at::ScalarType dtype) { return at::isIntegralType(dtype, /*includeBool=*/false); }
 
 }  // namespace
 
@@ -150,10 +151,12 @@ ReplayBuffer::ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape,
               static_cast<int32_t>(max_chunks_for(capacity, frame_stack, num_envs))),
       ring_(capacity, frame_stack_),
       streams_(new EnvStream[num_envs]),
-      rng_(seed.has_value() ? *seed : (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}()) {}
+      rng_(seed.has_value() ? *seed : (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}()),
+      obs_blocks_(std::make_shared<BlockPool>()) {}
 
 int64_t ReplayBuffer::nbytes() const {
-  return frames_.nbytes() + ring_.nbytes() + num_envs_ * static_cast<int64_t>(sizeof(EnvStream));
+  return frames_.nbytes() + ring_.nbytes() + num_envs_ * static_cast<int64_t>(sizeof(EnvStream)) +
+         obs_blocks_->cached_bytes();
 }
 
 int64_t ReplayBuffer::frames_allocated() const {
@@ -162,38 +165,60 @@ int64_t ReplayBuffer::frames_allocated() const {
 
 // ---- add -----------------------------------------------------------------------------------------
 
-void ReplayBuffer::check_rows(const at::Tensor& obs, const at::Tensor& action,
-                              const at::Tensor& reward, const at::Tensor& next_obs,
-                              const at::Tensor& terminated, const at::Tensor& truncated,
-                              const at::Tensor& env_ids) const {
-  TORCH_CHECK_TYPE(env_ids.scalar_type() == at::kLong, "env_ids: expected int64, got ",
-                   dtype_text(env_ids.scalar_type()));
-  TORCH_CHECK_VALUE(env_ids.dim() == 1 && env_ids.size(0) >= 1,
-                    "env_ids: expected a non-empty 1-D sequence of env indices, got shape ",
-                    shape_text(env_ids.sizes()));
-  const int64_t rows = env_ids.size(0);
-  const auto expected = batched(rows, obs_shape_);
-  for (const auto& [t, name] : {std::pair{&obs, "obs"}, std::pair{&next_obs, "next_obs"}}) {
-    TORCH_CHECK_TYPE(t->scalar_type() == obs_dtype_, name, ": expected dtype ", dtype_text(obs_dtype_),
-                     " (the buffer's obs_dtype), got ", dtype_text(t->scalar_type()));
-    TORCH_CHECK_VALUE(t->sizes() == c10::IntArrayRef(expected), name, ": expected shape ",
-                      shape_text(expected), " (rows, *obs_shape), got ", shape_text(t->sizes()));
-    TORCH_CHECK_VALUE(t->device().is_cpu(), name, ": expected a CPU tensor, got device ",
-                      t->device());
+c10::SmallVector<int64_t, 16> ReplayBuffer::check_rows(const TransitionRows& in) const {
+  c10::SmallVector<int64_t, 16> envs;
+  if (in.env_ids.has_value()) {
+    const HostArray& ids = *in.env_ids;
+    TORCH_CHECK_TYPE(is_integer(ids.dtype), "env_ids: expected integers, got ",
+                     dtype_text(ids.dtype));
+    TORCH_CHECK_VALUE(ids.dim() == 1 && ids.shape[0] >= 1,
+                      "env_ids: expected a non-empty 1-D sequence of env indices, got shape ",
+                      shape_text(ids.sizes()));
+    for (int64_t r = 0; r < ids.shape[0]; ++r) {
+      const int64_t env = ids.integer(r);
+      TORCH_CHECK_VALUE(env >= 0 && env < num_envs_, "env_ids: expected values in [0, ",
+                        num_envs_, "), got ", env, " at position ", r);
+      for (int64_t q = 0; q < r; ++q) {
+        TORCH_CHECK_VALUE(envs[q] != env, "env_ids: each env may appear once per add, got ", env,
+                          " at positions ", q, " and ", r);
+      }
+      envs.push_back(env);
+    }
+  } else {
+    for (int64_t env = 0; env < num_envs_; ++env) envs.push_back(env);
   }
-  TORCH_CHECK_TYPE(at::isIntegralType(action.scalar_type(), /*includeBool=*/false),
-                   "action: expected an integer dtype, got ", dtype_text(action.scalar_type()));
-  TORCH_CHECK_TYPE(at::isFloatingType(reward.scalar_type()) ||
-                       at::isIntegralType(reward.scalar_type(), /*includeBool=*/false),
-                   "reward: expected a real dtype, got ", dtype_text(reward.scalar_type()));
-  TORCH_CHECK_TYPE(terminated.scalar_type() == at::kBool, "terminated: expected torch.bool, got ",
-                   dtype_text(terminated.scalar_type()));
-  TORCH_CHECK_TYPE(truncated.scalar_type() == at::kBool, "truncated: expected torch.bool, got ",
-                   dtype_text(truncated.scalar_type()));
-  check_vector(action, "action", rows);
-  check_vector(reward, "reward", rows);
-  check_vector(terminated, "terminated", rows);
-  check_vector(truncated, "truncated", rows);
+  const int64_t rows = static_cast<int64_t>(envs.size());
+  const auto expected = batched(rows, obs_shape_);
+  for (const auto& [a, name] : {std::pair{&in.obs, "obs"}, std::pair{&in.next_obs, "next_obs"}}) {
+    TORCH_CHECK_TYPE(a->dtype == obs_dtype_, name, ": expected dtype ", dtype_text(obs_dtype_),
+                     " (the buffer's obs_dtype), got ", dtype_text(a->dtype));
+    TORCH_CHECK_VALUE(a->sizes() == c10::IntArrayRef(expected), name, ": expected shape ",
+                      shape_text(expected), " (rows, *obs_shape), got ", shape_text(a->sizes()));
+  }
+  TORCH_CHECK_TYPE(is_integer(in.action.dtype), "action: expected an integer dtype, got ",
+                   dtype_text(in.action.dtype));
+  TORCH_CHECK_TYPE(at::isFloatingType(in.reward.dtype) || is_integer(in.reward.dtype),
+                   "reward: expected a real dtype, got ", dtype_text(in.reward.dtype));
+  TORCH_CHECK_TYPE(in.terminated.dtype == at::kBool, "terminated: expected torch.bool, got ",
+                   dtype_text(in.terminated.dtype));
+  TORCH_CHECK_TYPE(in.truncated.dtype == at::kBool, "truncated: expected torch.bool, got ",
+                   dtype_text(in.truncated.dtype));
+  check_vector(in.action, "action", rows);
+  check_vector(in.reward, "reward", rows);
+  check_vector(in.terminated, "terminated", rows);
+  check_vector(in.truncated, "truncated", rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t action = in.action.integer(r);
+    TORCH_CHECK_VALUE(action >= std::numeric_limits<int32_t>::min() &&
+                          action <= std::numeric_limits<int32_t>::max(),
+                      "action: expected values in the int32 range the buffer stores, got ", action,
+                      " at row ", r);
+    const float reward = static_cast<float>(in.reward.real(r));
+    TORCH_CHECK_VALUE(std::isfinite(reward), "reward: expected finite float32 values, got ",
+                      in.reward.real(r), " at row ", r,
+                      std::isfinite(in.reward.real(r)) ? " (infinite as float32)" : "");
+  }
+  return envs;
 }
 
 void ReplayBuffer::check_continuity(const std::byte* obs, const std::byte* next_obs,
@@ -254,55 +279,28 @@ void ReplayBuffer::write_transition(int64_t seq, const TransitionRecord& record)
   ring_.commit(seq, record);
 }
 
-at::Tensor ReplayBuffer::add(const at::Tensor& obs_in, const at::Tensor& action_in,
-                             const at::Tensor& reward_in, const at::Tensor& next_obs_in,
-                             const at::Tensor& terminated_in, const at::Tensor& truncated_in,
-                             const at::Tensor& env_ids_in) {
-  check_rows(obs_in, action_in, reward_in, next_obs_in, terminated_in, truncated_in, env_ids_in);
-  const int64_t rows = env_ids_in.size(0);
-  const at::Tensor env_ids = env_ids_in.contiguous();
-  const at::Tensor action = action_in.to(at::kLong).contiguous();
-  const at::Tensor reward = reward_in.to(at::kFloat).contiguous();
-  const at::Tensor obs = obs_in.contiguous(), next_obs = next_obs_in.contiguous();
-  const at::Tensor terminated = terminated_in.contiguous(), truncated = truncated_in.contiguous();
-  const int64_t* envs = env_ids.const_data_ptr<int64_t>();
-  const int64_t* actions = action.const_data_ptr<int64_t>();
-  const float* rewards = reward.const_data_ptr<float>();
-  const bool* term = terminated.const_data_ptr<bool>();
-  const bool* trunc = truncated.const_data_ptr<bool>();
-  for (int64_t r = 0; r < rows; ++r) {
-    TORCH_CHECK_VALUE(envs[r] >= 0 && envs[r] < num_envs_, "env_ids: expected values in [0, ",
-                      num_envs_, "), got ", envs[r], " at position ", r);
-    for (int64_t q = 0; q < r; ++q) {
-      TORCH_CHECK_VALUE(envs[q] != envs[r], "env_ids: each env may appear once per add, got ",
-                        envs[r], " at positions ", q, " and ", r);
-    }
-    TORCH_CHECK_VALUE(actions[r] >= std::numeric_limits<int32_t>::min() &&
-                          actions[r] <= std::numeric_limits<int32_t>::max(),
-                      "action: expected values in the int32 range the buffer stores, got ",
-                      actions[r], " at row ", r);
-    TORCH_CHECK_VALUE(std::isfinite(rewards[r]), "reward: expected finite float32 values, got ",
-                      rewards[r], " at row ", r,
-                      reward_in.scalar_type() == at::kDouble ? " (after conversion to float32)" : "");
-  }
-  const auto* obs_bytes = static_cast<const std::byte*>(obs.const_data_ptr());
-  const auto* next_bytes = static_cast<const std::byte*>(next_obs.const_data_ptr());
+at::Tensor ReplayBuffer::add(const TransitionRows& in) {
+  const c10::SmallVector<int64_t, 16> envs = check_rows(in);
+  const int64_t rows = static_cast<int64_t>(envs.size());
   const int64_t row_bytes = frame_stack_ * frame_bytes_;
+  const std::byte* obs = in.obs.bytes();
+  const std::byte* next_obs = in.next_obs.bytes();
 
-  StreamLease lease(streams_.get(), envs, rows);
+  StreamLease lease(streams_.get(), envs.data(), rows);
   // Every row is checked before any frame is written: a rejected add changes nothing.
   for (int64_t r = 0; r < rows; ++r) {
-    check_continuity(obs_bytes + r * row_bytes, next_bytes + r * row_bytes, envs[r]);
+    check_continuity(obs + r * row_bytes, next_obs + r * row_bytes, envs[r]);
   }
   // New frames go into slots of chunks the streams own and no transition references yet, so they
   // are invisible to readers until the transitions that reference them commit.
-  std::vector<TransitionRecord> records(rows);
+  c10::SmallVector<TransitionRecord, 8> records(rows);
   for (int64_t r = 0; r < rows; ++r) {
-    store_frames(obs_bytes + r * row_bytes, next_bytes + r * row_bytes, streams_[envs[r]],
-                 records[r]);
-    records[r].action = static_cast<int32_t>(actions[r]);
-    records[r].reward = rewards[r];
-    records[r].flags = (term[r] ? kTerminated : 0) | (trunc[r] ? kTruncated : 0);
+    store_frames(obs + r * row_bytes, next_obs + r * row_bytes, streams_[envs[r]], records[r]);
+    records[r].action = static_cast<int32_t>(in.action.integer(r));
+    records[r].reward = static_cast<float>(in.reward.real(r));
+    const bool terminated = static_cast<const bool*>(in.terminated.data)[r];
+    const bool truncated = static_cast<const bool*>(in.truncated.data)[r];
+    records[r].flags = (terminated ? kTerminated : 0) | (truncated ? kTruncated : 0);
   }
   // Nothing below can fail: once claimed, every transition number is committed, because writers
   // of later numbers on the same slot wait for it.
@@ -324,15 +322,33 @@ at::Tensor ReplayBuffer::add(const at::Tensor& obs_in, const at::Tensor& action_
 
 // ---- read ----------------------------------------------------------------------------------------
 
-bool ReplayBuffer::try_read(int64_t slot, const BatchTensors& out, int64_t row) const {
+struct ReplayBuffer::BatchPointers {
+  explicit BatchPointers(const BatchTensors& b)
+      : obs(static_cast<std::byte*>(b.obs.mutable_data_ptr())),
+        next_obs(static_cast<std::byte*>(b.next_obs.mutable_data_ptr())),
+        action(b.action.mutable_data_ptr<int64_t>()),
+        reward(b.reward.mutable_data_ptr<float>()),
+        terminated(b.terminated.mutable_data_ptr<bool>()),
+        truncated(b.truncated.mutable_data_ptr<bool>()),
+        indices(b.indices.mutable_data_ptr<int64_t>()) {}
+  std::byte* obs;
+  std::byte* next_obs;
+  int64_t* action;
+  float* reward;
+  bool* terminated;
+  bool* truncated;
+  int64_t* indices;
+};
+
+bool ReplayBuffer::try_read(int64_t slot, const BatchPointers& out, int64_t row) const {
   const int64_t version = ring_.read_begin(slot);
   if (version == 0) return false;
   TransitionRecord record;
   ring_.load(slot, record);
   if (!ring_.read_valid(slot, version)) return false;  // the ids must be one record's
   const int64_t row_bytes = frame_stack_ * frame_bytes_;
-  auto* obs = static_cast<std::byte*>(out.obs.mutable_data_ptr()) + row * row_bytes;
-  auto* next = static_cast<std::byte*>(out.next_obs.mutable_data_ptr()) + row * row_bytes;
+  std::byte* obs = out.obs + row * row_bytes;
+  std::byte* next = out.next_obs + row * row_bytes;
   for (int32_t f = 0; f < frame_stack_; ++f) {
     copy_from_shared(obs + f * frame_bytes_, frames_.frame(record.frame_ids[f]), frame_bytes_);
   }
@@ -342,19 +358,23 @@ bool ReplayBuffer::try_read(int64_t slot, const BatchTensors& out, int64_t row) 
   copy_from_shared(next + row_bytes - frame_bytes_, frames_.frame(record.frame_ids[frame_stack_]),
                    frame_bytes_);
   if (!ring_.read_valid(slot, version)) return false;
-  out.action.mutable_data_ptr<int64_t>()[row] = record.action;
-  out.reward.mutable_data_ptr<float>()[row] = record.reward;
-  out.terminated.mutable_data_ptr<bool>()[row] = (record.flags & kTerminated) != 0;
-  out.truncated.mutable_data_ptr<bool>()[row] = (record.flags & kTruncated) != 0;
-  out.indices.mutable_data_ptr<int64_t>()[row] = slot;
+  out.action[row] = record.action;
+  out.reward[row] = record.reward;
+  out.terminated[row] = (record.flags & kTerminated) != 0;
+  out.truncated[row] = (record.flags & kTruncated) != 0;
+  out.indices[row] = slot;
   return true;
 }
 
-BatchTensors ReplayBuffer::empty_batch(int64_t batch_size) const {
-  return {at::empty(batched(batch_size, obs_shape_), obs_dtype_),
+BatchTensors ReplayBuffer::empty_batch(int64_t batch_size, bool pooled) const {
+  // obs and next_obs share one block; sample() takes it from the pool (see BlockPool for why).
+  const auto sizes = batched(2, batched(batch_size, obs_shape_));
+  const at::Tensor observations =
+      pooled ? obs_blocks_->empty(sizes, obs_dtype_) : at::empty(sizes, obs_dtype_);
+  return {observations.select(0, 0),
           at::empty({batch_size}, at::kLong),
           at::empty({batch_size}, at::kFloat),
-          at::empty(batched(batch_size, obs_shape_), obs_dtype_),
+          observations.select(0, 1),
           at::empty({batch_size}, at::kBool),
           at::empty({batch_size}, at::kBool),
           at::empty({batch_size}, at::kLong)};
@@ -384,7 +404,7 @@ void ReplayBuffer::check_batch(const BatchTensors& out, int64_t batch_size) cons
 
 BatchTensors ReplayBuffer::sample(int64_t batch_size) {
   TORCH_CHECK_VALUE(batch_size >= 1, "batch_size: expected at least 1, got ", batch_size);
-  BatchTensors out = empty_batch(batch_size);
+  BatchTensors out = empty_batch(batch_size, /*pooled=*/true);
   sample_into(out);
   return out;
 }
@@ -394,13 +414,15 @@ void ReplayBuffer::sample_into(const BatchTensors& out) {
   TORCH_CHECK_VALUE(batch_size >= 1, "batch_size: expected at least 1, got ", batch_size);
   check_batch(out, batch_size);
   TORCH_CHECK_VALUE(size() > 0, "cannot sample from an empty buffer: add transitions first");
+  const BatchPointers pointers(out);
   const uint64_t first_draw = rng_.reserve(batch_size);
   for (int64_t row = 0; row < batch_size; ++row) {
     uint64_t draw = first_draw + row;
     SpinWait spin;
     // A slot being rewritten under the read is redrawn, which keeps the draw uniform over the
     // transitions that are readable; single-threaded use never redraws, so seeds reproduce.
-    while (!try_read(static_cast<int64_t>(CounterRng::below(rng_.draw(draw), size())), out, row)) {
+    while (!try_read(static_cast<int64_t>(CounterRng::below(rng_.draw(draw), size())), pointers,
+                     row)) {
       draw = rng_.reserve(1);
       spin.pause();
     }
@@ -421,10 +443,11 @@ BatchTensors ReplayBuffer::get(const at::Tensor& indices_in) {
                       " at position ", i, " is out of range; the buffer holds ", stored,
                       " transitions in slots [0, ", stored, ")");
   }
-  BatchTensors out = empty_batch(count);
+  BatchTensors out = empty_batch(count, /*pooled=*/false);
+  const BatchPointers pointers(out);
   for (int64_t row = 0; row < count; ++row) {
     SpinWait spin;
-    while (!try_read(slots[row], out, row)) spin.pause();  // mid-write: wait for its commit
+    while (!try_read(slots[row], pointers, row)) spin.pause();  // mid-write: wait for its commit
   }
   return out;
 }

@@ -7,9 +7,11 @@
 #include <optional>
 #include <vector>
 
+#include "replay/block_pool.h"
 #include "replay/counter_rng.h"
 #include "replay/env_stream.h"
 #include "replay/frame_store.h"
+#include "replay/host_array.h"
 #include "replay/transition_ring.h"
 
 namespace pydqn {
@@ -17,6 +19,12 @@ namespace pydqn {
 // The tensors of a batch of transitions, in the order of pydqn.Batch.
 struct BatchTensors {
   at::Tensor obs, action, reward, next_obs, terminated, truncated, indices;
+};
+
+// The arguments of one add(): one row per env stream named in env_ids (all streams if absent).
+struct TransitionRows {
+  HostArray obs, action, reward, next_obs, terminated, truncated;
+  std::optional<HostArray> env_ids;
 };
 
 // A replay buffer that stores every frame once and rebuilds stacked observations when read.
@@ -34,33 +42,30 @@ class ReplayBuffer {
   ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape, at::ScalarType obs_dtype,
                int64_t frame_stack, int64_t num_envs, std::optional<uint64_t> seed);
 
-  // Rows are CPU tensors; env_ids is int64 (n,). Returns the int64 slots written.
-  at::Tensor add(const at::Tensor& obs, const at::Tensor& action, const at::Tensor& reward,
-                 const at::Tensor& next_obs, const at::Tensor& terminated,
-                 const at::Tensor& truncated, const at::Tensor& env_ids);
+  // Returns the int64 slots written, one per row.
+  at::Tensor add(const TransitionRows& rows);
   BatchTensors sample(int64_t batch_size);
   void sample_into(const BatchTensors& out);
   BatchTensors get(const at::Tensor& indices);
 
   int64_t size() const { return ring_.size(); }
   int64_t capacity() const { return ring_.capacity(); }
+  // Everything allocated: frames, transition records, stream state, pooled sample blocks.
   int64_t nbytes() const;
   int64_t frames_allocated() const;
 
  private:
-  struct RowPlan;
-  BatchTensors empty_batch(int64_t batch_size) const;
+  struct BatchPointers;
+  BatchTensors empty_batch(int64_t batch_size, bool pooled) const;
   void check_batch(const BatchTensors& out, int64_t batch_size) const;
-  void check_rows(const at::Tensor& obs, const at::Tensor& action, const at::Tensor& reward,
-                  const at::Tensor& next_obs, const at::Tensor& terminated,
-                  const at::Tensor& truncated, const at::Tensor& env_ids) const;
+  // Checks shapes, dtypes and values; returns the env id of every row.
+  c10::SmallVector<int64_t, 16> check_rows(const TransitionRows& rows) const;
   void check_continuity(const std::byte* obs, const std::byte* next_obs, int64_t env) const;
   void store_frames(const std::byte* obs, const std::byte* next_obs, EnvStream& stream,
                     TransitionRecord& record);
   void write_transition(int64_t seq, const TransitionRecord& record);
   // Copies one committed transition into row `row` of `out`; false if it changed under the read.
-  bool try_read(int64_t slot, const BatchTensors& out, int64_t row) const;
-  void read_slot(int64_t slot, const BatchTensors& out, int64_t row) const;
+  bool try_read(int64_t slot, const BatchPointers& out, int64_t row) const;
 
   const std::vector<int64_t> obs_shape_;
   const at::ScalarType obs_dtype_;
@@ -71,6 +76,7 @@ class ReplayBuffer {
   TransitionRing ring_;
   std::unique_ptr<EnvStream[]> streams_;
   CounterRng rng_;
+  std::shared_ptr<BlockPool> obs_blocks_;
 };
 
 }  // namespace pydqn

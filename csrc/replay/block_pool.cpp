@@ -1,0 +1,64 @@
+#include "replay/block_pool.h"
+
+#include <ATen/ops/from_blob.h>
+
+#include <cstdlib>
+#include <new>
+
+namespace pydqn {
+
+struct BlockPool::Block {
+  int64_t bytes;
+  void* data;
+};
+
+BlockPool::~BlockPool() {
+  for (auto& slot : slots_) {
+    if (Block* block = slot.load()) {
+      std::free(block->data);
+      delete block;
+    }
+  }
+}
+
+BlockPool::Block* BlockPool::take(int64_t bytes) {
+  for (auto& slot : slots_) {
+    Block* block = slot.load(std::memory_order_acquire);
+    if (block != nullptr && block->bytes == bytes &&
+        slot.compare_exchange_strong(block, nullptr, std::memory_order_acq_rel)) {
+      cached_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+      return block;
+    }
+  }
+  void* data = std::aligned_alloc(64, (static_cast<size_t>(bytes) + 63) / 64 * 64);
+  if (data == nullptr) throw std::bad_alloc();
+  return new Block{bytes, data};
+}
+
+void BlockPool::give(Block* block) {
+  cached_bytes_.fetch_add(block->bytes, std::memory_order_relaxed);
+  for (auto& slot : slots_) {
+    Block* empty = nullptr;
+    if (slot.compare_exchange_strong(empty, block, std::memory_order_acq_rel)) return;
+  }
+  // All slots hold blocks: keep the newest, which matches the batch size now in use.
+  Block* evicted = slots_[next_victim_.fetch_add(1, std::memory_order_relaxed) % kSlots].exchange(
+      block, std::memory_order_acq_rel);
+  if (evicted != nullptr) {
+    cached_bytes_.fetch_sub(evicted->bytes, std::memory_order_relaxed);
+    std::free(evicted->data);
+    delete evicted;
+  }
+}
+
+at::Tensor BlockPool::empty(c10::IntArrayRef sizes, at::ScalarType dtype) {
+  int64_t bytes = static_cast<int64_t>(c10::elementSize(dtype));
+  for (int64_t size : sizes) bytes *= size;
+  Block* block = take(bytes);
+  std::shared_ptr<BlockPool> pool = shared_from_this();
+  return at::from_blob(
+      block->data, sizes, [pool, block](void*) { pool->give(block); },
+      at::TensorOptions().dtype(dtype));
+}
+
+}  // namespace pydqn

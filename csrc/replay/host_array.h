@@ -1,0 +1,27 @@
+#pragma once
+
+#include <c10/core/ScalarType.h>
+#include <c10/util/ArrayRef.h>
+#include <c10/util/SmallVector.h>
+
+#include <cstdint>
+
+namespace pydqn {
+
+// A read-only, C-contiguous array in host memory: a CPU tensor's data or a numpy array's buffer.
+// add() reads its arguments through these, so no tensor is built on its path.
+struct HostArray {
+  const void* data = nullptr;
+  at::ScalarType dtype = at::kByte;
+  c10::SmallVector<int64_t, 6> shape;
+
+  c10::IntArrayRef sizes() const { return shape; }
+  int64_t dim() const { return static_cast<int64_t>(shape.size()); }
+  const std::byte* bytes() const { return static_cast<const std::byte*>(data); }
+
+  // Element i of a 1-D integer (not bool) or real array, widened.
+  int64_t integer(int64_t i) const;
+  double real(int64_t i) const;
+};
+
+}  // namespace pydqn

@@ -1,0 +1,5 @@
+import sys
+
+from pydqn.cli import main
+
+sys.exit(main())
