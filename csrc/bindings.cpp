@@ -3,8 +3,12 @@
 #include <torch/csrc/autograd/python_variable.h>
 #include <torch/csrc/utils/pybind.h>
 
-#include <deque>
 #include <optional>
+
+// numpy's C API reads an array's pointer, shape and dtype from its struct: ~50x cheaper than
+// exporting it through the buffer protocol, which builds format and shape data on every call.
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
 
 #include "replay/replay_buffer.h"
 
@@ -12,55 +16,45 @@ namespace py = pybind11;
 
 namespace {
 
-// The dtype of a buffer-protocol format string, for the formats numpy uses on this platform.
-std::optional<at::ScalarType> dtype_of_format(const char* format, Py_ssize_t itemsize) {
-  if (format == nullptr) return at::kByte;
-  if (*format == '@' || *format == '=' || *format == '<') ++format;
-  if (format[0] == '\0' || format[1] != '\0') return std::nullopt;
+// The torch dtype of a numpy array that add() can read in place (native byte order).
+std::optional<at::ScalarType> dtype_of(PyArrayObject* array) {
+  if (!PyArray_ISNOTSWAPPED(array)) return std::nullopt;
   std::optional<at::ScalarType> dtype;
-  switch (format[0]) {
-    case '?': dtype = at::kBool; break;
-    case 'b': dtype = at::kChar; break;
-    case 'B': dtype = at::kByte; break;
-    case 'h': dtype = at::kShort; break;
-    case 'i': dtype = at::kInt; break;
-    case 'l': case 'q': dtype = at::kLong; break;
-    case 'e': dtype = at::kHalf; break;
-    case 'f': dtype = at::kFloat; break;
-    case 'd': dtype = at::kDouble; break;
+  switch (PyArray_TYPE(array)) {
+    case NPY_BOOL: dtype = at::kBool; break;
+    case NPY_BYTE: dtype = at::kChar; break;
+    case NPY_UBYTE: dtype = at::kByte; break;
+    case NPY_SHORT: dtype = at::kShort; break;
+    case NPY_INT: dtype = at::kInt; break;
+    case NPY_LONG: case NPY_LONGLONG: dtype = at::kLong; break;
+    case NPY_HALF: dtype = at::kHalf; break;
+    case NPY_FLOAT: dtype = at::kFloat; break;
+    case NPY_DOUBLE: dtype = at::kDouble; break;
     default: return std::nullopt;
   }
-  if (static_cast<Py_ssize_t>(c10::elementSize(*dtype)) != itemsize) return std::nullopt;
+  if (static_cast<npy_intp>(c10::elementSize(*dtype)) != PyArray_ITEMSIZE(array)) return std::nullopt;
   return dtype;
 }
 
-// Views add()'s Python arguments as HostArrays and keeps what backs them alive for the call: numpy
-// arrays are read in place through the buffer protocol; tensors on another device or with gaps,
-// and lists or scalars, become CPU tensors first. Destroy with the GIL held.
+// Views add()'s Python arguments as HostArrays. C-contiguous numpy arrays and CPU tensors are read
+// in place (the caller's references keep them alive for the call); tensors on another device or
+// with gaps, strided or unusual numpy arrays, lists and scalars become CPU tensors first, kept
+// here until the call ends.
 class HostArgs {
  public:
-  HostArgs() = default;
-  HostArgs(const HostArgs&) = delete;
-  HostArgs& operator=(const HostArgs&) = delete;
-  ~HostArgs() {
-    for (Py_buffer& buffer : buffers_) PyBuffer_Release(&buffer);
-  }
-
   pydqn::HostArray view(py::handle value, const char* name) {
-    if (THPVariable_Check(value.ptr())) return from_tensor(THPVariable_Unpack(value.ptr()));
-    if (PyObject_CheckBuffer(value.ptr())) {
-      Py_buffer buffer;
-      if (PyObject_GetBuffer(value.ptr(), &buffer, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) == 0) {
-        if (auto dtype = dtype_of_format(buffer.format, buffer.itemsize)) {
-          buffers_.push_back(buffer);
-          pydqn::HostArray array{buffer.buf, *dtype, {}};
-          array.shape.assign(buffer.shape, buffer.shape + buffer.ndim);
-          return array;
-        }
-        PyBuffer_Release(&buffer);
-      } else {
-        PyErr_Clear();  // not C-contiguous: torch copies it below
+    // numpy first: THPVariable_Check on a non-tensor is an isinstance() through torch.Tensor's
+    // metaclass, which measured ~1 us per argument.
+    if (PyArray_Check(value.ptr())) {
+      auto* array = reinterpret_cast<PyArrayObject*>(value.ptr());
+      const auto dtype = dtype_of(array);
+      if (dtype.has_value() && PyArray_IS_C_CONTIGUOUS(array)) {
+        pydqn::HostArray view{PyArray_DATA(array), *dtype, {}};
+        view.shape.assign(PyArray_DIMS(array), PyArray_DIMS(array) + PyArray_NDIM(array));
+        return view;
       }
+    } else if (THPVariable_Check(value.ptr())) {
+      return from_tensor(THPVariable_Unpack(value.ptr()));
     }
     py::object tensor;
     try {
@@ -83,8 +77,7 @@ class HostArgs {
     return array;
   }
 
-  std::deque<Py_buffer> buffers_;
-  std::vector<at::Tensor> tensors_;
+  c10::SmallVector<at::Tensor, 2> tensors_;
 };
 
 py::tuple to_tuple(const pydqn::BatchTensors& b) {
@@ -103,6 +96,7 @@ pydqn::BatchTensors from_sequence(const std::vector<at::Tensor>& fields) {
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
+  if (_import_array() < 0) throw py::error_already_set();
   m.doc() = "pydqn's private C++ extension; use the typed wrappers in the pydqn package.";
   m.attr("TORCH_VERSION") = PYDQN_TORCH_VERSION;
 
