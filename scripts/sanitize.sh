@@ -74,9 +74,11 @@ REPORT_PATTERN='(WARNING|ERROR): (Thread|Address|Leak|UndefinedBehavior)Sanitize
 # --- Steps -----------------------------------------------------------------------------------------
 # build KIND: configure and compile the instrumented extension into build/sanitize-KIND.
 build() {
-  local kind="$1" dir="build/sanitize-$1"
+  local kind="$1" dir="build/sanitize-$1" generator=()
   mkdir -p "$dir"
-  if ! { cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  # Ninja when installed, else CMake's default generator (a fresh CI venv has no ninja).
+  if command -v ninja >/dev/null && [[ ! -f "$dir/CMakeCache.txt" ]]; then generator=(-G Ninja); fi
+  if ! { cmake -S . -B "$dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
            -DPython_EXECUTABLE="$PY" -DPYDQN_SANITIZE="$kind" &&
          cmake --build "$dir" -j "$(nproc)"; } >"$dir/build.log" 2>&1; then
     tail -n 40 "$dir/build.log" >&2

@@ -1,0 +1,43 @@
+"""ReplayBuffer vs PyReplayBuffer at Atari shapes, (4, 84, 84) uint8, capacity 100k.
+
+Run: pytest benchmarks/ --benchmark-columns=median,iqr,ops --benchmark-group-by=group
+"""
+
+import numpy as np
+import pytest
+
+BUFFERS = ["ReplayBuffer", "PyReplayBuffer"]
+
+
+@pytest.mark.parametrize("name", BUFFERS)
+def test_add_one_transition(benchmark, single_env, name):
+    buffers, streams = single_env
+    benchmark.group = "add 1 (num_envs=1)"
+    env = np.arange(1)
+    benchmark.pedantic(lambda rows: buffers[name].add(**rows),
+                       setup=lambda: ((streams[name].rows(env),), {}), rounds=2000)
+
+
+@pytest.mark.parametrize("batch_size", [32, 256])
+@pytest.mark.parametrize("name", BUFFERS)
+def test_sample(benchmark, single_env, name, batch_size):
+    buffers, _ = single_env
+    benchmark.group = f"sample B={batch_size}"
+    benchmark(buffers[name].sample, batch_size)
+
+
+@pytest.mark.parametrize("batch_size", [32, 256])
+def test_sample_numpy_gather_reference(benchmark, numpy_gather, batch_size):
+    """The same bytes gathered by plain numpy from one contiguous frame array."""
+    benchmark.group = f"sample B={batch_size}"
+    benchmark(numpy_gather.sample, batch_size)
+
+
+@pytest.mark.parametrize("name", BUFFERS)
+def test_bytes_per_transition(benchmark, single_env, memory_report, name):
+    """Stored bytes once full: recorded in the JSON (extra_info) and printed in the summary."""
+    buffer = single_env[0][name]
+    benchmark.group = "bytes per transition (time: reading nbytes)"
+    per_transition = benchmark.pedantic(lambda: buffer.nbytes, rounds=1) / buffer.capacity
+    benchmark.extra_info["bytes_per_transition"] = per_transition
+    memory_report[name] = per_transition

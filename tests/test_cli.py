@@ -1,0 +1,36 @@
+"""`pydqn bench` prints its comparison table; bad command lines get usage errors."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from pydqn.cli import main
+
+
+@pytest.mark.slow
+def test_bench_reports_every_operation(capsys):
+    assert main(["bench", "--capacity", "1500", "--repeats", "5"]) == 0
+    table = capsys.readouterr().out
+    for operation in ("add 1 (num_envs=1)", "add 8 (num_envs=8)", "sample B=32", "sample B=256",
+                      "bytes per transition"):
+        row = next(line for line in table.splitlines() if line.startswith(operation))
+        ratios = re.findall(r"(\d+\.\d+)x", row)
+        assert ratios and all(float(r) > 0 for r in ratios), row
+    memory = next(line for line in table.splitlines() if line.startswith("bytes per transition"))
+    assert float(re.findall(r"(\d+\.\d+)x", memory)[0]) >= 4  # at most a quarter of the Python one
+
+
+@pytest.mark.parametrize("argv,message", [
+    ([], "the following arguments are required: COMMAND"),
+    (["fly"], "invalid choice: 'fly'"),
+    (["bench", "--capacity", "-5"], "argument --capacity: expected a positive integer, got '-5'"),
+    (["bench", "--repeats", "many"], "argument --repeats: expected a positive integer, got 'many'"),
+])
+def test_bad_command_lines_are_usage_errors(argv, message):
+    result = subprocess.run([sys.executable, "-m", "pydqn", *argv], capture_output=True, text=True,
+                            cwd="/")
+    assert result.returncode == 2
+    assert "usage: pydqn" in result.stderr and message in result.stderr
+    assert "Traceback" not in result.stderr
