@@ -37,9 +37,9 @@ std::optional<at::ScalarType> dtype_of(PyArrayObject* array) {
 }
 
 // Views add()'s Python arguments as HostArrays. C-contiguous numpy arrays and CPU tensors are read
-// in place (the caller's references keep them alive for the call); tensors on another device or
-// with gaps, strided or unusual numpy arrays, lists and scalars become CPU tensors first, kept
-// here until the call ends.
+// in place (the caller's references keep them alive for the call); other numpy arrays, tensors on
+// another device or with gaps, lists and scalars are converted first, and the results are kept
+// here until the call ends (destroy with the GIL held).
 class HostArgs {
  public:
   pydqn::HostArray view(py::handle value, const char* name) {
@@ -47,28 +47,38 @@ class HostArgs {
     // metaclass, which measured ~1 us per argument.
     if (PyArray_Check(value.ptr())) {
       auto* array = reinterpret_cast<PyArrayObject*>(value.ptr());
-      const auto dtype = dtype_of(array);
-      if (dtype.has_value() && PyArray_IS_C_CONTIGUOUS(array)) {
+      if (!PyArray_IS_C_CONTIGUOUS(array) || !PyArray_ISNOTSWAPPED(array)) {
+        // Strided, reversed or byte-swapped: numpy makes a native C-contiguous copy.
+        PyArray_Descr* native = PyArray_DescrNewByteorder(PyArray_DESCR(array), NPY_NATIVE);
+        if (native == nullptr) throw py::error_already_set();
+        PyObject* copy = PyArray_FromAny(value.ptr(), native, 0, 0, NPY_ARRAY_CARRAY_RO, nullptr);
+        if (copy == nullptr) throw py::error_already_set();
+        keep_.push_back(py::reinterpret_steal<py::object>(copy));
+        array = reinterpret_cast<PyArrayObject*>(copy);
+      }
+      if (const auto dtype = dtype_of(array)) {
         pydqn::HostArray view{PyArray_DATA(array), *dtype, {}};
         view.shape.assign(PyArray_DIMS(array), PyArray_DIMS(array) + PyArray_NDIM(array));
         return view;
       }
     } else if (THPVariable_Check(value.ptr())) {
-      return from_tensor(THPVariable_Unpack(value.ptr()));
+      return from_tensor(THPVariable_Unpack(value.ptr()), name);
     }
-    py::object tensor;
+    py::object tensor;  // lists, scalars, and numpy dtypes torch knows but add() does not read
     try {
       tensor = py::module_::import("torch").attr("as_tensor")(value);
     } catch (py::error_already_set& error) {
-      TORCH_CHECK_TYPE(false, name, ": expected a numpy array or torch tensor, got ",
+      TORCH_CHECK_TYPE(false, name, ": expected a numpy array or torch tensor of numbers, got ",
                        py::str(py::type::handle_of(value).attr("__name__")).cast<std::string>(),
                        " (", error.what(), ")");
     }
-    return from_tensor(THPVariable_Unpack(tensor.ptr()));
+    return from_tensor(THPVariable_Unpack(tensor.ptr()), name);
   }
 
  private:
-  pydqn::HostArray from_tensor(at::Tensor tensor) {
+  pydqn::HostArray from_tensor(at::Tensor tensor, const char* name) {
+    TORCH_CHECK_TYPE(tensor.layout() == at::kStrided, name, ": expected a dense tensor, got layout ",
+                     tensor.layout());
     if (!tensor.device().is_cpu()) tensor = tensor.cpu();
     tensor = tensor.contiguous().resolve_conj().resolve_neg();
     tensors_.push_back(tensor);
@@ -78,6 +88,7 @@ class HostArgs {
   }
 
   c10::SmallVector<at::Tensor, 2> tensors_;
+  c10::SmallVector<py::object, 2> keep_;
 };
 
 py::tuple to_tuple(const pydqn::BatchTensors& b) {

@@ -111,6 +111,23 @@ def test_every_input_form_reads_the_same():
     assert_all_slots_match(buf, oracle)
 
 
+def test_unusual_numpy_layouts_read_correctly():
+    """Reversed (negative strides), byte-swapped, unaligned and non-0/1 bool arrays."""
+    envs = StackedEnvs(1, (2, 3), 4, torch.uint8, seed=6)
+    buf, oracle = make_pair(envs, capacity=8)
+    obs, next_obs = envs.step(0, episode_ends=False)
+    reversed_obs = np.ascontiguousarray(obs[None][:, ::-1])[:, ::-1]  # same values, negative strides
+    raw = np.zeros(5, dtype=np.uint8)
+    unaligned_reward = raw[1:5].view(np.float32)  # misaligned by one byte
+    unaligned_reward[0] = 1.5
+    big_endian_action = np.array([7], dtype=">i8")
+    two_as_bool = np.array([2], dtype=np.uint8).view(np.bool_)  # not 0/1 underneath
+    buf.add(reversed_obs, big_endian_action, unaligned_reward, next_obs[None], two_as_bool,
+            np.array([False]))
+    oracle.add(obs[None], [7], [1.5], next_obs[None], [True], [False])
+    assert_all_slots_match(buf, oracle)
+
+
 def test_memory_stays_bounded_with_length_one_episodes():
     """The worst case for deduplication (k+1 new frames per transition) still recycles frames."""
     envs = StackedEnvs(2, (8, 8), 4, torch.uint8, padding="distinct", seed=4)

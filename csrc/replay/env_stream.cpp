@@ -14,8 +14,7 @@ int32_t EnvStream::new_frame(FrameStore& store) {
 }
 
 void EnvStream::repin(FrameStore& store, int32_t frame_stack) {
-  std::vector<int32_t> wanted;
-  wanted.reserve(frame_stack + 1);
+  c10::SmallVector<int32_t, kMaxFrameStack + 8> wanted;
   if (fill_chunk_ >= 0) wanted.push_back(fill_chunk_);
   for (int32_t i = 0; i < frame_stack; ++i) {
     const int32_t chunk = store.chunk_of(stack[i]);

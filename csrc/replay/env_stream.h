@@ -1,8 +1,9 @@
 #pragma once
 
+#include <c10/util/SmallVector.h>
+
 #include <atomic>
 #include <cstdint>
-#include <vector>
 
 #include "replay/frame_store.h"
 #include "replay/transition_ring.h"
@@ -28,7 +29,9 @@ struct EnvStream {
  private:
   int32_t fill_chunk_ = -1;
   int32_t fill_offset_ = 0;
-  std::vector<int32_t> pins_;
+  // At most the stack's chunks, the one being filled and the few new ones an add() took; inline,
+  // so repin(), which runs after slots are claimed, never allocates and so never throws.
+  c10::SmallVector<int32_t, kMaxFrameStack + 8> pins_;
 };
 
 }  // namespace pydqn

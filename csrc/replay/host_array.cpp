@@ -4,12 +4,16 @@
 #include <c10/util/Exception.h>
 #include <c10/util/Half.h>
 
+#include <cstring>
+
 namespace pydqn {
 namespace {
 
 template <typename T>
 T element(const void* data, int64_t i) {
-  return static_cast<const T*>(data)[i];
+  T value;  // numpy views may be unaligned
+  std::memcpy(&value, static_cast<const unsigned char*>(data) + i * sizeof(T), sizeof(T));
+  return value;
 }
 
 }  // namespace

@@ -19,9 +19,11 @@ struct HostArray {
   int64_t dim() const { return static_cast<int64_t>(shape.size()); }
   const std::byte* bytes() const { return static_cast<const std::byte*>(data); }
 
-  // Element i of a 1-D integer (not bool) or real array, widened.
+  // Element i of a 1-D integer (not bool) or real array, widened; alignment is not assumed.
   int64_t integer(int64_t i) const;
   double real(int64_t i) const;
+  // Element i of a bool array; any nonzero byte is true.
+  bool flag(int64_t i) const { return static_cast<const unsigned char*>(data)[i] != 0; }
 };
 
 }  // namespace pydqn

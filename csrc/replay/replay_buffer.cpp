@@ -298,9 +298,8 @@ at::Tensor ReplayBuffer::add(const TransitionRows& in) {
     store_frames(obs + r * row_bytes, next_obs + r * row_bytes, streams_[envs[r]], records[r]);
     records[r].action = static_cast<int32_t>(in.action.integer(r));
     records[r].reward = static_cast<float>(in.reward.real(r));
-    const bool terminated = static_cast<const bool*>(in.terminated.data)[r];
-    const bool truncated = static_cast<const bool*>(in.truncated.data)[r];
-    records[r].flags = (terminated ? kTerminated : 0) | (truncated ? kTruncated : 0);
+    records[r].flags = (in.terminated.flag(r) ? kTerminated : 0) |
+                       (in.truncated.flag(r) ? kTruncated : 0);
   }
   // Nothing below can fail: once claimed, every transition number is committed, because writers
   // of later numbers on the same slot wait for it.
