@@ -1,5 +1,6 @@
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,21 +16,22 @@ def one_torch_thread():
 
 
 def filled(num_envs: int):
-    """Both buffers filled past capacity, each with its own stream generator."""
+    """Both buffers filled past capacity, each with its own stream generator.
+
+    Stored bytes are recorded here, before any sample() has cached output blocks (which nbytes
+    counts too).
+    """
     streams = {}
     buffers = make_buffers(CAPACITY, num_envs)
     for name, buffer in buffers.items():
         streams[name] = AtariStreams(num_envs)
         fill(buffer, streams[name], CAPACITY + 1000)
+        if num_envs == 1:
+            MEMORY[name] = buffer.nbytes / CAPACITY
     return buffers, streams
 
 
 MEMORY: dict[str, float] = {}
-
-
-@pytest.fixture
-def memory_report() -> dict[str, float]:
-    return MEMORY
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -56,3 +58,11 @@ def eight_envs():
 def numpy_gather():
     return NumpyGather(CAPACITY + 1000)
 
+
+def bench_add(benchmark, filled_buffers, name: str, rounds: int) -> None:
+    """Time add() of one row per env stream, with fresh rows made outside the timed call."""
+    buffers, streams = filled_buffers
+    envs = np.arange(streams[name].num_envs)
+    benchmark.group = f"add {len(envs)} (num_envs={len(envs)})"
+    benchmark.pedantic(lambda rows: buffers[name].add(**rows),
+                       setup=lambda: ((streams[name].rows(envs),), {}), rounds=rounds)

@@ -3,19 +3,15 @@
 Run: pytest benchmarks/ --benchmark-columns=median,iqr,ops --benchmark-group-by=group
 """
 
-import numpy as np
 import pytest
+from conftest import MEMORY, bench_add
 
 BUFFERS = ["ReplayBuffer", "PyReplayBuffer"]
 
 
 @pytest.mark.parametrize("name", BUFFERS)
 def test_add_one_transition(benchmark, single_env, name):
-    buffers, streams = single_env
-    benchmark.group = "add 1 (num_envs=1)"
-    env = np.arange(1)
-    benchmark.pedantic(lambda rows: buffers[name].add(**rows),
-                       setup=lambda: ((streams[name].rows(env),), {}), rounds=2000)
+    bench_add(benchmark, single_env, name, rounds=2000)
 
 
 @pytest.mark.parametrize("batch_size", [32, 256])
@@ -34,10 +30,8 @@ def test_sample_numpy_gather_reference(benchmark, numpy_gather, batch_size):
 
 
 @pytest.mark.parametrize("name", BUFFERS)
-def test_bytes_per_transition(benchmark, single_env, memory_report, name):
-    """Stored bytes once full: recorded in the JSON (extra_info) and printed in the summary."""
-    buffer = single_env[0][name]
+def test_bytes_per_transition(benchmark, single_env, name):
+    """Stored bytes once full (recorded at fill time), in the JSON (extra_info) and the summary."""
     benchmark.group = "bytes per transition (time: reading nbytes)"
-    per_transition = benchmark.pedantic(lambda: buffer.nbytes, rounds=1) / buffer.capacity
-    benchmark.extra_info["bytes_per_transition"] = per_transition
-    memory_report[name] = per_transition
+    benchmark.pedantic(lambda: single_env[0][name].nbytes, rounds=1)
+    benchmark.extra_info["bytes_per_transition"] = MEMORY[name]
