@@ -61,3 +61,17 @@ def test_sampled_slots_are_uniform(capacity, adds):
     biased[1] += biased[0]
     biased[0] = 0
     assert float(((biased - expected) ** 2 / expected).sum()) > chi_square_critical(stored - 1, 3.09)
+
+
+def test_a_held_batch_is_never_overwritten_by_later_samples():
+    """sample() recycles output blocks, but only once every tensor over a block is dropped."""
+    buf = filled(50, 40)
+    kept = buf.sample(8)
+    kept_copy = [t.clone() for t in kept]
+    only_next_obs = buf.sample(8).next_obs  # its obs half was dropped at once
+    next_obs_copy = only_next_obs.clone()
+    for _ in range(6):
+        buf.sample(8)
+    assert all(torch.equal(a, b) for a, b in zip(kept, kept_copy))
+    assert torch.equal(only_next_obs, next_obs_copy)
+    assert_same_batch(kept, buf.get(kept.indices))

@@ -51,14 +51,24 @@ void BlockPool::give(Block* block) {
   }
 }
 
-at::Tensor BlockPool::empty(c10::IntArrayRef sizes, at::ScalarType dtype) {
-  int64_t bytes = static_cast<int64_t>(c10::elementSize(dtype));
-  for (int64_t size : sizes) bytes *= size;
-  Block* block = take(bytes);
-  std::shared_ptr<BlockPool> pool = shared_from_this();
-  return at::from_blob(
-      block->data, sizes, [pool, block](void*) { pool->give(block); },
-      at::TensorOptions().dtype(dtype));
+std::pair<at::Tensor, at::Tensor> BlockPool::empty_pair(c10::IntArrayRef sizes,
+                                                        at::ScalarType dtype) {
+  int64_t half = static_cast<int64_t>(c10::elementSize(dtype));
+  for (int64_t size : sizes) half *= size;
+  // Held by both tensors' deleters; gives the block back when the second one goes.
+  struct Lease {
+    Lease(std::shared_ptr<BlockPool> pool, Block* block) : pool(std::move(pool)), block(block) {}
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() { pool->give(block); }
+    std::shared_ptr<BlockPool> pool;
+    Block* block;
+  };
+  auto lease = std::make_shared<Lease>(shared_from_this(), take(2 * half));
+  auto* base = static_cast<std::byte*>(lease->block->data);
+  const auto options = at::TensorOptions().dtype(dtype);
+  return {at::from_blob(base, sizes, [lease](void*) {}, options),
+          at::from_blob(base + half, sizes, [lease](void*) {}, options)};
 }
 
 }  // namespace pydqn

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <utility>
 
 namespace pydqn {
 
@@ -19,8 +20,11 @@ namespace pydqn {
 class BlockPool : public std::enable_shared_from_this<BlockPool> {
  public:
   ~BlockPool();
-  // A contiguous uninitialised tensor of `sizes` and `dtype` over a pooled block.
-  at::Tensor empty(c10::IntArrayRef sizes, at::ScalarType dtype);
+  // Two contiguous uninitialised tensors of `sizes` and `dtype` over the halves of one pooled
+  // block (obs and next_obs), which returns to the pool when both are dropped. Built with
+  // from_blob, not through the dispatcher, which costs microseconds per call once torch's Python
+  // side is loaded.
+  std::pair<at::Tensor, at::Tensor> empty_pair(c10::IntArrayRef sizes, at::ScalarType dtype);
   int64_t cached_bytes() const { return cached_bytes_.load(std::memory_order_relaxed); }
 
  private:

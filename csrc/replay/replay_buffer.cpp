@@ -1,6 +1,6 @@
 #include "replay/replay_buffer.h"
 
-#include <ATen/ops/empty.h>
+#include <ATen/EmptyTensor.h>
 #include <c10/util/Exception.h>
 
 #include <cmath>
@@ -136,6 +136,13 @@ void check_vector(const HostArray& a, const char* name, int64_t rows) {
 }
 
 bool is_integer(at::ScalarType dtype) { return at::isIntegralType(dtype, /*includeBool=*/false); }
+
+// A new CPU tensor straight from the CPU allocator. at::empty goes through the dispatcher, which
+// measured ~2.5 us per call inside a Python process (0.3 us in a plain C++ one): a quarter of an
+// add() of one row.
+at::Tensor empty_cpu(c10::IntArrayRef sizes, at::ScalarType dtype) {
+  return at::Tensor(at::detail::empty_cpu(sizes, dtype));
+}
 
 }  // namespace
 
@@ -303,7 +310,7 @@ at::Tensor ReplayBuffer::add(const TransitionRows& in) {
   }
   // Nothing below can fail: once claimed, every transition number is committed, because writers
   // of later numbers on the same slot wait for it.
-  at::Tensor slots = at::empty({rows}, at::kLong);
+  at::Tensor slots = empty_cpu({rows}, at::kLong);
   int64_t* slot_out = slots.mutable_data_ptr<int64_t>();
   const int64_t first = ring_.claim(rows);
   for (int64_t r = 0; r < rows; ++r) {
@@ -366,17 +373,18 @@ bool ReplayBuffer::try_read(int64_t slot, const BatchPointers& out, int64_t row)
 }
 
 BatchTensors ReplayBuffer::empty_batch(int64_t batch_size, bool pooled) const {
-  // obs and next_obs share one block; sample() takes it from the pool (see BlockPool for why).
-  const auto sizes = batched(2, batched(batch_size, obs_shape_));
-  const at::Tensor observations =
-      pooled ? obs_blocks_->empty(sizes, obs_dtype_) : at::empty(sizes, obs_dtype_);
-  return {observations.select(0, 0),
-          at::empty({batch_size}, at::kLong),
-          at::empty({batch_size}, at::kFloat),
-          observations.select(0, 1),
-          at::empty({batch_size}, at::kBool),
-          at::empty({batch_size}, at::kBool),
-          at::empty({batch_size}, at::kLong)};
+  // sample() takes obs and next_obs from the pool (see BlockPool for why).
+  const auto sizes = batched(batch_size, obs_shape_);
+  auto [obs, next_obs] =
+      pooled ? obs_blocks_->empty_pair(sizes, obs_dtype_)
+             : std::pair{empty_cpu(sizes, obs_dtype_), empty_cpu(sizes, obs_dtype_)};
+  return {std::move(obs),
+          empty_cpu({batch_size}, at::kLong),
+          empty_cpu({batch_size}, at::kFloat),
+          std::move(next_obs),
+          empty_cpu({batch_size}, at::kBool),
+          empty_cpu({batch_size}, at::kBool),
+          empty_cpu({batch_size}, at::kLong)};
 }
 
 void ReplayBuffer::check_batch(const BatchTensors& out, int64_t batch_size) const {
