@@ -1,0 +1,104 @@
+"""The DQN learner: online and target Q-networks, the optimizer, and one update from a batch."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from pydqn import ops
+from pydqn.batch import Batch
+
+
+@dataclass
+class LearnerConfig:
+    """Hyperparameters of the update. Defaults follow CleanRL's DQN on Atari (Adam, Huber, Double)."""
+
+    gamma: float = 0.99
+    learning_rate: float = 1e-4
+    optimizer: Literal["adam", "rmsprop"] = "adam"
+    adam_eps: float = 1.5e-4
+    # RMSprop as in Mnih et al. 2015: squared-gradient momentum 0.95, min squared gradient 0.01.
+    rmsprop_alpha: float = 0.95
+    rmsprop_eps: float = 0.01
+    loss: ops.LossKind = "huber"
+    double: bool = True
+    max_grad_norm: float | None = None  # clip the gradient's global norm when set
+    target_update_interval: int = 1000  # updates between target syncs (hard sync when tau == 1)
+    tau: float = 1.0  # 1: copy the online net; < 1: Polyak average, every target_update_interval
+
+
+class DQNLearner:
+    """Owns the online and target networks and updates them from replay batches.
+
+    ``update`` returns detached tensors (loss, mean Q, TD errors) instead of Python numbers so the
+    training loop decides when to synchronise with the device (its logging interval).
+    """
+
+    def __init__(self, q_network: nn.Module, config: LearnerConfig,
+                 device: torch.device | str = "cpu") -> None:
+        if not 0.0 < config.tau <= 1.0:
+            raise ValueError(f"tau: expected a value in (0, 1], got {config.tau}")
+        if config.target_update_interval < 1:
+            raise ValueError(f"target_update_interval: expected >= 1, got {config.target_update_interval}")
+        self.config = config
+        self.device = torch.device(device)
+        self.online = q_network.to(self.device)
+        self.target = copy.deepcopy(self.online).requires_grad_(False)
+        self.optimizer = self._make_optimizer()
+        self.updates = 0
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        c = self.config
+        params = self.online.parameters()
+        if c.optimizer == "adam":
+            return torch.optim.Adam(params, lr=c.learning_rate, eps=c.adam_eps)
+        if c.optimizer == "rmsprop":
+            return torch.optim.RMSprop(params, lr=c.learning_rate, alpha=c.rmsprop_alpha,
+                                       eps=c.rmsprop_eps, centered=True)
+        raise ValueError(f"optimizer: expected 'adam' or 'rmsprop', got {c.optimizer!r}")
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One gradient step on ``batch``; syncs the target network when its interval is due."""
+        batch = Batch(*(t.to(self.device, non_blocking=True) for t in batch))
+        with torch.no_grad():
+            next_q_target = self.target(batch.next_obs)
+            next_q_online = self.online(batch.next_obs) if self.config.double else None
+            target = ops.td_target(next_q_target, batch.reward, self.config.gamma,
+                                   batch.terminated, next_q_online)
+        q = self.online(batch.obs)
+        loss, td_error = ops.q_td_loss(q, batch.action, target, self.config.loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.online.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        self.updates += 1
+        if self.updates % self.config.target_update_interval == 0:
+            self.sync_target()
+        return {"loss": loss.detach(), "q_mean": q.detach().mean(), "td_error": td_error}
+
+    @torch.no_grad()
+    def sync_target(self) -> None:
+        """Copy (tau = 1) or Polyak-average (tau < 1) the online weights into the target."""
+        tau = self.config.tau
+        for target, online in zip(self.target.parameters(), self.online.parameters()):
+            if tau == 1.0:
+                target.copy_(online)
+            else:
+                target.lerp_(online, tau)
+
+    def state_dict(self) -> dict:
+        return {"online": self.online.state_dict(), "target": self.target.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.online.load_state_dict(state["online"])
+        self.target.load_state_dict(state["target"])
+        # torch's optimizer keeps some state tensors (Adam's step) by reference: copy them, or two
+        # learners loaded from one in-memory state would advance a shared counter.
+        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+        self.updates = int(state["updates"])

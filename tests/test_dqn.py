@@ -1,0 +1,97 @@
+"""The learner's update, target syncing and state round trip; the epsilon schedule and acting."""
+
+import numpy as np
+import pytest
+import torch
+
+from pydqn.batch import Batch
+from pydqn.dqn import DQNLearner, LearnerConfig
+from pydqn.models import MLP
+from pydqn.policy import LinearEpsilon, epsilon_greedy
+
+
+def batch(seed=0, size=16):
+    g = torch.Generator().manual_seed(seed)
+    return Batch(obs=torch.randn(size, 4, generator=g), action=torch.randint(0, 2, (size,), generator=g),
+                 reward=torch.randn(size, generator=g), next_obs=torch.randn(size, 4, generator=g),
+                 terminated=torch.rand(size, generator=g) < 0.2, truncated=torch.zeros(size, dtype=torch.bool),
+                 indices=torch.arange(size))
+
+
+def learner(**changes):
+    torch.manual_seed(0)
+    return DQNLearner(MLP(4, 2, (16,)), LearnerConfig(learning_rate=1e-2, **changes))
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+@pytest.mark.parametrize("loss", ["huber", "mse"])
+def test_updates_reduce_the_loss_on_a_fixed_batch(optimizer, loss):
+    # A target that never moves makes this regression: the loss must fall.
+    dqn = learner(optimizer=optimizer, loss=loss, target_update_interval=10**9, max_grad_norm=10.0)
+    fixed = batch()
+    first = dqn.update(fixed)["loss"].item()
+    for _ in range(200):
+        last = dqn.update(fixed)["loss"].item()
+    assert last < 0.2 * first
+
+
+def test_hard_target_sync_every_interval():
+    dqn = learner(target_update_interval=3)
+    for step in range(1, 7):
+        dqn.update(batch(step))
+        same = all(torch.equal(t, o) for t, o in zip(dqn.target.parameters(), dqn.online.parameters()))
+        assert same == (step % 3 == 0), step
+
+
+def test_polyak_sync_by_hand():
+    dqn = learner(tau=0.25, target_update_interval=1)
+    before = [p.clone() for p in dqn.target.parameters()]
+    dqn.update(batch())
+    for target, old, online in zip(dqn.target.parameters(), before, dqn.online.parameters()):
+        assert torch.allclose(target, old + 0.25 * (online - old))
+
+
+def test_double_dqn_target_uses_the_online_argmax():
+    dqn = learner(double=True)
+    b = batch()
+    with torch.no_grad():
+        expected_target = b.reward + 0.99 * (~b.terminated) * dqn.target(b.next_obs).gather(
+            1, dqn.online(b.next_obs).argmax(1, keepdim=True)).squeeze(1)
+        q_taken = dqn.online(b.obs).gather(1, b.action[:, None]).squeeze(1)
+    td = dqn.update(b)["td_error"]
+    assert torch.allclose(td, q_taken - expected_target, atol=1e-6)
+
+
+def test_state_dict_round_trip_gives_identical_updates():
+    a, b = learner(), learner()
+    for step in range(5):
+        a.update(batch(step))
+    b.load_state_dict(a.state_dict())
+    assert b.updates == 5
+    out_a, out_b = a.update(batch(9)), b.update(batch(9))
+    assert torch.equal(out_a["loss"], out_b["loss"])
+    assert all(torch.equal(p, q) for p, q in zip(a.online.parameters(), b.online.parameters()))
+
+
+@pytest.mark.parametrize("kwargs,message", [(dict(tau=0.0), "tau"), (dict(target_update_interval=0), "target_update_interval"),
+                                            (dict(optimizer="sgd"), "optimizer")])
+def test_bad_config(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        learner(**kwargs)
+
+
+def test_linear_epsilon():
+    schedule = LinearEpsilon(start=1.0, end=0.1, fraction=0.5, total_steps=1000)
+    assert [schedule(s) for s in (0, 250, 500, 10_000)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
+
+
+def test_epsilon_greedy_is_greedy_at_zero_and_uniform_at_one():
+    torch.manual_seed(0)
+    net = MLP(4, 3, (8,))
+    obs = np.random.default_rng(0).standard_normal((500, 4)).astype(np.float32)
+    with torch.no_grad():
+        greedy = net(torch.from_numpy(obs)).argmax(1).numpy()
+    rng = np.random.default_rng(1)
+    assert np.array_equal(epsilon_greedy(net, obs, 0.0, 3, rng), greedy)
+    counts = np.bincount(epsilon_greedy(net, obs, 1.0, 3, rng), minlength=3)
+    assert counts.min() > 120  # ~167 each
