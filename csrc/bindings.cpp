@@ -27,6 +27,9 @@ std::optional<at::ScalarType> dtype_of(PyArrayObject* array) {
     case NPY_SHORT: dtype = at::kShort; break;
     case NPY_INT: dtype = at::kInt; break;
     case NPY_LONG: case NPY_LONGLONG: dtype = at::kLong; break;
+    case NPY_USHORT: dtype = at::kUInt16; break;
+    case NPY_UINT: dtype = at::kUInt32; break;
+    case NPY_ULONG: case NPY_ULONGLONG: dtype = at::kUInt64; break;  // rejected with its name
     case NPY_HALF: dtype = at::kHalf; break;
     case NPY_FLOAT: dtype = at::kFloat; break;
     case NPY_DOUBLE: dtype = at::kDouble; break;
@@ -55,6 +58,7 @@ class HostArgs {
         if (copy == nullptr) throw py::error_already_set();
         keep_.push_back(py::reinterpret_steal<py::object>(copy));
         array = reinterpret_cast<PyArrayObject*>(copy);
+        value = copy;
       }
       if (const auto dtype = dtype_of(array)) {
         pydqn::HostArray view{PyArray_DATA(array), *dtype, {}};

@@ -29,11 +29,16 @@ def check_obs_shape(obs_shape: Any) -> tuple[int, ...]:
     return tuple(check_int(f"obs_shape[{i}]", d, minimum=1) for i, d in enumerate(obs_shape))
 
 
+OBS_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16,
+              torch.uint32, torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.bool)
+
+
 def check_dtype(obs_dtype: Any) -> torch.dtype:
     if not isinstance(obs_dtype, torch.dtype):
         raise TypeError(f"obs_dtype: expected a torch.dtype such as torch.uint8, got {obs_dtype!r}")
-    if obs_dtype.is_complex:
-        raise TypeError(f"obs_dtype: expected a real or integer dtype, got {obs_dtype}")
+    if obs_dtype not in OBS_DTYPES:
+        raise TypeError(f"obs_dtype: expected a standard integer, floating point or bool dtype, "
+                        f"got {obs_dtype}")
     return obs_dtype
 
 

@@ -60,6 +60,8 @@ ADD_CASES = [
     ("action", lambda r: bad(r, action=["left", "right"]), TypeError, "action: expected a numpy array"),
     ("action", lambda r: bad(r, action=torch.tensor([0, 1]).to_sparse()), TypeError, "action: expected a dense tensor"),
     ("action", lambda r: bad(r, action=np.array([object(), 1])), TypeError, "action: expected a numpy array or torch tensor of numbers"),
+    ("action", lambda r: bad(r, action=np.array([0, 1], dtype=np.uint64)), TypeError, "action: expected an integer dtype, got torch.uint64"),
+    ("reward", lambda r: bad(r, reward=torch.zeros(2, dtype=torch.float8_e4m3fn)), TypeError, "reward: expected a real dtype"),
     ("reward", lambda r: bad(r, reward=np.array([0.0, np.nan])), ValueError, "reward: expected finite"),
     ("reward", lambda r: bad(r, reward=np.array([np.inf, 0.0])), ValueError, "reward: expected finite"),
     ("reward", lambda r: bad(r, reward=np.array([1e300, 0.0])), ValueError, "got 1e+300 at row 0 (infinite as float32)"),
@@ -174,7 +176,8 @@ CONSTRUCTOR_CASES = [
     (dict(frame_stack=0), ValueError, "frame_stack: expected an int in [1, 32], got 0"),
     (dict(num_envs=0), ValueError, "num_envs: expected an int in [1, 65536], got 0"),
     (dict(obs_dtype="uint8"), TypeError, "obs_dtype: expected a torch.dtype"),
-    (dict(obs_dtype=torch.complex64), TypeError, "obs_dtype: expected a real or integer dtype"),
+    (dict(obs_dtype=torch.complex64), TypeError, "obs_dtype: expected a standard integer, floating point"),
+    (dict(obs_dtype=torch.qint8), TypeError, "obs_dtype: expected a standard integer, floating point"),
     (dict(device="cuda"), ValueError, "device: the replay buffer is CPU-resident for now"),
     (dict(device="gpu0"), ValueError, "device: expected 'cpu' or a torch.device"),
     (dict(seed=-1), ValueError, "seed: expected an int in [0, 18446744073709551615], got -1"),
@@ -183,6 +186,9 @@ CONSTRUCTOR_CASES = [
 FRAME_LAYOUT_CASES = [
     (dict(frame_stack=3), ValueError, "obs_shape: axis 0 holds the stacked frames, so it must equal frame_stack=3"),
     (dict(capacity=2**40), ValueError, "exceed the 2^31 frame ids"),
+    (dict(capacity=2**62), ValueError, "exceed the 2^31 frame ids"),
+    (dict(obs_shape=(2**32, 2**32), frame_stack=1), ValueError, "holds more than 2^40 elements"),
+    (dict(obs_dtype=torch.qint8, frame_stack=1, obs_shape=(3,)), TypeError, "obs_dtype"),
 ]
 
 

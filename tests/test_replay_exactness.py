@@ -120,7 +120,7 @@ def test_unusual_numpy_layouts_read_correctly():
     raw = np.zeros(5, dtype=np.uint8)
     unaligned_reward = raw[1:5].view(np.float32)  # misaligned by one byte
     unaligned_reward[0] = 1.5
-    big_endian_action = np.array([7], dtype=">i8")
+    big_endian_action = np.array([7], dtype=">u4")  # unsigned and byte-swapped
     two_as_bool = np.array([2], dtype=np.uint8).view(np.bool_)  # not 0/1 underneath
     buf.add(reversed_obs, big_endian_action, unaligned_reward, next_obs[None], two_as_bool,
             np.array([False]))

@@ -75,3 +75,10 @@ def test_a_held_batch_is_never_overwritten_by_later_samples():
     assert all(torch.equal(a, b) for a, b in zip(kept, kept_copy))
     assert torch.equal(only_next_obs, next_obs_copy)
     assert_same_batch(kept, buf.get(kept.indices))
+
+
+def test_out_batch_halves_must_not_overlap():
+    buf = filled(50, 40)
+    out = buf.sample(4)
+    with pytest.raises(ValueError, match="out: obs and next_obs must not share memory"):
+        buf.sample(4, out=out._replace(next_obs=out.obs))

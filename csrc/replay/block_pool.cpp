@@ -1,6 +1,7 @@
 #include "replay/block_pool.h"
 
 #include <ATen/ops/from_blob.h>
+#include <c10/util/Exception.h>
 
 #include <cstdlib>
 #include <new>
@@ -23,11 +24,19 @@ BlockPool::~BlockPool() {
 
 BlockPool::Block* BlockPool::take(int64_t bytes) {
   for (auto& slot : slots_) {
-    Block* block = slot.load(std::memory_order_acquire);
-    if (block != nullptr && block->bytes == bytes &&
-        slot.compare_exchange_strong(block, nullptr, std::memory_order_acq_rel)) {
+    // Own the block before reading it: another thread's give() may evict and free what a mere
+    // load saw.
+    Block* block = slot.exchange(nullptr, std::memory_order_acq_rel);
+    if (block == nullptr) continue;
+    if (block->bytes == bytes) {
       cached_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
       return block;
+    }
+    Block* empty = nullptr;
+    if (!slot.compare_exchange_strong(empty, block, std::memory_order_acq_rel)) {
+      cached_bytes_.fetch_sub(block->bytes, std::memory_order_relaxed);
+      std::free(block->data);
+      delete block;
     }
   }
   void* data = std::aligned_alloc(64, (static_cast<size_t>(bytes) + 63) / 64 * 64);
@@ -54,7 +63,10 @@ void BlockPool::give(Block* block) {
 std::pair<at::Tensor, at::Tensor> BlockPool::empty_pair(c10::IntArrayRef sizes,
                                                         at::ScalarType dtype) {
   int64_t half = static_cast<int64_t>(c10::elementSize(dtype));
-  for (int64_t size : sizes) half *= size;
+  for (int64_t size : sizes) {
+    TORCH_CHECK_VALUE(!__builtin_mul_overflow(half, size, &half) && half <= (INT64_MAX / 2),
+                      "batch_size: a batch of ", sizes[0], " observations is too large");
+  }
   // Held by both tensors' deleters; gives the block back when the second one goes.
   struct Lease {
     Lease(std::shared_ptr<BlockPool> pool, Block* block) : pool(std::move(pool)), block(block) {}

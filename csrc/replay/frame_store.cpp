@@ -2,6 +2,7 @@
 
 #include <c10/util/Exception.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <new>
 
@@ -53,14 +54,18 @@ int32_t FrameStore::acquire_chunk() {
       return chunk;
     }
   }
-  const int32_t chunk = allocated_.fetch_add(1, std::memory_order_relaxed);
-  TORCH_INTERNAL_ASSERT(chunk < max_chunks_, "frame store exceeded its bound of ", max_chunks_,
-                        " chunks; this is a bug in pydqn's replay buffer");
+  // Memory first, then an id: a failure leaves allocated_ untouched, and ids are never handed back
+  // (a concurrent allocation may already have taken the next one).
   void* memory = std::malloc(static_cast<size_t>(frame_stride_) * chunk_frames_);
-  if (memory == nullptr) {
-    allocated_.fetch_sub(1, std::memory_order_relaxed);
-    throw std::bad_alloc();
-  }
+  if (memory == nullptr) throw std::bad_alloc();
+  int32_t chunk = allocated_.load(std::memory_order_relaxed);
+  do {
+    if (chunk >= max_chunks_) {
+      std::free(memory);
+      TORCH_INTERNAL_ASSERT(false, "frame store exceeded its bound of ", max_chunks_,
+                            " chunks; this is a bug in pydqn's replay buffer");
+    }
+  } while (!allocated_.compare_exchange_weak(chunk, chunk + 1, std::memory_order_relaxed));
   refcounts_[chunk].store(1, std::memory_order_relaxed);
   chunks_[chunk].store(static_cast<std::byte*>(memory), std::memory_order_release);
   return chunk;
@@ -68,7 +73,11 @@ int32_t FrameStore::acquire_chunk() {
 
 void FrameStore::release(int32_t chunk) {
   const int32_t before = refcounts_[chunk].fetch_sub(1, std::memory_order_acq_rel);
-  TORCH_INTERNAL_ASSERT(before >= 1, "frame chunk ", chunk, " released more often than retained");
+  if (before < 1) {
+    // Runs after slots are claimed, where an exception would leave writers waiting forever.
+    std::fprintf(stderr, "pydqn: frame chunk %d released more often than retained (a bug)\n", chunk);
+    std::abort();
+  }
   if (before != 1) return;
   uint64_t head = free_head_.load(std::memory_order_relaxed);
   uint64_t pushed;
@@ -85,16 +94,6 @@ int64_t FrameStore::nbytes() const {
   return static_cast<int64_t>(allocated_.load(std::memory_order_relaxed)) * frame_stride_ *
              chunk_frames_ +
          bookkeeping;
-}
-
-int32_t FrameStore::chunks_free() const {
-  int32_t count = 0;
-  uint64_t link = free_head_.load(std::memory_order_acquire) & kIndexMask;
-  while (link != 0) {
-    ++count;
-    link = static_cast<uint32_t>(next_free_[link - 1].load(std::memory_order_relaxed));
-  }
-  return count;
 }
 
 }  // namespace pydqn

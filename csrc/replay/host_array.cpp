@@ -25,6 +25,8 @@ int64_t HostArray::integer(int64_t i) const {
     case at::kShort: return element<int16_t>(data, i);
     case at::kInt: return element<int32_t>(data, i);
     case at::kLong: return element<int64_t>(data, i);
+    case at::kUInt16: return element<uint16_t>(data, i);
+    case at::kUInt32: return element<uint32_t>(data, i);
     default: TORCH_INTERNAL_ASSERT(false, "integer() of a ", dtype, " array");
   }
 }
