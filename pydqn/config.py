@@ -1,0 +1,148 @@
+"""Training configuration: one typed dataclass, presets as data, TOML files and CLI overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydqn.dqn import LearnerConfig
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; saved as config.toml in the run directory."""
+
+    env_id: str = "ALE/Pong-v5"
+    total_steps: int = 10_000_000  # env steps, summed over envs
+    num_envs: int = 8
+    seed: int = 1
+    device: str = "auto"  # "auto": cuda when available, else cpu
+    buffer_size: int = 1_000_000
+    batch_size: int = 32
+    learning_starts: int = 80_000  # env steps of random play before the first update
+    train_frequency: int = 4  # env steps per update (the replay ratio is its inverse)
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.01
+    epsilon_fraction: float = 0.10  # of total_steps to decay over
+    eval_epsilon: float = 0.001
+    repeat_action_probability: float = 0.0
+    checkpoint_interval: int = 250_000  # env steps between checkpoints
+    save_buffer: bool = False  # also checkpoint the replay buffer, so resume skips refilling it
+    log_interval: int = 10_000  # env steps between training-metric rows
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    dueling: bool = False
+    hidden_sizes: tuple[int, ...] = (120, 84)  # MLP torso, for vector observations
+
+    def validate(self) -> "TrainConfig":
+        positive = ("total_steps", "num_envs", "buffer_size", "batch_size", "train_frequency",
+                    "checkpoint_interval", "log_interval")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
+        for name in ("epsilon_start", "epsilon_end", "epsilon_fraction", "eval_epsilon",
+                     "repeat_action_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
+        if self.learning_starts < self.batch_size:
+            raise ValueError(f"learning_starts: expected at least batch_size={self.batch_size}, "
+                             f"got {self.learning_starts}")
+        return self
+
+
+PresetName = Literal["atari", "nature2015", "cartpole"]
+
+# Known-good settings. atari: CleanRL's dqn_atari (Adam 1e-4, Huber, target every 1000 updates).
+# nature2015: Mnih et al. 2015 (RMSprop 2.5e-4, target every 10k steps, 1M-step epsilon decay).
+PRESETS: dict[str, dict[str, Any]] = {
+    "atari": {},
+    "nature2015": {
+        "num_envs": 1, "train_frequency": 4, "learning_starts": 50_000, "epsilon_end": 0.1,
+        "epsilon_fraction": 0.1, "eval_epsilon": 0.05, "total_steps": 10_000_000,
+        "learner": {"optimizer": "rmsprop", "learning_rate": 2.5e-4, "double": False,
+                    "target_update_interval": 2_500},
+    },
+    "cartpole": {
+        "env_id": "CartPole-v1", "total_steps": 100_000, "num_envs": 1, "buffer_size": 10_000,
+        "batch_size": 128, "learning_starts": 1_000, "train_frequency": 10,
+        "epsilon_end": 0.05, "epsilon_fraction": 0.5, "eval_epsilon": 0.0,
+        "checkpoint_interval": 25_000, "log_interval": 2_000,
+        "learner": {"learning_rate": 2.5e-4, "adam_eps": 1e-8, "loss": "mse",
+                    "target_update_interval": 50},
+    },
+}
+
+
+def build_config(preset: str | None = None, overrides: dict[str, Any] | None = None,
+                 toml_path: str | Path | None = None) -> TrainConfig:
+    """Defaults, then the preset, then a TOML file, then explicit overrides; unknown keys fail."""
+    config = TrainConfig()
+    layers = []
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {preset!r}")
+        layers.append(PRESETS[preset])
+    if toml_path is not None:
+        with open(toml_path, "rb") as file:
+            layers.append(tomllib.load(file))
+    if overrides:
+        layers.append(overrides)
+    for layer in layers:
+        config = _merge(config, layer, where="")
+    return config.validate()
+
+
+def _merge(obj: Any, values: dict[str, Any], where: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    changes = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ValueError(f"{where}{key}: unknown setting; expected one of {sorted(fields)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}{key}: expected a table of settings, got {value!r}")
+            changes[key] = _merge(current, value, where=f"{where}{key}.")
+        else:
+            changes[key] = _coerce(f"{where}{key}", value, current)
+    return dataclasses.replace(obj, **changes)
+
+
+def _coerce(name: str, value: Any, current: Any) -> Any:
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}: expected true or false, got {value!r}")
+        return value
+    if isinstance(current, tuple):
+        return tuple(int(v) for v in value)
+    if current is None or isinstance(current, str):
+        return value
+    try:
+        return type(current)(value)
+    except (TypeError, ValueError):
+        kind = {int: "an integer", float: "a number"}.get(type(current), type(current).__name__)
+        raise ValueError(f"{name}: expected {kind}, got {value!r}") from None
+
+
+def to_toml(config: TrainConfig) -> str:
+    """The resolved configuration as TOML (what a run directory records)."""
+    lines, tables = [], []
+    for key, value in dataclasses.asdict(config).items():
+        if isinstance(value, dict):
+            tables.append(f"\n[{key}]")
+            tables += [f"{k} = {_toml_value(v)}" for k, v in value.items() if v is not None]
+        elif value is not None:
+            lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines + tables) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\\\", "\\\\\\\\").replace('"', '\\\\"') + '"'
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
