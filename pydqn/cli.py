@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import typing
+from pathlib import Path
+from typing import Any
 
 
 def positive_int(text: str) -> int:
@@ -16,9 +20,69 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One --flag per TrainConfig / LearnerConfig field (--learning-rate, --double/--no-double, ...),
+    generated from the dataclasses so the CLI cannot drift from the configuration."""
+    from pydqn.config import TrainConfig
+    from pydqn.dqn import LearnerConfig
+
+    group = parser.add_argument_group("settings (override the preset and --config)")
+    for config_class, prefix in ((TrainConfig, ""), (LearnerConfig, "learner.")):
+        hints = typing.get_type_hints(config_class)
+        for field in dataclasses.fields(config_class):
+            if dataclasses.is_dataclass(hints[field.name]):
+                continue
+            flag = "--" + field.name.replace("_", "-")
+            kwargs: dict[str, Any] = {"dest": "set:" + prefix + field.name, "default": None}
+            hint = hints[field.name]
+            choices = typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else None
+            if hint is bool:
+                kwargs["action"] = argparse.BooleanOptionalAction
+            elif choices:
+                kwargs["choices"] = choices
+            elif typing.get_origin(hint) is tuple:
+                kwargs.update(type=int, nargs="+")
+            else:
+                number = next((t for t in (int, float) if t in (hint, *typing.get_args(hint))), str)
+                kwargs["type"] = positive_int if number is int else number
+            group.add_argument(flag, **kwargs)
+
+
+def setting_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for key, value in vars(args).items():
+        if key.startswith("set:") and value is not None:
+            *tables, name = key[4:].split(".")
+            target = overrides
+            for table in tables:
+                target = target.setdefault(table, {})
+            target[name] = value
+    return overrides
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pydqn", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    train = commands.add_parser(
+        "train", help="train a DQN agent",
+        description="Train DQN on an env. Settings: defaults < --preset < --config file < flags.")
+    train.add_argument("--env", dest="set:env_id", default=None, metavar="ID",
+                       help="ALE/<Game>-v5 or a classic-control id such as CartPole-v1")
+    train.add_argument("--preset", choices=("atari", "nature2015", "cartpole"),
+                       help="known-good settings (default: atari)")
+    train.add_argument("--config", type=Path, metavar="FILE", help="a TOML file of settings")
+    train.add_argument("--run-dir", type=Path, metavar="DIR",
+                       help="where config, logs and checkpoints go (default: runs/<env>-<seed>)")
+    train.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                       help="continue the run in RUN_DIR from its last checkpoint")
+    add_setting_flags(train)
+    evaluate = commands.add_parser(
+        "evaluate", help="play greedy episodes with a trained agent and report raw game scores")
+    evaluate.add_argument("path", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
+    evaluate.add_argument("--episodes", type=positive_int, default=10)
+    evaluate.add_argument("--epsilon", type=float, default=None,
+                          help="exploration while evaluating (default: the run's eval_epsilon)")
+    evaluate.add_argument("--seed", type=int, default=12345)
     bench = commands.add_parser(
         "bench", help="compare the C++ replay buffer with the pure-Python one (and numpy)",
         description="Measure add and sample of ReplayBuffer against PyReplayBuffer at Atari "
@@ -32,8 +96,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from pydqn.checkpoint import CheckpointError
+    from pydqn.config import build_config, to_toml
+    from pydqn.train import train
+
+    if args.resume is not None:
+        result = usage_error_on(parser, CheckpointError,
+                                lambda: train(None, args.resume, resume=True))
+    else:
+        try:
+            config = build_config(args.preset or "atari", setting_overrides(args), args.config)
+        except (ValueError, OSError) as error:
+            parser.error(str(error))
+        run_dir = args.run_dir or Path("runs") / f"{config.env_id.replace('/', '-')}-{config.seed}"
+        print(f"# pydqn train: run directory {run_dir}\n{to_toml(config)}", flush=True)
+        result = train(config, run_dir)
+    print(f"trained {result.steps:,} env steps, {result.updates:,} updates, {result.episodes:,} "
+          f"episodes in {result.wall_time:.0f} s; mean return of the last 100 episodes "
+          f"{result.mean_return_100:.1f}" + (" (interrupted; checkpoint written)" if result.interrupted else ""))
+    return 130 if result.interrupted else 0
+
+
+def usage_error_on(parser: argparse.ArgumentParser, errors: type[Exception], call):
+    """``call()``, turning the expected errors into a usage error (exit 2), not a traceback."""
+    try:
+        return call()
+    except errors as error:
+        parser.error(str(error))
+
+
+def run_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from pydqn.checkpoint import CheckpointError
+    from pydqn.train import evaluate
+
+    returns = usage_error_on(parser, CheckpointError,
+                             lambda: evaluate(args.path, args.episodes, args.epsilon, args.seed))
+    print(f"{len(returns)} episodes: mean {returns.mean():.2f}, std {returns.std():.2f}, "
+          f"min {returns.min():.2f}, max {returns.max():.2f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        return run_train(args, parser)
+    if args.command == "evaluate":
+        return run_evaluate(args, parser)
     if args.command == "bench":
         from pydqn.bench_replay import format_table, run_replay_bench
 

@@ -1,0 +1,92 @@
+"""The training loop end to end on CartPole: files, checkpoints, resume, evaluation, CLI errors."""
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from pydqn.checkpoint import CheckpointError, load_checkpoint
+from pydqn.cli import main
+from pydqn.config import build_config
+from pydqn.train import CHECKPOINT, evaluate, train
+
+def read_csv(path):
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+SMALL = {"total_steps": 2_000, "learning_starts": 500, "checkpoint_interval": 1_000,
+         "log_interval": 500, "device": "cpu"}
+
+
+def test_cli_train_writes_config_logs_and_checkpoint(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "cartpole", "--total-steps", "2000", "--learning-starts", "500",
+                 "--log-interval", "500", "--no-double", "--run-dir", str(run)]) == 0
+    assert "trained 2,000 env steps" in capsys.readouterr().out
+    assert 'env_id = "CartPole-v1"' in (run / "config.toml").read_text()
+    assert "double = false" in (run / "config.toml").read_text()
+    episodes = read_csv(run / "episodes.csv")
+    assert len(episodes) > 10 and all(float(e["return"]) == float(e["length"]) for e in episodes)
+    metrics = read_csv(run / "metrics.csv")
+    assert [int(m["step"]) for m in metrics] == [500, 1000, 1500, 2000]
+    assert float(metrics[-1]["loss"]) >= 0 and int(metrics[-1]["updates"]) == 150
+    assert load_checkpoint(run / CHECKPOINT)["step"] == 2000
+
+
+def test_resume_continues_from_the_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    train(build_config("cartpole", {**SMALL, "total_steps": 1_000}), run)
+    first = load_checkpoint(run / CHECKPOINT)
+    # Extend the saved run's budget, as if it had been interrupted at step 1000 of 2000.
+    extended = first["config"].replace("total_steps = 1000", "total_steps = 2000")
+    torch.save({**first, "config": extended}, run / CHECKPOINT)
+    result = train(None, run, resume=True)
+    assert result.steps == 2000 and result.updates > first["learner"]["updates"]
+    steps = [int(row["step"]) for row in read_csv(run / "episodes.csv")]
+    assert steps == sorted(steps) and steps[0] <= 1000 < steps[-1]  # one log, appended
+
+
+def test_evaluate_reports_raw_returns(tmp_path):
+    run = tmp_path / "run"
+    train(build_config("cartpole", SMALL), run)
+    returns = evaluate(run, episodes=5)
+    assert returns.shape == (5,) and np.all(returns >= 8)  # CartPole lasts at least 8 steps
+
+
+def test_truncated_or_foreign_checkpoints_get_clear_errors(tmp_path):
+    run = tmp_path / "run"
+    train(build_config("cartpole", SMALL), run)
+    data = (run / CHECKPOINT).read_bytes()
+    (run / CHECKPOINT).write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="is truncated or not a pydqn checkpoint"):
+        load_checkpoint(run / CHECKPOINT)
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="is not a pydqn checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    result = subprocess.run([sys.executable, "-m", "pydqn", "evaluate", str(run)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "is truncated or not a pydqn checkpoint" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--batch-size", "0"], "argument --batch-size: expected a positive integer"),
+    (["train", "--loss", "l1"], "argument --loss: invalid choice: 'l1'"),
+    (["train", "--preset", "cartpole", "--epsilon-end", "2"], "epsilon_end: expected a value in [0, 1]"),
+    (["train", "--resume", "/nonexistent"], "checkpoint: /nonexistent/checkpoint.pt does not exist"),
+])
+def test_bad_train_command_lines_are_usage_errors(argv, message):
+    result = subprocess.run([sys.executable, "-m", "pydqn", *argv], capture_output=True, text=True)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_cartpole_learns_clearly_above_random(tmp_path):
+    """A small budget must already beat the random policy (~22) by far: a broken learner cannot."""
+    run = tmp_path / "run"
+    train(build_config("cartpole", {"total_steps": 25_000, "device": "cpu", "seed": 3}), run)
+    assert evaluate(run, episodes=20).mean() > 100
