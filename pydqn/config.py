@@ -20,6 +20,9 @@ class TrainConfig:
     num_envs: int = 8
     seed: int = 1
     device: str = "auto"  # "auto": cuda when available, else cpu
+    # torch's CPU threads; 0 keeps torch's default. Small networks run best on 1: torch's default
+    # of one per core collapses when envs or another process keep the other cores busy.
+    torch_threads: int = 0
     buffer_size: int = 1_000_000
     batch_size: int = 32
     learning_starts: int = 80_000  # env steps of random play before the first update
@@ -42,6 +45,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
+        if self.torch_threads < 0:
+            raise ValueError(f"torch_threads: expected 0 (torch's default) or more, got {self.torch_threads}")
         for name in ("epsilon_start", "epsilon_end", "epsilon_fraction", "eval_epsilon",
                      "repeat_action_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -66,6 +71,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "cartpole": {
         "env_id": "CartPole-v1", "total_steps": 100_000, "num_envs": 1, "buffer_size": 10_000,
+        "torch_threads": 1,
         "batch_size": 128, "learning_starts": 1_000, "train_frequency": 10,
         "epsilon_end": 0.05, "epsilon_fraction": 0.5, "eval_epsilon": 0.0,
         "checkpoint_interval": 25_000, "log_interval": 2_000,
@@ -92,6 +98,11 @@ def build_config(preset: str | None = None, overrides: dict[str, Any] | None = N
     for layer in layers:
         config = _merge(config, layer, where="")
     return config.validate()
+
+
+def parse_config(text: str) -> TrainConfig:
+    """A TrainConfig from TOML text such as `to_toml` writes (a checkpoint carries one)."""
+    return _merge(TrainConfig(), tomllib.loads(text), where="").validate()
 
 
 def _merge(obj: Any, values: dict[str, Any], where: str) -> Any:

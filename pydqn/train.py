@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from pydqn.checkpoint import load_checkpoint, save_checkpoint
-from pydqn.config import TrainConfig, build_config, to_toml
+from pydqn.config import TrainConfig, parse_config, to_toml
 from pydqn.dqn import DQNLearner
 from pydqn.envs import EPISODE_DONE, EPISODE_LENGTH, EPISODE_RETURN, TransitionFilter, make_env
 from pydqn.models import make_q_network
@@ -69,13 +69,15 @@ def train(config: TrainConfig | None, run_dir: Path, resume: bool = False) -> Tr
     run_dir = Path(run_dir)
     state = load_checkpoint(run_dir / CHECKPOINT) if resume else None
     if state is not None:
-        config = build_config(toml_path=_write_text(run_dir / "config.toml", state["config"]))
+        config = parse_config(state["config"])
     elif config is None:
         raise ValueError("config: expected a TrainConfig when not resuming")
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.toml").write_text(to_toml(config))
+    (run_dir / "config.toml").write_text(to_toml(config))
     device = resolve_device(config.device)
+    if config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
     torch.manual_seed(config.seed)
     env, learner = make_components(config, device)
     buffer = make_buffer(config, env)
@@ -96,6 +98,7 @@ def train(config: TrainConfig | None, run_dir: Path, resume: bool = False) -> Tr
     frames_per_step = 4 if config.env_id.startswith("ALE/") else 1
     progress = Progress(config.total_steps, step, frames_per_step)
     started = time.perf_counter()
+    # Env state is not checkpointed: a resumed run starts new episodes, seeded by its step.
     obs, _ = env.reset(seed=config.seed + step)
     rows = TransitionFilter(config.num_envs)
     rows.reset(obs)
@@ -158,9 +161,7 @@ def evaluate(run_dir_or_checkpoint: Path, episodes: int = 10, epsilon: float | N
     """Raw game returns of ``episodes`` episodes played with the checkpoint's online network."""
     path = Path(run_dir_or_checkpoint)
     state = load_checkpoint(path / CHECKPOINT if path.is_dir() else path)
-    config = build_config(toml_path=_write_text(Path(path if path.is_dir() else path.parent) / ".eval.toml",
-                                                state["config"]))
-    config = dataclasses.replace(config, num_envs=min(episodes, 8), seed=seed)
+    config = dataclasses.replace(parse_config(state["config"]), num_envs=min(episodes, 8), seed=seed)
     env, learner = make_components(config, torch.device(device))
     learner.load_state_dict(state["learner"])
     eps = config.eval_epsilon if epsilon is None else epsilon
@@ -173,8 +174,3 @@ def evaluate(run_dir_or_checkpoint: Path, episodes: int = 10, epsilon: float | N
         returns += [float(r) for r in infos[EPISODE_RETURN][infos[EPISODE_DONE]]]
     env.close()
     return np.asarray(returns[:episodes])
-
-
-def _write_text(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path

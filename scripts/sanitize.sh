@@ -19,6 +19,12 @@
 # stops the session if `pydqn._C` was imported from anywhere else (e.g. an installed pydqn).
 # Logs (sanitizer reports included): build/sanitize-<kind>/{build,pytest}.log.
 # TSan suppressions: scripts/tsan.supp.
+# What TSan does and does not prove here: GCC's TSan does not model standalone fences
+# (atomic_thread_fence; it warns -Wtsan at build time). It checks that every non-atomic access is
+# ordered by acquire/release operations on atomics (stream leases, the chunk free list, slot
+# versions), but not the seqlock's fence pairing between a writer's release fence and a reader's
+# acquire fence. That pairing is exercised by tests/test_replay_concurrency.py, whose stamped frames
+# fail when the reader's version re-check is removed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -117,7 +123,13 @@ PY
 # run_tests KIND: run pytest on the staged build with the sanitizer runtime preloaded.
 run_tests() {
   local kind="$1" dir="$ROOT/build/sanitize-$1"
-  local -a env_vars=(PYTHONPATH="$dir/stage" PYDQN_SANITIZE_STAGE="$dir/stage") launcher=()
+  # An editable install (README's developer loop) puts scikit-build-core's import hook ahead of
+  # PYTHONPATH, and it would rebuild and load the uninstrumented extension; listing its build
+  # directories in SKBUILD_EDITABLE_SKIP turns the hook off for this run.
+  local skip
+  skip=$(find "$ROOT/build" -mindepth 1 -maxdepth 1 -type d ! -name 'sanitize-*' -printf '%p:')
+  local -a env_vars=(PYTHONPATH="$dir/stage" PYDQN_SANITIZE_STAGE="$dir/stage"
+                     SKBUILD_EDITABLE_SKIP="$skip") launcher=()
   case "$kind" in
     thread)
       local tsan probe
