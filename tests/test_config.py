@@ -19,7 +19,8 @@ def test_layers_apply_in_order(tmp_path):
     config = build_config("cartpole", {"seed": 7, "learner": {"double": False}}, toml_path=path)
     assert (config.env_id, config.batch_size, config.seed) == ("CartPole-v1", 64, 7)
     assert config.learner.learning_rate == 0.001 and config.learner.double is False
-    assert config.learner.loss == "mse"  # from the preset, untouched by the later layers
+    # From the preset, untouched by the later layers:
+    assert config.learner.target_update_interval == PRESETS["cartpole"]["learner"]["target_update_interval"]
     assert TrainConfig().learner.double is True
 
 
