@@ -77,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue the run in RUN_DIR from its last checkpoint")
     add_setting_flags(train)
     evaluate = commands.add_parser(
-        "evaluate", help="play greedy episodes with a trained agent and report raw game scores")
+        "evaluate", help="play greedy episodes with a trained agent and report raw game scores",
+        description="Play episodes with a checkpoint (for a run directory: its best.pt from the "
+                    "periodic evaluations when it has one, else its last checkpoint.pt).")
     evaluate.add_argument("path", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
     evaluate.add_argument("--episodes", type=positive_int, default=10)
     evaluate.add_argument("--epsilon", type=float, default=None,
@@ -128,11 +130,11 @@ def usage_error_on(parser: argparse.ArgumentParser, errors: type[Exception], cal
 
 def run_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from pydqn.checkpoint import CheckpointError
-    from pydqn.train import evaluate
+    from pydqn.train import checkpoint_to_evaluate, evaluate
 
     returns = usage_error_on(parser, CheckpointError,
                              lambda: evaluate(args.path, args.episodes, args.epsilon, args.seed))
-    print(f"{len(returns)} episodes: mean {returns.mean():.2f}, std {returns.std():.2f}, "
+    print(f"{checkpoint_to_evaluate(args.path)}: {len(returns)} episodes: mean {returns.mean():.2f}, std {returns.std():.2f}, "
           f"min {returns.min():.2f}, max {returns.max():.2f}")
     return 0
 

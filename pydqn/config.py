@@ -35,16 +35,22 @@ class TrainConfig:
     checkpoint_interval: int = 250_000  # env steps between checkpoints
     save_buffer: bool = False  # also checkpoint the replay buffer, so resume skips refilling it
     log_interval: int = 10_000  # env steps between training-metric rows
+    # Every eval_interval env steps (0: never), play eval_episodes greedy episodes on separate envs
+    # and keep the best policy so far as best.pt (DQN can degrade after it has solved a task).
+    eval_interval: int = 0
+    eval_episodes: int = 10
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     dueling: bool = False
     hidden_sizes: tuple[int, ...] = (120, 84)  # MLP torso, for vector observations
 
     def validate(self) -> "TrainConfig":
         positive = ("total_steps", "num_envs", "buffer_size", "batch_size", "train_frequency",
-                    "checkpoint_interval", "log_interval")
+                    "checkpoint_interval", "log_interval", "eval_episodes")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
+        if self.eval_interval < 0:
+            raise ValueError(f"eval_interval: expected 0 (never) or more, got {self.eval_interval}")
         if self.torch_threads < 0:
             raise ValueError(f"torch_threads: expected 0 (torch's default) or more, got {self.torch_threads}")
         for name in ("epsilon_start", "epsilon_end", "epsilon_fraction", "eval_epsilon",
@@ -76,6 +82,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "buffer_size": 100_000, "batch_size": 64, "learning_starts": 1_000, "train_frequency": 2,
         "epsilon_end": 0.04, "epsilon_fraction": 0.16, "eval_epsilon": 0.0,
         "checkpoint_interval": 25_000, "log_interval": 2_000, "hidden_sizes": (256, 256),
+        "eval_interval": 5_000, "eval_episodes": 10,
         "learner": {"learning_rate": 2.3e-3, "adam_eps": 1e-8, "loss": "huber", "double": False,
                     "target_update_interval": 128},
     },

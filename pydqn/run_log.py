@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 EPISODE_FIELDS = ("step", "return", "length", "wall_time")
+EVAL_FIELDS = ("step", "mean_return", "std_return", "episodes", "best", "wall_time")
 METRIC_FIELDS = ("step", "updates", "loss", "q_mean", "epsilon", "fps", "updates_per_s", "wall_time")
 
 

@@ -22,9 +22,10 @@ from pydqn.envs import EPISODE_DONE, EPISODE_LENGTH, EPISODE_RETURN, TransitionF
 from pydqn.models import make_q_network
 from pydqn.policy import LinearEpsilon, epsilon_greedy
 from pydqn.replay import ReplayBuffer
-from pydqn.run_log import EPISODE_FIELDS, METRIC_FIELDS, CsvLog, Progress
+from pydqn.run_log import EPISODE_FIELDS, EVAL_FIELDS, METRIC_FIELDS, CsvLog, Progress
 
 CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"  # the policy that scored best in the periodic evaluations
 
 
 @dataclass
@@ -43,11 +44,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def make_run_env(config: TrainConfig, num_envs: int, seed: int):
+    options = ({"repeat_action_probability": config.repeat_action_probability}
+               if config.env_id.startswith("ALE/") else {})
+    return make_env(config.env_id, num_envs, seed=seed, **options)
+
+
 def make_components(config: TrainConfig, device: torch.device):
     """The env and the learner of a run (also what `evaluate` rebuilds from a checkpoint)."""
-    env = make_env(config.env_id, config.num_envs, seed=config.seed,
-                   **({"repeat_action_probability": config.repeat_action_probability}
-                      if config.env_id.startswith("ALE/") else {}))
+    env = make_run_env(config, config.num_envs, config.seed)
     network = make_q_network(env.single_observation_space, env.single_action_space,
                              dueling=config.dueling, hidden_sizes=config.hidden_sizes)
     return env, DQNLearner(network, config.learner, device)
@@ -82,10 +87,11 @@ def train(config: TrainConfig | None, run_dir: Path, resume: bool = False) -> Tr
     env, learner = make_components(config, device)
     buffer = make_buffer(config, env)
     rng = np.random.default_rng(config.seed)
-    step, episodes = 0, 0
+    step, episodes, best_eval = 0, 0, float("-inf")
     if state is not None:
         learner.load_state_dict(state["learner"])
         step, episodes = int(state["step"]), int(state["episodes"])
+        best_eval = float(state.get("best_eval", best_eval))
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
     # A resumed run refills the buffer with learning_starts steps before updating again.
@@ -95,6 +101,10 @@ def train(config: TrainConfig | None, run_dir: Path, resume: bool = False) -> Tr
     num_actions = int(env.single_action_space.n)
     episode_log = CsvLog(run_dir / "episodes.csv", EPISODE_FIELDS)
     metric_log = CsvLog(run_dir / "metrics.csv", METRIC_FIELDS)
+    eval_log = CsvLog(run_dir / "evals.csv", EVAL_FIELDS)
+    eval_env = (make_run_env(config, min(config.eval_episodes, 8), config.seed + 1_000_003)
+                if config.eval_interval else None)
+    next_eval = step + config.eval_interval
     frames_per_step = 4 if config.env_id.startswith("ALE/") else 1
     progress = Progress(config.total_steps, step, frames_per_step)
     started = time.perf_counter()
@@ -106,10 +116,11 @@ def train(config: TrainConfig | None, run_dir: Path, resume: bool = False) -> Tr
     metrics: dict[str, torch.Tensor] = {}
     interrupted = False
 
-    def checkpoint() -> None:
-        save_checkpoint(run_dir / CHECKPOINT, {
+    def checkpoint(path: Path = run_dir / CHECKPOINT) -> None:
+        save_checkpoint(path, {
             "config": to_toml(config), "learner": learner.state_dict(), "step": step,
-            "episodes": episodes, "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()})
+            "episodes": episodes, "best_eval": best_eval, "rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state()})
 
     try:
         while step < config.total_steps:
@@ -144,33 +155,61 @@ def train(config: TrainConfig | None, run_dir: Path, resume: bool = False) -> Tr
             if step >= next_checkpoint:
                 next_checkpoint += config.checkpoint_interval
                 checkpoint()
+            if eval_env is not None and step >= next_eval:
+                next_eval += config.eval_interval
+                returns = play_episodes(learner.online, eval_env, config.eval_episodes,
+                                        config.eval_epsilon, rng, device)
+                improved = returns.mean() >= best_eval
+                if improved:
+                    best_eval = float(returns.mean())
+                    checkpoint(run_dir / BEST)
+                eval_log.write(step=step, mean_return=round(float(returns.mean()), 3),
+                               std_return=round(float(returns.std()), 3), episodes=len(returns),
+                               best=int(improved), wall_time=round(time.perf_counter() - started, 3))
     except KeyboardInterrupt:
         interrupted = True
     finally:
         checkpoint()
         progress.update(step, learner.updates, epsilon(step), force=True)
-        episode_log.close()
-        metric_log.close()
+        for log in (episode_log, metric_log, eval_log):
+            log.close()
         env.close()
+        if eval_env is not None:
+            eval_env.close()
     return TrainResult(step, learner.updates, episodes, progress.mean_return(),
                        time.perf_counter() - started, interrupted)
 
 
+def play_episodes(q_network: torch.nn.Module, env, episodes: int, epsilon: float,
+                  rng: np.random.Generator, device: torch.device | str) -> np.ndarray:
+    """Raw game returns of ``episodes`` epsilon-greedy episodes on ``env``, from a fresh reset."""
+    returns: list[float] = []
+    obs, _ = env.reset()
+    num_actions = int(env.single_action_space.n)
+    while len(returns) < episodes:
+        actions = epsilon_greedy(q_network, obs, epsilon, num_actions, rng, device)
+        obs, _, _, _, infos = env.step(actions)
+        returns += [float(r) for r in infos[EPISODE_RETURN][infos[EPISODE_DONE]]]
+    return np.asarray(returns[:episodes])
+
+
+def checkpoint_to_evaluate(run_dir_or_checkpoint: Path) -> Path:
+    """A checkpoint file as given, or a run directory's best policy (else its last checkpoint)."""
+    path = Path(run_dir_or_checkpoint)
+    if not path.is_dir():
+        return path
+    return path / BEST if (path / BEST).is_file() else path / CHECKPOINT
+
+
 def evaluate(run_dir_or_checkpoint: Path, episodes: int = 10, epsilon: float | None = None,
              seed: int = 12345, device: str = "cpu") -> np.ndarray:
-    """Raw game returns of ``episodes`` episodes played with the checkpoint's online network."""
-    path = Path(run_dir_or_checkpoint)
-    state = load_checkpoint(path / CHECKPOINT if path.is_dir() else path)
+    """Raw game returns of ``episodes`` episodes played with a checkpoint's online network (a run
+    directory's best.pt when it has one, else its checkpoint.pt)."""
+    state = load_checkpoint(checkpoint_to_evaluate(run_dir_or_checkpoint))
     config = dataclasses.replace(parse_config(state["config"]), num_envs=min(episodes, 8), seed=seed)
     env, learner = make_components(config, torch.device(device))
     learner.load_state_dict(state["learner"])
     eps = config.eval_epsilon if epsilon is None else epsilon
-    rng = np.random.default_rng(seed)
-    returns: list[float] = []
-    obs, _ = env.reset(seed=seed)
-    while len(returns) < episodes:
-        actions = epsilon_greedy(learner.online, obs, eps, int(env.single_action_space.n), rng, device)
-        obs, _, _, _, infos = env.step(actions)
-        returns += [float(r) for r in infos[EPISODE_RETURN][infos[EPISODE_DONE]]]
+    returns = play_episodes(learner.online, env, episodes, eps, np.random.default_rng(seed), device)
     env.close()
-    return np.asarray(returns[:episodes])
+    return returns

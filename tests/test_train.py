@@ -11,7 +11,7 @@ import torch
 from pydqn.checkpoint import CheckpointError, load_checkpoint
 from pydqn.cli import main
 from pydqn.config import build_config
-from pydqn.train import CHECKPOINT, evaluate, train
+from pydqn.train import BEST, CHECKPOINT, checkpoint_to_evaluate, evaluate, train
 
 def read_csv(path):
     with open(path, newline="") as file:
@@ -57,6 +57,19 @@ def test_evaluate_reports_raw_returns(tmp_path):
     train(build_config("cartpole", SMALL), run)
     returns = evaluate(run, episodes=5)
     assert returns.shape == (5,) and np.all(returns >= 8)  # CartPole lasts at least 8 steps
+
+
+def test_periodic_evaluation_keeps_the_best_policy(tmp_path):
+    run = tmp_path / "run"
+    train(build_config("cartpole", {**SMALL, "eval_interval": 500, "eval_episodes": 3}), run)
+    evals = read_csv(run / "evals.csv")
+    assert [int(e["step"]) for e in evals] == [500, 1000, 1500, 2000]
+    means = [float(e["mean_return"]) for e in evals]
+    best_rows = [i for i, e in enumerate(evals) if e["best"] == "1"]
+    assert best_rows[0] == 0 and means[best_rows[-1]] == max(means)
+    best = load_checkpoint(run / BEST)
+    assert best["step"] == int(evals[best_rows[-1]]["step"]) and best["best_eval"] == max(means)
+    assert checkpoint_to_evaluate(run) == run / BEST
 
 
 def test_truncated_or_foreign_checkpoints_get_clear_errors(tmp_path):
