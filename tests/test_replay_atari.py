@@ -1,14 +1,13 @@
 """The exactness check fed by a real ALE/Pong-v5 with gymnasium's Atari preprocessing."""
 
+import ale_py
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 from streams import assert_same_batch
 
 import pydqn
-
-gym = pytest.importorskip("gymnasium")
-ale_py = pytest.importorskip("ale_py")
 
 
 def make_pong(seed: int, episode_steps: int):
