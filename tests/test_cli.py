@@ -1,10 +1,9 @@
 """`pydqn bench` prints its comparison table; bad command lines get usage errors."""
 
 import re
-import subprocess
-import sys
 
 import pytest
+from cli_helpers import run_pydqn
 
 from pydqn.cli import main
 
@@ -29,8 +28,7 @@ def test_bench_reports_every_operation(capsys):
     (["bench", "--repeats", "many"], "argument --repeats: expected a positive integer, got 'many'"),
 ])
 def test_bad_command_lines_are_usage_errors(argv, message):
-    result = subprocess.run([sys.executable, "-m", "pydqn", *argv], capture_output=True, text=True,
-                            cwd="/")
+    result = run_pydqn(*argv)
     assert result.returncode == 2
     assert "usage: pydqn" in result.stderr and message in result.stderr
     assert "Traceback" not in result.stderr

@@ -1,12 +1,11 @@
 """The training loop end to end on CartPole: files, checkpoints, resume, evaluation, CLI errors."""
 
 import csv
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from cli_helpers import run_pydqn
 
 from pydqn.checkpoint import CheckpointError, load_checkpoint
 from pydqn.cli import main
@@ -82,8 +81,7 @@ def test_truncated_or_foreign_checkpoints_get_clear_errors(tmp_path):
     torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="is not a pydqn checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
-    result = subprocess.run([sys.executable, "-m", "pydqn", "evaluate", str(run)],
-                            capture_output=True, text=True)
+    result = run_pydqn("evaluate", str(run))
     assert result.returncode == 2 and "is truncated or not a pydqn checkpoint" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -95,7 +93,7 @@ def test_truncated_or_foreign_checkpoints_get_clear_errors(tmp_path):
     (["train", "--resume", "/nonexistent"], "checkpoint: /nonexistent/checkpoint.pt does not exist"),
 ])
 def test_bad_train_command_lines_are_usage_errors(argv, message):
-    result = subprocess.run([sys.executable, "-m", "pydqn", *argv], capture_output=True, text=True)
+    result = run_pydqn(*argv)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 
