@@ -10,14 +10,22 @@ from pathlib import Path
 from typing import Any
 
 
-def positive_int(text: str) -> int:
+def _integer(text: str, minimum: int, what: str) -> int:
     try:
         value = int(text.replace("_", "").replace(",", ""))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _integer(text, 1, "a positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    return _integer(text, 0, "an integer >= 0")
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +52,8 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
                 kwargs.update(type=int, nargs="+")
             else:
                 number = next((t for t in (int, float) if t in (hint, *typing.get_args(hint))), str)
-                kwargs["type"] = positive_int if number is int else number
+                # Range rules (e.g. batch_size >= 1, eval_interval 0 = never) are the config's.
+                kwargs["type"] = non_negative_int if number is int else number
             group.add_argument(flag, **kwargs)
 
 

@@ -24,10 +24,13 @@ SMALL = {"total_steps": 2_000, "learning_starts": 500, "checkpoint_interval": 1_
 def test_cli_train_writes_config_logs_and_checkpoint(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--preset", "cartpole", "--total-steps", "2000", "--learning-starts", "500",
-                 "--log-interval", "500", "--no-double", "--run-dir", str(run)]) == 0
+                 "--log-interval", "500", "--no-double", "--seed", "0", "--eval-interval", "0",
+                 "--run-dir", str(run)]) == 0
     assert "trained 2,000 env steps" in capsys.readouterr().out
     assert 'env_id = "CartPole-v1"' in (run / "config.toml").read_text()
     assert "double = false" in (run / "config.toml").read_text()
+    assert "seed = 0" in (run / "config.toml").read_text()
+    assert read_csv(run / "evals.csv") == []  # --eval-interval 0: no periodic evaluation
     episodes = read_csv(run / "episodes.csv")
     assert len(episodes) > 10 and all(float(e["return"]) == float(e["length"]) for e in episodes)
     metrics = read_csv(run / "metrics.csv")
@@ -87,7 +90,8 @@ def test_truncated_or_foreign_checkpoints_get_clear_errors(tmp_path):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["train", "--batch-size", "0"], "argument --batch-size: expected a positive integer"),
+    (["train", "--batch-size", "-1"], "argument --batch-size: expected an integer >= 0, got '-1'"),
+    (["train", "--batch-size", "0"], "batch_size: expected a positive integer, got 0"),
     (["train", "--loss", "l1"], "argument --loss: invalid choice: 'l1'"),
     (["train", "--preset", "cartpole", "--epsilon-end", "2"], "epsilon_end: expected a value in [0, 1]"),
     (["train", "--resume", "/nonexistent"], "checkpoint: /nonexistent/checkpoint.pt does not exist"),
