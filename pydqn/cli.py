@@ -123,9 +123,13 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         run_dir = args.run_dir or Path("runs") / f"{config.env_id.replace('/', '-')}-{config.seed}"
         print(f"# pydqn train: run directory {run_dir}\n{to_toml(config)}", flush=True)
         result = train(config, run_dir)
+    run_dir = args.resume if args.resume is not None else run_dir
     print(f"trained {result.steps:,} env steps, {result.updates:,} updates, {result.episodes:,} "
-          f"episodes in {result.wall_time:.0f} s; mean return of the last 100 episodes "
+          f"episodes in {result.wall_time:.0f} s; mean return of the last 100 training episodes "
           f"{result.mean_return_100:.1f}" + (" (interrupted; checkpoint written)" if result.interrupted else ""))
+    if result.best_eval > float("-inf"):
+        print(f"best periodic evaluation: mean return {result.best_eval:.1f}, kept as "
+              f"{run_dir / 'best.pt'}; `pydqn evaluate {run_dir}` plays it")
     return 130 if result.interrupted else 0
 
 

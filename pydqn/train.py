@@ -33,7 +33,8 @@ class TrainResult:
     steps: int
     updates: int
     episodes: int
-    mean_return_100: float
+    mean_return_100: float  # training episodes (exploring), the last 100
+    best_eval: float  # best periodic evaluation's mean return (-inf when none ran)
     wall_time: float
     interrupted: bool
 
@@ -176,7 +177,7 @@ def train(config: TrainConfig | None, run_dir: Path, resume: bool = False) -> Tr
         env.close()
         if eval_env is not None:
             eval_env.close()
-    return TrainResult(step, learner.updates, episodes, progress.mean_return(),
+    return TrainResult(step, learner.updates, episodes, progress.mean_return(), best_eval,
                        time.perf_counter() - started, interrupted)
 
 

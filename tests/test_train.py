@@ -26,7 +26,8 @@ def test_cli_train_writes_config_logs_and_checkpoint(tmp_path, capsys):
     assert main(["train", "--preset", "cartpole", "--total-steps", "2000", "--learning-starts", "500",
                  "--log-interval", "500", "--no-double", "--seed", "0", "--eval-interval", "0",
                  "--run-dir", str(run)]) == 0
-    assert "trained 2,000 env steps" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "trained 2,000 env steps" in out and "best periodic evaluation" not in out
     assert 'env_id = "CartPole-v1"' in (run / "config.toml").read_text()
     assert "double = false" in (run / "config.toml").read_text()
     assert "seed = 0" in (run / "config.toml").read_text()
@@ -39,6 +40,14 @@ def test_cli_train_writes_config_logs_and_checkpoint(tmp_path, capsys):
     assert float(metrics[-1]["loss"]) >= 0
     assert int(metrics[-1]["updates"]) == (2000 - 500) // preset.train_frequency
     assert load_checkpoint(run / CHECKPOINT)["step"] == 2000
+
+
+def test_cli_train_points_to_the_best_policy(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "cartpole", "--total-steps", "1000", "--learning-starts", "500",
+                 "--eval-interval", "500", "--eval-episodes", "2", "--run-dir", str(run)]) == 0
+    assert f"kept as {run / 'best.pt'}; `pydqn evaluate {run}` plays it" in capsys.readouterr().out
+    assert (run / "best.pt").is_file()
 
 
 def test_resume_continues_from_the_checkpoint(tmp_path):
