@@ -33,7 +33,6 @@ class TrainConfig:
     eval_epsilon: float = 0.001
     repeat_action_probability: float = 0.0
     checkpoint_interval: int = 250_000  # env steps between checkpoints
-    save_buffer: bool = False  # also checkpoint the replay buffer, so resume skips refilling it
     log_interval: int = 10_000  # env steps between training-metric rows
     # Every eval_interval env steps (0: never), play eval_episodes greedy episodes on separate envs
     # and keep the best policy so far as best.pt (DQN can degrade after it has solved a task).

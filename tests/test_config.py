@@ -29,7 +29,7 @@ def test_layers_apply_in_order(tmp_path):
     ({"learner": {"lr": 1}}, "learner.lr: unknown setting"),
     ({"num_envs": 0}, "num_envs: expected a positive integer, got 0"),
     ({"epsilon_end": 1.5}, "epsilon_end: expected a value in [0, 1]"),
-    ({"save_buffer": "yes"}, "save_buffer: expected true or false"),
+    ({"dueling": "yes"}, "dueling: expected true or false"),
     ({"batch_size": "many"}, "batch_size: expected an integer, got 'many'"),
     ({"learning_starts": 10, "batch_size": 32}, "learning_starts: expected at least batch_size=32"),
 ])
