@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--epsilon", type=float, default=None,
                           help="exploration while evaluating (default: the run's eval_epsilon)")
     evaluate.add_argument("--seed", type=int, default=12345)
+    plot = commands.add_parser(
+        "plot", help="draw a run's learning curve as a PNG (needs matplotlib)",
+        description="Episode returns and their 100-episode mean against env steps and wall time, "
+                    "with the periodic evaluations.")
+    plot.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    plot.add_argument("--out", type=Path, metavar="PNG", help="default: RUN_DIR/learning_curve.png")
     bench = commands.add_parser(
         "bench", help="compare the C++ replay buffer with the pure-Python one (and numpy)",
         description="Measure add and sample of ReplayBuffer against PyReplayBuffer at Atari "
@@ -159,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         return run_train(args, parser)
     if args.command == "evaluate":
         return run_evaluate(args, parser)
+    if args.command == "plot":
+        from pydqn.plot import plot_run
+
+        print(usage_error_on(parser, ValueError, lambda: plot_run(args.run_dir, args.out)))
+        return 0
     if args.command == "bench":
         from pydqn.bench_replay import format_table, run_replay_bench
 

@@ -83,6 +83,27 @@ def test_periodic_evaluation_keeps_the_best_policy(tmp_path):
     assert checkpoint_to_evaluate(run) == run / BEST
 
 
+def test_plot_draws_the_learning_curve(tmp_path, capsys):
+    run = tmp_path / "run"
+    train(build_config("cartpole", {**SMALL, "eval_interval": 500, "eval_episodes": 2}), run)
+    assert main(["plot", str(run)]) == 0
+    png = run / "learning_curve.png"
+    assert capsys.readouterr().out.strip() == str(png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+def test_running_mean_by_hand():
+    from pydqn.plot import running_mean
+
+    assert running_mean(np.array([1.0, 3.0, 5.0, 7.0]), window=2).tolist() == [1.0, 2.0, 4.0, 6.0]
+
+
+def test_plot_without_episodes_is_a_usage_error(tmp_path):
+    (tmp_path / "episodes.csv").write_text("step,return,length,wall_time\n")
+    result = run_pydqn("plot", str(tmp_path))
+    assert result.returncode == 2 and "holds no finished episode yet" in result.stderr
+
+
 def test_truncated_or_foreign_checkpoints_get_clear_errors(tmp_path):
     run = tmp_path / "run"
     train(build_config("cartpole", SMALL), run)
