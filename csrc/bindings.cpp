@@ -177,6 +177,5 @@ PYBIND11_MODULE(_C, m) {
           py::arg("indices"))
       .def("__len__", &ReplayBuffer::size)
       .def_property_readonly("capacity", &ReplayBuffer::capacity)
-      .def_property_readonly("nbytes", &ReplayBuffer::nbytes)
-      .def_property_readonly("frames_allocated", &ReplayBuffer::frames_allocated);
+      .def_property_readonly("nbytes", &ReplayBuffer::nbytes);
 }

@@ -82,21 +82,17 @@ def check_buffer_args(capacity: Any, obs_shape: Any, obs_dtype: Any, frame_stack
     )
 
 
-def as_cpu_tensor(name: str, value: Any) -> torch.Tensor:
-    """A CPU tensor view of a numpy array or tensor (copied only from another device)."""
-    if isinstance(value, torch.Tensor):
-        return value if value.device.type == "cpu" else value.cpu()
-    if isinstance(value, np.ndarray) and not value.flags.writeable:
-        value = value.copy()  # torch refuses to wrap read-only memory without a warning
-    try:
-        return torch.as_tensor(value)
-    except (TypeError, ValueError, RuntimeError, OverflowError) as error:
-        raise TypeError(
-            f"{name}: expected a numpy array or torch tensor, got {type(value).__name__} ({error})"
-        ) from None
-
-
 def as_index_tensor(name: str, value: Any) -> torch.Tensor:
-    """A 1-D CPU tensor of indices; a single int becomes a sequence of one."""
-    tensor = as_cpu_tensor(name, value)
+    """A 1-D CPU tensor of indices (from an int, a sequence, a numpy array or a tensor on any
+    device); a single int becomes a sequence of one."""
+    if isinstance(value, torch.Tensor):
+        tensor = value if value.device.type == "cpu" else value.cpu()
+    else:
+        if isinstance(value, np.ndarray) and not value.flags.writeable:
+            value = value.copy()  # torch refuses to wrap read-only memory without a warning
+        try:
+            tensor = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+            raise TypeError(f"{name}: expected integers as a sequence, numpy array or tensor, got "
+                            f"{type(value).__name__} ({error})") from None
     return tensor.reshape(1) if tensor.dim() == 0 else tensor

@@ -45,7 +45,6 @@ class FrameStore {
 
   // Bytes held: chunk memory plus the per-chunk bookkeeping arrays.
   int64_t nbytes() const;
-  int32_t chunks_allocated() const { return allocated_.load(std::memory_order_relaxed); }
 
  private:
   const int64_t frame_stride_;

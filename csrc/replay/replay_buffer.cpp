@@ -145,7 +145,6 @@ void check_vector(const HostArray& a, const char* name, int64_t rows) {
                     ",), one value per env row, got ", shape_text(a.sizes()));
 }
 
-
 // A new CPU tensor straight from the CPU allocator. at::empty goes through the dispatcher, which
 // measured ~2.5 us per call inside a Python process (0.3 us in a plain C++ one): a quarter of an
 // add() of one row.
@@ -173,10 +172,6 @@ ReplayBuffer::ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape,
 int64_t ReplayBuffer::nbytes() const {
   return frames_.nbytes() + ring_.nbytes() + num_envs_ * static_cast<int64_t>(sizeof(EnvStream)) +
          obs_blocks_->cached_bytes();
-}
-
-int64_t ReplayBuffer::frames_allocated() const {
-  return static_cast<int64_t>(frames_.chunks_allocated()) * frames_.chunk_frames();
 }
 
 // ---- add -----------------------------------------------------------------------------------------

@@ -52,7 +52,6 @@ class ReplayBuffer {
   int64_t capacity() const { return ring_.capacity(); }
   // Everything allocated: frames, transition records, stream state, pooled sample blocks.
   int64_t nbytes() const;
-  int64_t frames_allocated() const;
 
  private:
   struct BatchPointers;
