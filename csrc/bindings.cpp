@@ -175,6 +175,34 @@ PYBIND11_MODULE(_C, m) {
             return to_tuple(batch);
           },
           py::arg("indices"))
+      .def(
+          "save_state",
+          [](const ReplayBuffer& self) {
+            pydqn::ReplayState state;
+            {
+              py::gil_scoped_release nogil;
+              state = self.save_state();
+            }
+            return py::dict(py::arg("frames") = state.frames, py::arg("frame_ids") = state.frame_ids,
+                            py::arg("action") = state.action, py::arg("reward") = state.reward,
+                            py::arg("terminated") = state.terminated,
+                            py::arg("truncated") = state.truncated, py::arg("added") = state.added,
+                            py::arg("rng_seed") = state.rng_seed,
+                            py::arg("rng_draws") = state.rng_draws);
+          })
+      .def(
+          "load_state",
+          [](ReplayBuffer& self, const at::Tensor& frames, const at::Tensor& frame_ids,
+             const at::Tensor& action, const at::Tensor& reward, const at::Tensor& terminated,
+             const at::Tensor& truncated, int64_t added, uint64_t rng_seed, uint64_t rng_draws) {
+            const pydqn::ReplayState state{frames,    frame_ids, action, reward,   terminated,
+                                           truncated, added,     rng_seed, rng_draws};
+            py::gil_scoped_release nogil;
+            self.load_state(state);
+          },
+          py::arg("frames"), py::arg("frame_ids"), py::arg("action"), py::arg("reward"),
+          py::arg("terminated"), py::arg("truncated"), py::arg("added"), py::arg("rng_seed"),
+          py::arg("rng_draws"))
       .def("__len__", &ReplayBuffer::size)
       .def_property_readonly("capacity", &ReplayBuffer::capacity)
       .def_property_readonly("nbytes", &ReplayBuffer::nbytes);

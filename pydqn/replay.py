@@ -94,6 +94,40 @@ class ReplayBuffer:
         """Read the transitions in the given slots (as returned by ``add``)."""
         return Batch(*self._impl.get(_args.as_index_tensor("indices", indices)))
 
+    def state_dict(self) -> dict[str, Any]:
+        """The stored transitions and the sampling generator's position, compactly (every frame
+        once, about ``nbytes``): save it with ``torch.save`` and restore it into a new buffer with
+        `load_state_dict`. Holds off concurrent ``add`` calls while it copies."""
+        return {"settings": self._settings(), **self._impl.save_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a `state_dict` into this buffer, which must be new (nothing added yet) and have
+        the same capacity, obs_shape, obs_dtype, frame_stack and num_envs.
+
+        Afterwards ``len``, every slot's ``get``, the slots later ``add`` calls return, and the
+        sequence of ``sample`` batches are the saved buffer's. Env streams start afresh: each
+        stream's next ``add`` begins a new episode (an unfinished saved episode stays stored; its
+        last transition bootstraps like any other non-terminal one).
+        """
+        if not isinstance(state, dict) or "settings" not in state:
+            raise TypeError(f"state: expected a dict from ReplayBuffer.state_dict(), got {type(state).__name__}")
+        saved, own = state["settings"], self._settings()
+        for name, value in own.items():
+            if saved.get(name) != value:
+                raise ValueError(f"state: saved from a buffer with {name}={saved.get(name)!r}, "
+                                 f"this one has {name}={value!r}")
+        fields = ("frames", "frame_ids", "action", "reward", "terminated", "truncated", "added",
+                  "rng_seed", "rng_draws")
+        missing = [name for name in fields if name not in state]
+        if missing:
+            raise ValueError(f"state: missing {missing}; expected a dict from ReplayBuffer.state_dict()")
+        self._impl.load_state(**{name: state[name] for name in fields})
+
+    def _settings(self) -> dict[str, Any]:
+        return {"capacity": self.capacity, "obs_shape": list(self.obs_shape),
+                "obs_dtype": str(self.obs_dtype), "frame_stack": self.frame_stack,
+                "num_envs": self.num_envs}
+
     def __len__(self) -> int:
         return len(self._impl)
 

@@ -60,13 +60,33 @@ def add_step(buf, env: int, step: int) -> None:
     buf.add(obs, [env], [float(step % PERIOD)], next_obs, terminated, [False], env_ids=[env])
 
 
-def run_until(stop, errors, work) -> None:
-    try:
-        while not stop.is_set():
-            work()
-    except BaseException as error:  # re-raised in the main thread
-        errors.append(error)
-        stop.set()
+def hammer(workers, enough) -> None:
+    """Runs each of ``workers`` in a loop on its own thread for at least SECONDS, until
+    ``enough()`` (a shared, slow machine gets up to ten times longer), then re-raises the first
+    exception any of them raised."""
+    stop, errors = threading.Event(), []
+
+    def loop(work):
+        try:
+            while not stop.is_set():
+                work()
+        except BaseException as error:  # re-raised in the main thread
+            errors.append(error)
+            stop.set()
+
+    threads = [threading.Thread(target=loop, args=(work,)) for work in workers]
+    for thread in threads:
+        thread.start()
+    started = time.monotonic()
+    while not stop.is_set() and (time.monotonic() - started < SECONDS or not enough()):
+        if time.monotonic() - started > 10 * SECONDS:
+            break
+        time.sleep(0.05)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 @pytest.mark.slow
@@ -75,7 +95,6 @@ def test_four_writers_two_samplers_on_a_tiny_ring_never_tear(capacity):
     buf = pydqn.ReplayBuffer(capacity, (K, SIDE, SIDE), frame_stack=K, num_envs=NUM_ENVS, seed=0)
     for env in range(NUM_ENVS):  # one transition each, so samplers can start at once
         add_step(buf, env, 0)
-    stop, errors = threading.Event(), []
     added, sampled = [1] * NUM_ENVS, [0, 0]
 
     def write(env):
@@ -86,17 +105,30 @@ def test_four_writers_two_samplers_on_a_tiny_ring_never_tear(capacity):
         check(buf.sample(64))
         sampled[index] += 1
 
-    threads = [threading.Thread(target=run_until, args=(stop, errors, lambda e=e: write(e)))
-               for e in range(NUM_ENVS)]
-    threads += [threading.Thread(target=run_until, args=(stop, errors, lambda i=i: sample(i)))
-                for i in range(2)]
-    for thread in threads:
-        thread.start()
-    time.sleep(SECONDS)
-    stop.set()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    assert min(added) > 1000 and min(sampled) > 100, (added, sampled)
+    enough = lambda: min(added) > 1000 and min(sampled) > 100  # noqa: E731
+    hammer([lambda e=e: write(e) for e in range(NUM_ENVS)] + [lambda i=i: sample(i) for i in range(2)],
+           enough)
+    assert enough(), (added, sampled)
     check(buf.get(list(range(len(buf)))))  # and what is left is intact
+
+
+@pytest.mark.slow
+def test_state_dict_while_writers_add_is_a_consistent_snapshot():
+    buf = pydqn.ReplayBuffer(32, (K, SIDE, SIDE), frame_stack=K, num_envs=NUM_ENVS, seed=0)
+    for env in range(NUM_ENVS):
+        add_step(buf, env, 0)
+    added, snapshots = [1] * NUM_ENVS, [0]
+
+    def write(env):
+        add_step(buf, env, added[env])
+        added[env] += 1
+
+    def snapshot():
+        restored = pydqn.ReplayBuffer(32, (K, SIDE, SIDE), frame_stack=K, num_envs=NUM_ENVS)
+        restored.load_state_dict(buf.state_dict())
+        check(restored.get(list(range(len(restored)))))
+        snapshots[0] += 1
+
+    enough = lambda: min(added) > 100 and snapshots[0] > 10  # noqa: E731
+    hammer([lambda e=e: write(e) for e in range(NUM_ENVS)] + [snapshot], enough)
+    assert enough(), (added, snapshots)

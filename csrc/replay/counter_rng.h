@@ -22,13 +22,21 @@ class CounterRng {
     return z ^ (z >> 31);
   }
 
+  uint64_t seed() const { return seed_; }
+  uint64_t draws() const { return counter_.load(std::memory_order_relaxed); }
+  // Continues a saved generator: the next draw is draw `draws` of `seed`.
+  void restore(uint64_t seed, uint64_t draws) {
+    seed_ = seed;
+    counter_.store(draws, std::memory_order_relaxed);
+  }
+
   // Uniform integer in [0, bound) by Lemire's multiply-shift; the bias is below bound / 2^64.
   static uint64_t below(uint64_t random, uint64_t bound) {
     return static_cast<uint64_t>((static_cast<unsigned __int128>(random) * bound) >> 64);
   }
 
  private:
-  const uint64_t seed_;
+  uint64_t seed_;
   std::atomic<uint64_t> counter_{0};
 };
 

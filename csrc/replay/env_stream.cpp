@@ -30,4 +30,11 @@ void EnvStream::repin(FrameStore& store, int32_t frame_stack) {
   pins_.swap(wanted);
 }
 
+void EnvStream::unpin_all(FrameStore& store) {
+  for (int32_t chunk : pins_) store.release(chunk);
+  pins_.clear();
+  fill_chunk_ = -1;
+  fill_offset_ = 0;
+}
+
 }  // namespace pydqn

@@ -6,15 +6,41 @@
 #include <cstdint>
 
 #include "replay/frame_store.h"
+#include "replay/spin_wait.h"
 #include "replay/transition_ring.h"
 
 namespace pydqn {
 
 // Writer-side state of one env stream: where its episode stands and which frames form its current
-// stack. Only the thread that holds `busy` reads or writes the other fields; taking and dropping
-// `busy` (acquire / release) hands them from one adding thread to the next.
+// stack. Only the thread that holds the stream reads or writes the other fields; taking the hold
+// (acquire) and dropping it (release) hands them from one thread to the next.
 struct EnvStream {
-  std::atomic<bool> busy{false};
+  // Takes the stream for an add(), waiting while a save or load holds it. False if another add()
+  // holds it: two threads adding to one stream is a caller's error, not something to wait out.
+  bool hold_for_add() {
+    SpinWait spin;
+    for (;;) {
+      uint8_t holder = kFree;
+      if (holder_.compare_exchange_weak(holder, kAdder, std::memory_order_acquire,
+                                        std::memory_order_relaxed)) {
+        return true;
+      }
+      if (holder == kAdder) return false;
+      spin.pause();
+    }
+  }
+  // Takes the stream for saving or loading the buffer, waiting for a running add() to finish.
+  void hold_for_snapshot() {
+    SpinWait spin;
+    uint8_t holder = kFree;
+    while (!holder_.compare_exchange_weak(holder, kSnapshot, std::memory_order_acquire,
+                                          std::memory_order_relaxed)) {
+      holder = kFree;
+      spin.pause();
+    }
+  }
+  void drop() { holder_.store(kFree, std::memory_order_release); }
+
   bool in_episode = false;    // the next obs must equal the frames in `stack`
   int64_t episode_step = 0;   // transitions added in the current episode
   int64_t transitions = 0;    // transitions added over the stream's lifetime
@@ -25,8 +51,12 @@ struct EnvStream {
   // Holds a reference on exactly the chunks of the current stack and the chunk being filled, so
   // those frames outlive the transitions that reference them (a tiny ring may evict them all).
   void repin(FrameStore& store, int32_t frame_stack);
+  // Drops every reference the stream holds and forgets its fill position.
+  void unpin_all(FrameStore& store);
 
  private:
+  static constexpr uint8_t kFree = 0, kAdder = 1, kSnapshot = 2;
+  std::atomic<uint8_t> holder_{kFree};
   int32_t fill_chunk_ = -1;
   int32_t fill_offset_ = 0;
   // At most the stack's chunks, the one being filled and the few new ones an add() took; inline,

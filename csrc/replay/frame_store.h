@@ -7,6 +7,9 @@
 
 namespace pydqn {
 
+// Frames per stacked observation, at most.
+constexpr int32_t kMaxFrameStack = 32;
+
 // A pool of fixed-size frames, allocated on demand in chunks of `chunk_frames` frames.
 //
 //   chunk table   [ c0 | c1 | c2 | ... ]   pointers, published once with release stores
@@ -42,6 +45,23 @@ class FrameStore {
   int32_t acquire_chunk();
   void retain(int32_t chunk) { refcounts_[chunk].fetch_add(1, std::memory_order_relaxed); }
   void release(int32_t chunk);
+  // Calls visit(chunk) once for each distinct chunk holding one of the `count` (at most
+  // kMaxFrameStack + 1) frames `ids`: a transition holds one reference per chunk it uses, however
+  // many of its frames lie there.
+  template <typename Visit>
+  void for_each_chunk(const int32_t* ids, int32_t count, Visit visit) const {
+    int32_t seen[kMaxFrameStack + 1];
+    int32_t distinct = 0;
+    for (int32_t i = 0; i < count; ++i) {
+      const int32_t chunk = chunk_of(ids[i]);
+      bool repeat = false;
+      for (int32_t j = 0; j < distinct && !repeat; ++j) repeat = seen[j] == chunk;
+      if (!repeat) {
+        seen[distinct++] = chunk;
+        visit(chunk);
+      }
+    }
+  }
 
   // Bytes held: chunk memory plus the per-chunk bookkeeping arrays.
   int64_t nbytes() const;

@@ -115,25 +115,28 @@ void for_each_chunk(const FrameStore& frames, const int32_t* ids, int32_t count,
   }
 }
 
-// Holds the `busy` flags of the env streams an add() writes, so two threads never write one stream.
+// Holds the env streams an add() writes, so two threads never write one stream. Streams are taken
+// in ascending order, as a save or load takes all of them, so waiting on one never closes a cycle.
 class StreamLease {
  public:
   StreamLease(EnvStream* streams, const int64_t* env_ids, int64_t count) : streams_(streams) {
-    for (int64_t r = 0; r < count; ++r) {
-      if (streams[env_ids[r]].busy.exchange(true, std::memory_order_acquire)) {
+    c10::SmallVector<int64_t, 16> ascending(env_ids, env_ids + count);
+    std::sort(ascending.begin(), ascending.end());
+    for (const int64_t env : ascending) {
+      if (!streams[env].hold_for_add()) {
         release();
-        TORCH_CHECK_VALUE(false, "env_ids: env ", env_ids[r],
+        TORCH_CHECK_VALUE(false, "env_ids: env ", env,
                           " is being added to by another thread; concurrent add() calls must "
                           "name disjoint env streams");
       }
-      held_.push_back(env_ids[r]);
+      held_.push_back(env);
     }
   }
   ~StreamLease() { release(); }
 
  private:
   void release() {
-    for (int64_t env : held_) streams_[env].busy.store(false, std::memory_order_release);
+    for (int64_t env : held_) streams_[env].drop();
     held_.clear();
   }
   EnvStream* streams_;

@@ -27,6 +27,19 @@ struct TransitionRows {
   std::optional<HostArray> env_ids;
 };
 
+// A buffer's stored transitions, compacted: what state_dict() saves and load_state_dict() reads.
+struct ReplayState {
+  at::Tensor frames;      // (F, frame bytes) uint8: every frame the transitions reference, once
+  at::Tensor frame_ids;   // (N, frame_stack + 1) int32 rows of `frames`: obs's, then next_obs's newest
+  at::Tensor action;      // (N,) int32
+  at::Tensor reward;      // (N,) float32
+  at::Tensor terminated;  // (N,) bool
+  at::Tensor truncated;   // (N,) bool
+  int64_t added = 0;      // transitions ever added; the N stored are the last N, oldest first
+  uint64_t rng_seed = 0;  // the sampling generator continues with draw `rng_draws` of `rng_seed`
+  uint64_t rng_draws = 0;
+};
+
 // A replay buffer that stores every frame once and rebuilds stacked observations when read.
 //
 //   add():   obs / next_obs rows ──(check stack continuity, keep only new frames)──> FrameStore
@@ -47,6 +60,13 @@ class ReplayBuffer {
   BatchTensors sample(int64_t batch_size);
   void sample_into(const BatchTensors& out);
   BatchTensors get(const at::Tensor& indices);
+
+  // A compact copy of the stored transitions and the sampling generator. Waits for no add() to
+  // be running (it holds every env stream meanwhile); samples may run concurrently.
+  ReplayState save_state() const;
+  // Fills a buffer nothing was added to from save_state()'s result. Env streams start fresh: each
+  // stream's next add() begins a new episode.
+  void load_state(const ReplayState& state);
 
   int64_t size() const { return ring_.size(); }
   int64_t capacity() const { return ring_.capacity(); }

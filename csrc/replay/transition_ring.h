@@ -4,9 +4,9 @@
 #include <cstdint>
 #include <memory>
 
-namespace pydqn {
+#include "replay/frame_store.h"
 
-constexpr int32_t kMaxFrameStack = 32;
+namespace pydqn {
 
 // What a slot holds about one transition. Frames are referenced, not held: `frame_ids[0..k-1]` are
 // the frames of obs (oldest first) and `frame_ids[1..k]` those of next_obs, so the two stacks share
@@ -52,6 +52,10 @@ class TransitionRing {
   // Returns true when the slot held a transition that is now being overwritten.
   bool begin_write(int64_t seq);
   void commit(int64_t seq, const TransitionRecord& record);
+  // Loading a saved buffer into a ring nobody has written: commit() the last min(claimed,
+  // capacity) transitions directly (they have no previous occupant to wait for), then set the
+  // claimed count, which is what makes them visible to size() and so to samplers.
+  void restore_claimed(int64_t claimed) { claimed_.store(claimed, std::memory_order_release); }
 
   // Reader side: a version of 0 means the slot is empty or mid-write. load() also serves the
   // writer, between begin_write and commit, to read the occupant it is about to overwrite.
