@@ -100,21 +100,6 @@ int64_t max_chunks_for(int64_t capacity, int64_t frame_stack, int64_t num_envs) 
   return chunks;
 }
 
-template <typename Visit>
-void for_each_chunk(const FrameStore& frames, const int32_t* ids, int32_t count, Visit visit) {
-  int32_t seen[kMaxFrameStack + 1];
-  int32_t distinct = 0;
-  for (int32_t i = 0; i < count; ++i) {
-    const int32_t chunk = frames.chunk_of(ids[i]);
-    bool repeat = false;
-    for (int32_t j = 0; j < distinct && !repeat; ++j) repeat = seen[j] == chunk;
-    if (!repeat) {
-      seen[distinct++] = chunk;
-      visit(chunk);
-    }
-  }
-}
-
 // Holds the env streams an add() writes, so two threads never write one stream. Streams are taken
 // in ascending order, as a save or load takes all of them, so waiting on one never closes a cycle.
 class StreamLease {
@@ -283,13 +268,13 @@ void ReplayBuffer::store_frames(const std::byte* obs, const std::byte* next_obs,
 
 void ReplayBuffer::write_transition(int64_t seq, const TransitionRecord& record) {
   const int32_t ids = frame_stack_ + 1;
-  for_each_chunk(frames_, record.frame_ids, ids, [&](int32_t c) { frames_.retain(c); });
+  frames_.for_each_chunk(record.frame_ids, ids, [&](int32_t c) { frames_.retain(c); });
   if (ring_.begin_write(seq)) {
     // The slot is marked as rewritten before the evicted transition's chunks are released, so a
     // reader that sees a recycled frame also sees the new version (see FrameStore::acquire_chunk).
     TransitionRecord evicted;
     ring_.load(seq % ring_.capacity(), evicted);
-    for_each_chunk(frames_, evicted.frame_ids, ids, [&](int32_t c) { frames_.release(c); });
+    frames_.for_each_chunk(evicted.frame_ids, ids, [&](int32_t c) { frames_.release(c); });
   }
   ring_.commit(seq, record);
 }
