@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--epsilon", type=float, default=None,
                           help="exploration while evaluating (default: the run's eval_epsilon)")
     evaluate.add_argument("--seed", type=int, default=12345)
+    evaluate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default: cpu)")
+    evaluate.add_argument("--video", type=Path, metavar="FILE",
+                          help="also write the episodes as a video, e.g. play.mp4 (needs the video "
+                               "extra: pip install 'pydqn[video]'); episodes are then played one by one")
     plot = commands.add_parser(
         "plot", help="draw a run's learning curve as a PNG (needs matplotlib)",
         description="Episode returns and their 100-episode mean against env steps and wall time, "
@@ -105,11 +109,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure add and sample of ReplayBuffer against PyReplayBuffer at Atari "
                     "shapes, with a plain numpy gather of the same bytes as the hardware reference. "
                     "Needs about 8 GB of memory at the default capacity (the Python buffer keeps "
-                    "full observation copies).")
+                    "full observation copies). With --train: run the training loop with each "
+                    "buffer instead and report frames/s, updates/s and where the time goes.")
     bench.add_argument("--capacity", type=positive_int, default=100_000,
                        help="transitions per buffer (default: 100,000)")
     bench.add_argument("--repeats", type=positive_int, default=300,
                        help="timed calls per operation; the median is reported (default: 300)")
+    loop = bench.add_argument_group("--train: the training loop")
+    loop.add_argument("--train", action="store_true", help="benchmark the training loop")
+    loop.add_argument("--env", default="ALE/Pong-v5", metavar="ID", help="default: ALE/Pong-v5")
+    loop.add_argument("--steps", type=positive_int, default=6_000,
+                      help="env steps per variant (default: 6,000)")
+    loop.add_argument("--learning-starts", type=positive_int, default=2_000,
+                      help="env steps before the first update; timing starts there (default: 2,000)")
+    loop.add_argument("--num-envs", type=positive_int, default=8, help="default: 8")
+    loop.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     return parser
 
 
@@ -133,13 +147,17 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     print(f"trained {result.steps:,} env steps, {result.updates:,} updates, {result.episodes:,} "
           f"episodes in {result.wall_time:.0f} s; mean return of the last 100 training episodes "
           f"{result.mean_return_100:.1f}" + (" (interrupted; checkpoint written)" if result.interrupted else ""))
+    timed = sum(result.phase_seconds.values()) or 1.0
+    print("time spent: " + ", ".join(f"{phase} {seconds / timed:.0%}"
+                                     for phase, seconds in result.phase_seconds.items()))
     if result.best_eval > float("-inf"):
         print(f"best periodic evaluation: mean return {result.best_eval:.1f}, kept as "
               f"{run_dir / 'best.pt'}; `pydqn evaluate {run_dir}` plays it")
     return 130 if result.interrupted else 0
 
 
-def usage_error_on(parser: argparse.ArgumentParser, errors: type[Exception], call):
+def usage_error_on(parser: argparse.ArgumentParser,
+                   errors: type[Exception] | tuple[type[Exception], ...], call):
     """``call()``, turning the expected errors into a usage error (exit 2), not a traceback."""
     try:
         return call()
@@ -149,12 +167,15 @@ def usage_error_on(parser: argparse.ArgumentParser, errors: type[Exception], cal
 
 def run_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from pydqn.checkpoint import CheckpointError
-    from pydqn.train import checkpoint_to_evaluate, evaluate
+    from pydqn.evaluate import checkpoint_to_evaluate, evaluate
 
-    returns = usage_error_on(parser, CheckpointError,
-                             lambda: evaluate(args.path, args.episodes, args.epsilon, args.seed))
+    returns = usage_error_on(parser, (CheckpointError, ImportError),
+                             lambda: evaluate(args.path, args.episodes, args.epsilon, args.seed,
+                                              args.device, args.video))
     print(f"{checkpoint_to_evaluate(args.path)}: {len(returns)} episodes: mean {returns.mean():.2f}, std {returns.std():.2f}, "
           f"min {returns.min():.2f}, max {returns.max():.2f}")
+    if args.video is not None:
+        print(f"video: {args.video}")
     return 0
 
 
@@ -170,7 +191,15 @@ def main(argv: list[str] | None = None) -> int:
 
         print(usage_error_on(parser, ValueError, lambda: plot_run(args.run_dir, args.out)))
         return 0
-    if args.command == "bench":
+    if args.command == "bench" and args.train:
+        import torch
+
+        from pydqn.bench_train import format_train_table, run_train_bench
+
+        config, rows = usage_error_on(parser, ValueError, lambda: run_train_bench(
+            args.env, args.steps, args.learning_starts, args.num_envs, args.device))
+        print(format_train_table(config, rows, torch.get_num_threads()))
+    elif args.command == "bench":
         from pydqn.bench_replay import format_table, run_replay_bench
 
         print(format_table(run_replay_bench(args.capacity, args.repeats), args.capacity))

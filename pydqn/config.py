@@ -24,6 +24,12 @@ class TrainConfig:
     # of one per core collapses when envs or another process keep the other cores busy.
     torch_threads: int = 0
     buffer_size: int = 1_000_000
+    # "cpp": pydqn.ReplayBuffer. "python": the teaching-style PyReplayBuffer (full observation
+    # copies, slow), kept for comparisons such as `pydqn bench --train`.
+    replay: Literal["cpp", "python"] = "cpp"
+    # Checkpoints also save the replay buffer (replay.pt, about its nbytes), so a resumed run goes
+    # on updating at once instead of refilling it with learning_starts steps.
+    save_buffer: bool = False
     batch_size: int = 32
     learning_starts: int = 80_000  # env steps of random play before the first update
     train_frequency: int = 4  # env steps per update (the replay ratio is its inverse)
@@ -38,6 +44,7 @@ class TrainConfig:
     # and keep the best policy so far as best.pt (DQN can degrade after it has solved a task).
     eval_interval: int = 0
     eval_episodes: int = 10
+    tensorboard: bool = True  # also write the logged scalars to RUN_DIR/tensorboard, if installed
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     dueling: bool = False
     hidden_sizes: tuple[int, ...] = (120, 84)  # MLP torso, for vector observations
@@ -56,6 +63,10 @@ class TrainConfig:
                      "repeat_action_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
+        if self.replay not in ("cpp", "python"):
+            raise ValueError(f"replay: expected 'cpp' or 'python', got {self.replay!r}")
+        if self.save_buffer and self.replay != "cpp":
+            raise ValueError("save_buffer: saving the buffer needs replay = 'cpp'")
         if self.learning_starts < self.batch_size:
             raise ValueError(f"learning_starts: expected at least batch_size={self.batch_size}, "
                              f"got {self.learning_starts}")

@@ -1,4 +1,5 @@
-"""What a training run records: episode and metric CSVs, and a live progress line."""
+"""What a training run records: episode, metric and evaluation CSVs, TensorBoard scalars (when the
+tensorboard package is installed), and a live progress line."""
 
 from __future__ import annotations
 
@@ -30,6 +31,47 @@ class CsvLog:
 
     def close(self) -> None:
         self._file.close()
+
+
+class RunLogs:
+    """The files of a run directory that grow as it trains: ``episodes.csv``, ``metrics.csv``,
+    ``evals.csv`` and, with ``tensorboard`` set and the package installed, the same scalars under
+    ``tensorboard/`` (against env steps)."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool) -> None:
+        self._csv = {"episode": CsvLog(run_dir / "episodes.csv", EPISODE_FIELDS),
+                     "train": CsvLog(run_dir / "metrics.csv", METRIC_FIELDS),
+                     "eval": CsvLog(run_dir / "evals.csv", EVAL_FIELDS)}
+        self._board = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # the optional extra is not installed
+                pass
+            else:
+                self._board = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def episode(self, **row: float) -> None:
+        self._write("episode", row)
+
+    def metrics(self, **row: float) -> None:
+        self._write("train", row)
+
+    def evaluation(self, **row: float) -> None:
+        self._write("eval", row)
+
+    def _write(self, kind: str, row: dict[str, float]) -> None:
+        self._csv[kind].write(**row)
+        if self._board is not None:
+            for name, value in row.items():
+                if name not in ("step", "wall_time"):
+                    self._board.add_scalar(f"{kind}/{name}", value, row["step"])
+
+    def close(self) -> None:
+        for log in self._csv.values():
+            log.close()
+        if self._board is not None:
+            self._board.close()
 
 
 class Progress:

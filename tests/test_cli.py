@@ -32,3 +32,19 @@ def test_bad_command_lines_are_usage_errors(argv, message):
     assert result.returncode == 2
     assert "usage: pydqn" in result.stderr and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_bench_train_reports_both_buffers_and_the_time_split():
+    result = run_pydqn("bench", "--train", "--env", "CartPole-v1", "--steps", "600",
+                       "--learning-starts", "300", "--num-envs", "2", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "Training loop on CartPole-v1: 2 envs" in lines[0] and "timed from the first update" in lines[0]
+    assert lines[1].split() == ["variant", "frames/s", "updates/s", "seconds", "acting", "env",
+                                "buffer", "learning", "other"]
+    for line, variant in zip(lines[2:4], ("sync, C++ ReplayBuffer", "sync, PyReplayBuffer")):
+        assert line.startswith(variant)
+        fps, updates, seconds, *shares = line[len(variant):].split()
+        assert float(fps.replace(",", "")) > 0 and float(updates) > 0
+        assert sum(float(s.rstrip("%")) for s in shares) == pytest.approx(100, abs=0.5)
+    assert lines[4].startswith("C++ / Python frames/s: ")

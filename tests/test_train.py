@@ -10,7 +10,8 @@ from cli_helpers import run_pydqn
 from pydqn.checkpoint import CheckpointError, load_checkpoint
 from pydqn.cli import main
 from pydqn.config import build_config
-from pydqn.train import BEST, CHECKPOINT, checkpoint_to_evaluate, evaluate, train
+from pydqn.evaluate import BEST, CHECKPOINT, checkpoint_to_evaluate, evaluate
+from pydqn.train import Trainer, train
 
 def read_csv(path):
     with open(path, newline="") as file:
@@ -137,3 +138,58 @@ def test_cartpole_learns_clearly_above_random(tmp_path):
     run = tmp_path / "run"
     train(build_config("cartpole", {"total_steps": 25_000, "device": "cpu", "seed": 3}), run)
     assert evaluate(run, episodes=20).mean() > 100
+
+
+def assert_same_learner(a, b):
+    for x, y in zip([*a.online.parameters(), *a.target.parameters()],
+                    [*b.online.parameters(), *b.target.parameters()]):
+        assert torch.equal(x, y)
+
+
+def test_resume_restores_the_agent_buffer_and_generators_exactly(tmp_path):
+    """A resumed run acts, samples and updates exactly as the checkpointed one would have gone on."""
+    config = build_config("cartpole", {**SMALL, "total_steps": 1_200, "save_buffer": True})
+    first = Trainer(config, tmp_path / "run")
+    first.run()
+    resumed = Trainer(None, tmp_path / "run", resume=True)
+    try:
+        assert (resumed.step, resumed.episodes) == (first.step, first.episodes)
+        assert resumed.updates_from == resumed.step  # the buffer came back: no refill
+        assert_same_learner(first.learner, resumed.learner)
+        assert len(resumed.buffer) == len(first.buffer) > 1_000  # autoreset rows are not stored
+        probe = np.random.default_rng(7).standard_normal((64, 4)).astype(np.float32)
+        first.epsilon = resumed.epsilon = lambda step: 0.5  # exploration draws from the rng too
+        assert np.array_equal(first.act(probe), resumed.act(probe))
+        for trainer in (first, resumed):
+            trainer.learner.update(trainer.buffer.sample(64))
+        assert_same_learner(first.learner, resumed.learner)
+    finally:
+        first.close()
+        resumed.close()
+
+
+def test_resume_with_a_saved_buffer_updates_at_once(tmp_path):
+    run = tmp_path / "run"
+    config = build_config("cartpole", {**SMALL, "total_steps": 1_000, "save_buffer": True})
+    train(config, run)
+    first = load_checkpoint(run / CHECKPOINT)
+    extended = first["config"].replace("total_steps = 1000", "total_steps = 1400")
+    torch.save({**first, "config": extended}, run / CHECKPOINT)
+    result = train(None, run, resume=True)
+    updates = result.updates - first["learner"]["updates"]
+    assert updates == 400 // config.train_frequency  # without the buffer: (400 - 500) < 0 → none
+
+
+def test_tensorboard_gets_the_logged_scalars(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(build_config("cartpole", {**SMALL, "eval_interval": 1_000, "eval_episodes": 2}), tmp_path)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert {"episode/return", "train/loss", "train/fps", "eval/mean_return"} <= set(tags)
+    losses = read_csv(tmp_path / "metrics.csv")
+    logged = events.Scalars("train/loss")
+    assert [e.step for e in logged] == [int(row["step"]) for row in losses]
+    assert [e.value for e in logged] == pytest.approx([float(row["loss"]) for row in losses], nan_ok=True)

@@ -253,12 +253,12 @@ def _make_ale_vector(game: str, num_envs: int, *, repeat_action_probability: flo
 
 def _make_gymnasium_vector(env_id: str, num_envs: int, *, repeat_action_probability: float,
                            noop_max: int, frame_skip: int, frame_stack: int, screen_size: int,
-                           fire_reset: bool, max_episode_frames: int,
-                           full_action_space: bool) -> tuple[VectorEnv, list[str]]:
+                           fire_reset: bool, max_episode_frames: int, full_action_space: bool,
+                           render_mode: str | None) -> tuple[VectorEnv, list[str]]:
     def make_one() -> gym.Env:
         env = gym.make(env_id, frameskip=1, repeat_action_probability=repeat_action_probability,
                        full_action_space=full_action_space, max_num_frames_per_episode=None,
-                       obs_type="grayscale", disable_env_checker=True)
+                       obs_type="grayscale", disable_env_checker=True, render_mode=render_mode)
         env = NoopFireReset(env, noop_max=noop_max, fire=fire_reset)
         env = FrameLimit(env, max_episode_frames)
         env = AtariPreprocessing(env, noop_max=0, frame_skip=frame_skip, screen_size=screen_size,
@@ -293,6 +293,7 @@ def make_atari_env(
     max_episode_frames: int = 108_000,
     full_action_space: bool = False,
     num_threads: int = 0,
+    render_mode: str | None = None,
 ) -> AtariAgentEnv:
     """Build ``num_envs`` preprocessed copies of ``ALE/<Game>-v5`` as one NEXT_STEP-autoreset vector env.
 
@@ -313,6 +314,8 @@ def make_atari_env(
         max_episode_frames: truncate a game after this many emulator frames.
         full_action_space: all 18 actions instead of the game's minimal set.
         num_threads: C++ worker threads of the ``"ale_vector"`` backend (0: ale-py chooses).
+        render_mode: ``"rgb_array"`` makes ``env.render()`` return each env's RGB screen
+            (``"gymnasium"`` backend only).
 
     Raises ValueError naming the argument for an unknown id, backend or out-of-range option.
     """
@@ -335,11 +338,16 @@ def make_atari_env(
         max_episode_frames=_check_int("max_episode_frames", max_episode_frames, 1),
         full_action_space=bool(full_action_space),
     )
+    if render_mode not in (None, "rgb_array"):
+        raise ValueError(f"render_mode: expected None or 'rgb_array', got {render_mode!r}")
     if backend == "ale_vector":
+        if render_mode is not None:
+            raise ValueError("render_mode: the 'ale_vector' backend does not render; "
+                             "use backend='gymnasium'")
         threads = _check_int("num_threads", num_threads, 0)
         env, meanings = _make_ale_vector(game, num_envs, num_threads=threads, **common)
     else:
-        env, meanings = _make_gymnasium_vector(env_id, num_envs, **common)
+        env, meanings = _make_gymnasium_vector(env_id, num_envs, render_mode=render_mode, **common)
     continue_action = meanings.index("FIRE") if fire_reset and "FIRE" in meanings else 0
     return AtariAgentEnv(env, episodic_life=bool(episodic_life), clip_rewards=bool(clip_rewards),
                          continue_action=continue_action, seed=seed)

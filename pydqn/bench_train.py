@@ -1,0 +1,77 @@
+"""`pydqn bench --train`: the training loop's throughput with each replay buffer, and where its
+time goes (acting, env stepping, buffer operations, learning)."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import dataclass
+from typing import Callable
+
+from pydqn.components import is_atari, resolve_device
+from pydqn.config import TrainConfig, build_config
+from pydqn.phase_clock import PHASES
+from pydqn.train import Trainer
+
+VARIANTS = {"cpp": "sync, C++ ReplayBuffer", "python": "sync, PyReplayBuffer"}
+
+
+@dataclass
+class TrainBenchRow:
+    variant: str
+    frames_per_s: float
+    updates_per_s: float
+    seconds: float  # timed wall time: from the first update to the end
+    shares: dict[str, float]
+
+
+def bench_config(env_id: str, steps: int, learning_starts: int, num_envs: int, device: str,
+                 replay: str) -> TrainConfig:
+    """The preset's settings (Atari: batch 32, one update per 4 env steps), shortened to a
+    benchmark: no checkpoints, evaluations or TensorBoard inside the timed loop."""
+    preset = "atari" if env_id.startswith("ALE/") else "cartpole"
+    return build_config(preset, {
+        "env_id": env_id, "total_steps": steps, "learning_starts": learning_starts,
+        "num_envs": num_envs, "device": device, "replay": replay, "buffer_size": steps,
+        "checkpoint_interval": steps, "log_interval": steps, "eval_interval": 0,
+        "tensorboard": False})
+
+
+def run_train_bench(env_id: str = "ALE/Pong-v5", steps: int = 6_000, learning_starts: int = 2_000,
+                    num_envs: int = 8, device: str = "auto",
+                    log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)
+                    ) -> tuple[TrainConfig, list[TrainBenchRow]]:
+    """Train ``steps`` env steps once per variant; time from the first update on."""
+    rows = []
+    for replay, variant in VARIANTS.items():
+        config = bench_config(env_id, steps, learning_starts, num_envs, device, replay)
+        log(f"bench --train: {variant}: {steps:,} env steps of {env_id}, updates from step "
+            f"{learning_starts:,}")
+        with tempfile.TemporaryDirectory(prefix="pydqn-bench-") as run_dir:
+            trainer = Trainer(config, run_dir, synchronize_phases=True)
+            try:
+                result = trainer.run()
+            finally:
+                trainer.close()
+        seconds = sum(result.phase_seconds.values())
+        frames = result.timed_steps * (4 if is_atari(config) else 1)
+        rows.append(TrainBenchRow(variant, frames / seconds, result.timed_updates / seconds, seconds,
+                                  {p: s / seconds for p, s in result.phase_seconds.items()}))
+    return config, rows
+
+
+def format_train_table(config: TrainConfig, rows: list[TrainBenchRow], torch_threads: int) -> str:
+    lines = [
+        f"Training loop on {config.env_id}: {config.num_envs} envs, batch {config.batch_size}, "
+        f"{1 / config.train_frequency:g} updates per env step, {resolve_device(config.device)} device, "
+        f"{torch_threads} torch threads; timed from the first update (step "
+        f"{config.learning_starts:,}) to step {config.total_steps:,}.",
+        f"{'variant':<26}{'frames/s':>10}{'updates/s':>11}{'seconds':>9}"
+        + "".join(f"{phase:>10}" for phase in PHASES),
+    ]
+    for row in rows:
+        lines.append(f"{row.variant:<26}{row.frames_per_s:>10,.0f}{row.updates_per_s:>11,.1f}"
+                     f"{row.seconds:>9,.1f}" + "".join(f"{row.shares[p]:>10.1%}" for p in PHASES))
+    if len(rows) == 2:
+        lines.append(f"C++ / Python frames/s: {rows[0].frames_per_s / rows[1].frames_per_s:.2f}x")
+    return "\n".join(lines)

@@ -1,0 +1,46 @@
+"""The parts a run is built from, made from its configuration: env, learner, replay buffer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from pydqn.config import TrainConfig
+from pydqn.dqn import DQNLearner
+from pydqn.envs import make_env
+from pydqn.models import make_q_network
+from pydqn.py_replay import PyReplayBuffer
+from pydqn.replay import ReplayBuffer
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def is_atari(config: TrainConfig) -> bool:
+    return config.env_id.startswith("ALE/")
+
+
+def make_run_env(config: TrainConfig, num_envs: int, seed: int, **options: Any):
+    if is_atari(config):
+        options.setdefault("repeat_action_probability", config.repeat_action_probability)
+    return make_env(config.env_id, num_envs, seed=seed, **options)
+
+
+def make_learner(config: TrainConfig, env, device: torch.device) -> DQNLearner:
+    network = make_q_network(env.single_observation_space, env.single_action_space,
+                             dueling=config.dueling, hidden_sizes=config.hidden_sizes)
+    return DQNLearner(network, config.learner, device)
+
+
+def make_buffer(config: TrainConfig, env) -> ReplayBuffer | PyReplayBuffer:
+    """The configured replay buffer (``config.replay``) for ``env``'s observations."""
+    space = env.single_observation_space
+    frame_stack = space.shape[0] if len(space.shape) == 3 else 1
+    buffer_class = ReplayBuffer if config.replay == "cpp" else PyReplayBuffer
+    return buffer_class(config.buffer_size, space.shape, torch.from_numpy(np.zeros(0, space.dtype)).dtype,
+                        frame_stack=frame_stack, num_envs=config.num_envs, seed=config.seed)
