@@ -114,6 +114,11 @@ PYBIND11_MODULE(_C, m) {
   if (_import_array() < 0) throw py::error_already_set();
   m.doc() = "pydqn's private C++ extension; use the typed wrappers in the pydqn package.";
   m.attr("TORCH_VERSION") = PYDQN_TORCH_VERSION;
+#ifdef PYDQN_WITH_CUDA
+  m.attr("WITH_CUDA") = true;  // the ops' CUDA kernels are compiled in
+#else
+  m.attr("WITH_CUDA") = false;
+#endif
 
   using pydqn::ReplayBuffer;
   // Tensor arguments are converted while the GIL is held; the copying runs without it.

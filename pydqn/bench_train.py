@@ -26,25 +26,27 @@ class TrainBenchRow:
 
 
 def bench_config(env_id: str, steps: int, learning_starts: int, num_envs: int, device: str,
-                 replay: str) -> TrainConfig:
+                 torch_threads: int, replay: str) -> TrainConfig:
     """The preset's settings (Atari: batch 32, one update per 4 env steps), shortened to a
     benchmark: no checkpoints, evaluations or TensorBoard inside the timed loop."""
     preset = "atari" if env_id.startswith("ALE/") else "cartpole"
     return build_config(preset, {
         "env_id": env_id, "total_steps": steps, "learning_starts": learning_starts,
-        "num_envs": num_envs, "device": device, "replay": replay, "buffer_size": steps,
+        "num_envs": num_envs, "device": device, "torch_threads": torch_threads,
+        "replay": replay, "buffer_size": steps,
         "checkpoint_interval": steps, "log_interval": steps, "eval_interval": 0,
         "tensorboard": False})
 
 
 def run_train_bench(env_id: str = "ALE/Pong-v5", steps: int = 6_000, learning_starts: int = 2_000,
-                    num_envs: int = 8, device: str = "auto",
+                    num_envs: int = 8, device: str = "auto", torch_threads: int = 1,
                     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)
                     ) -> tuple[TrainConfig, list[TrainBenchRow]]:
     """Train ``steps`` env steps once per variant; time from the first update on."""
     rows = []
     for replay, variant in VARIANTS.items():
-        config = bench_config(env_id, steps, learning_starts, num_envs, device, replay)
+        config = bench_config(env_id, steps, learning_starts, num_envs, device, torch_threads,
+                              replay)
         log(f"bench --train: {variant}: {steps:,} env steps of {env_id}, updates from step "
             f"{learning_starts:,}")
         with tempfile.TemporaryDirectory(prefix="pydqn-bench-") as run_dir:

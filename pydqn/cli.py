@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="env steps before the first update; timing starts there (default: 2,000)")
     loop.add_argument("--num-envs", type=positive_int, default=8, help="default: 8")
     loop.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    loop.add_argument("--torch-threads", type=non_negative_int, default=1,
+                      help="torch CPU threads, 0 for torch's default (default: 1; more threads "
+                           "fight the env threads for the cores of a small machine)")
     return parser
 
 
@@ -197,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         from pydqn.bench_train import format_train_table, run_train_bench
 
         config, rows = usage_error_on(parser, ValueError, lambda: run_train_bench(
-            args.env, args.steps, args.learning_starts, args.num_envs, args.device))
+            args.env, args.steps, args.learning_starts, args.num_envs, args.device,
+            args.torch_threads))
         print(format_train_table(config, rows, torch.get_num_threads()))
     elif args.command == "bench":
         from pydqn.bench_replay import format_table, run_replay_bench

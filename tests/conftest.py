@@ -7,3 +7,21 @@ settings.register_profile("ci", derandomize=True, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+def cuda_ready() -> bool:
+    """A GPU is visible and pydqn was built with its CUDA kernels."""
+    import torch
+
+    from pydqn._extension import load_extension
+
+    return torch.cuda.is_available() and load_extension().WITH_CUDA
+
+
+def pytest_runtest_setup(item):
+    import pytest
+
+    if item.get_closest_marker("cuda") is not None and not cuda_ready():
+        if os.environ.get("PYDQN_REQUIRE_CUDA") == "1":
+            pytest.fail("PYDQN_REQUIRE_CUDA=1 but no CUDA device (or pydqn was built without CUDA)")
+        pytest.skip("needs a CUDA device and pydqn built with CUDA")
