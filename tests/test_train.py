@@ -193,3 +193,26 @@ def test_tensorboard_gets_the_logged_scalars(tmp_path):
     logged = events.Scalars("train/loss")
     assert [e.step for e in logged] == [int(row["step"]) for row in losses]
     assert [e.value for e in logged] == pytest.approx([float(row["loss"]) for row in losses], nan_ok=True)
+
+
+def test_ctrl_c_writes_a_final_checkpoint_and_exits_cleanly(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pydqn", "train", "--preset", "cartpole", "--total-steps", "1000000",
+         "--learning-starts", "500", "--eval-interval", "0", "--run-dir", str(run)],
+        cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "episodes.csv").exists() or len(read_csv(run / "episodes.csv")) < 20:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "(interrupted; checkpoint written)" in out and "Traceback" not in err
+    step = load_checkpoint(run / CHECKPOINT)["step"]
+    assert 0 < step < 1_000_000 and f"trained {step:,} env steps" in out
