@@ -2,10 +2,10 @@
 gradients) on every device, through torch.library.opcheck, and under torch.compile."""
 
 import pytest
-import reference_ops as reference
 import torch
 from devices import DEVICES
 
+from pydqn import ops_reference as reference
 from pydqn.ops import q_td_loss, stack_gather, td_target
 
 NEXT_Q_TARGET = torch.tensor([[1.0, 2.0], [3.0, 0.0], [5.0, 5.0]])

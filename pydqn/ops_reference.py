@@ -1,5 +1,7 @@
-"""Composite PyTorch references for pydqn's ops: the same formulas as plain tensor operations,
-for the tests to compare the fused kernels (values and gradients) against."""
+"""Composite PyTorch versions of `pydqn.ops`: the same formulas as plain tensor operations.
+
+Kept on purpose, like `PyReplayBuffer`: the tests compare the fused kernels against them (values
+and gradients), and the benchmarks time the update step with each."""
 
 from __future__ import annotations
 
