@@ -91,63 +91,96 @@ class Trainer:
         """Train until ``config.total_steps`` env steps; Ctrl-C checkpoints and returns normally
         (``interrupted=True``)."""
         config, clock = self.config, self.clock
-        progress = Progress(config.total_steps, self.step, 4 if is_atari(config) else 1)
-        started = time.perf_counter()
-        # Env state is not checkpointed: a resumed run starts new episodes, seeded by its step.
-        obs, _ = self.env.reset(seed=config.seed + self.step)
-        rows = TransitionFilter(config.num_envs)
-        rows.reset(obs)
-        updates_due, metrics = 0.0, {}
-        next_log = self.step + config.log_interval
-        next_checkpoint = self.step + config.checkpoint_interval
-        next_eval = self.step + config.eval_interval
-        timed_from = (self.step, self.learner.updates)
-        timing_updates, interrupted = False, False
+        self._begin()
+        updates_due, timed_from, interrupted = 0.0, None, False
         clock.restart()
         try:
             while self.step < config.total_steps:
-                actions = self.act(rows.obs)
-                clock.lap("acting")
-                next_obs, rewards, terminated, truncated, infos = self.env.step(actions)
-                t = rows.step(actions, rewards, next_obs, terminated, truncated)
-                clock.lap("env")
-                if len(t.env_ids):
-                    self.buffer.add(t.obs, t.action, t.reward, t.next_obs, t.terminated,
-                                    t.truncated, env_ids=t.env_ids)
-                    clock.lap("buffer")
-                self.step += config.num_envs
-                self._log_episodes(infos, progress, started)
+                self.collect(clock)
                 if self.step >= self.updates_from:
-                    if not timing_updates:  # time the regime the run spends its life in
-                        timing_updates, timed_from = True, (self.step, self.learner.updates)
+                    if timed_from is None:  # time the regime the run spends its life in
+                        timed_from = (self.step, self.learner.updates)
                         clock.restart()
                     updates_due += config.num_envs / config.train_frequency
                     while updates_due >= 1.0:
-                        batch = self.buffer.sample(config.batch_size)
-                        clock.lap("buffer")
-                        metrics = self.learner.update(batch)
-                        clock.lap("learning")
+                        self.learn(clock)
                         updates_due -= 1.0
-                progress.update(self.step, self.learner.updates, self.epsilon(self.step))
-                if self.step >= next_log:
-                    next_log += config.log_interval
-                    self._log_metrics(metrics, progress, started)
-                if self.step >= next_checkpoint:
-                    next_checkpoint += config.checkpoint_interval
-                    self.save()
-                if self.eval_env is not None and self.step >= next_eval:
-                    next_eval += config.eval_interval
-                    self._evaluate(started)
+                self.progress.update(self.step, self.learner.updates, self.epsilon(self.step))
+                self.do_chores()
                 clock.lap("other")
         except KeyboardInterrupt:
             interrupted = True
         finally:
             self.save()
-            progress.update(self.step, self.learner.updates, self.epsilon(self.step), force=True)
-        return TrainResult(self.step, self.learner.updates, self.episodes, progress.mean_return(),
-                           self.best_eval, time.perf_counter() - started, interrupted,
-                           dict(clock.seconds), self.step - timed_from[0],
-                           self.learner.updates - timed_from[1])
+            self.progress.update(self.step, self.learner.updates, self.epsilon(self.step), force=True)
+        return self._result(interrupted, clock.seconds, timed_from)
+
+    def collect(self, clock: PhaseClock) -> None:
+        """One step of every env: act, step the envs, store the transitions, log ended episodes."""
+        actions = self.act(self.rows.obs)
+        clock.lap("acting")
+        next_obs, rewards, terminated, truncated, infos = self.env.step(actions)
+        t = self.rows.step(actions, rewards, next_obs, terminated, truncated)
+        clock.lap("env")
+        if len(t.env_ids):
+            self.buffer.add(t.obs, t.action, t.reward, t.next_obs, t.terminated, t.truncated,
+                            env_ids=t.env_ids)
+            clock.lap("buffer")
+        self.step += self.config.num_envs
+        for i in np.flatnonzero(infos[EPISODE_DONE]):
+            self.episodes += 1
+            self.progress.episode(float(infos[EPISODE_RETURN][i]))
+            self.logs.episode(step=self.step, **{"return": float(infos[EPISODE_RETURN][i])},
+                              length=int(infos[EPISODE_LENGTH][i]), wall_time=self._wall_time())
+
+    def learn(self, clock: PhaseClock) -> None:
+        """One update on a sampled batch."""
+        batch = self.buffer.sample(self.config.batch_size)
+        clock.lap("buffer")
+        self.metrics = self.learner.update(batch)
+        clock.lap("learning")
+
+    def chores_due(self) -> bool:
+        return (self.step >= self.next_log or self.step >= self.next_checkpoint
+                or (self.eval_env is not None and self.step >= self.next_eval))
+
+    def do_chores(self) -> None:
+        """Log training metrics, checkpoint and evaluate, each when its interval is due."""
+        config = self.config
+        if self.step >= self.next_log:
+            self.next_log += config.log_interval
+            self._log_metrics()
+        if self.step >= self.next_checkpoint:
+            self.next_checkpoint += config.checkpoint_interval
+            self.save()
+        if self.eval_env is not None and self.step >= self.next_eval:
+            self.next_eval += config.eval_interval
+            self._evaluate()
+
+    def _begin(self) -> None:
+        """Start new episodes (env state is not checkpointed: a resumed run starts new episodes,
+        seeded by its step) and the interval counters."""
+        config = self.config
+        self.progress = Progress(config.total_steps, self.step, 4 if is_atari(config) else 1)
+        self.started = time.perf_counter()
+        obs, _ = self.env.reset(seed=config.seed + self.step)
+        self.rows = TransitionFilter(config.num_envs)
+        self.rows.reset(obs)
+        self.metrics: dict[str, torch.Tensor] = {}
+        self.next_log = self.step + config.log_interval
+        self.next_checkpoint = self.step + config.checkpoint_interval
+        self.next_eval = self.step + config.eval_interval
+
+    def _result(self, interrupted: bool, phase_seconds: dict[str, float],
+                timed_from: tuple[int, int] | None) -> TrainResult:
+        steps, updates = timed_from or (self.step, self.learner.updates)
+        return TrainResult(self.step, self.learner.updates, self.episodes,
+                           self.progress.mean_return(), self.best_eval, self._wall_time(),
+                           interrupted, dict(phase_seconds), self.step - steps,
+                           self.learner.updates - updates)
+
+    def _wall_time(self) -> float:
+        return round(time.perf_counter() - self.started, 3)
 
     def save(self, path: Path | None = None) -> None:
         """Checkpoint the run to ``path`` (default: the run's checkpoint.pt, preceded by its replay
@@ -186,24 +219,17 @@ class Trainer:
                 print(f"pydqn: {replay} is from step {saved['step']}, the checkpoint from step "
                       f"{self.step}; refilling the buffer instead")
 
-    def _log_episodes(self, infos: dict, progress: Progress, started: float) -> None:
-        for i in np.flatnonzero(infos[EPISODE_DONE]):
-            self.episodes += 1
-            progress.episode(float(infos[EPISODE_RETURN][i]))
-            self.logs.episode(step=self.step, **{"return": float(infos[EPISODE_RETURN][i])},
-                              length=int(infos[EPISODE_LENGTH][i]),
-                              wall_time=round(time.perf_counter() - started, 3))
-
-    def _log_metrics(self, metrics: dict[str, torch.Tensor], progress: Progress,
-                     started: float) -> None:
+    def _log_metrics(self) -> None:
+        metrics = self.metrics
         self.logs.metrics(step=self.step, updates=self.learner.updates,
                           loss=float(metrics["loss"]) if metrics else float("nan"),
                           q_mean=float(metrics["q_mean"]) if metrics else float("nan"),
-                          epsilon=round(self.epsilon(self.step), 4), fps=round(progress.fps, 1),
-                          updates_per_s=round(progress.updates_per_s, 1),
-                          wall_time=round(time.perf_counter() - started, 3))
+                          epsilon=round(self.epsilon(self.step), 4),
+                          fps=round(self.progress.fps, 1),
+                          updates_per_s=round(self.progress.updates_per_s, 1),
+                          wall_time=self._wall_time())
 
-    def _evaluate(self, started: float) -> None:
+    def _evaluate(self) -> None:
         """Play the periodic evaluation episodes; keep the best policy so far as best.pt."""
         returns = play_episodes(self.learner.online, self.eval_env, self.config.eval_episodes,
                                 self.config.eval_epsilon, self.rng, self.device)
@@ -213,7 +239,7 @@ class Trainer:
             self.save(self.run_dir / BEST)
         self.logs.evaluation(step=self.step, mean_return=round(float(returns.mean()), 3),
                              std_return=round(float(returns.std()), 3), episodes=len(returns),
-                             best=int(improved), wall_time=round(time.perf_counter() - started, 3))
+                             best=int(improved), wall_time=self._wall_time())
 
 
 def train(config: TrainConfig | None, run_dir: Path, resume: bool = False) -> TrainResult:
