@@ -11,9 +11,12 @@ from typing import Callable
 from pydqn.components import is_atari, resolve_device
 from pydqn.config import TrainConfig, build_config
 from pydqn.phase_clock import PHASES
+from pydqn.async_train import AsyncTrainer
 from pydqn.train import Trainer
 
-VARIANTS = {"cpp": "sync, C++ ReplayBuffer", "python": "sync, PyReplayBuffer"}
+# name: (replay, asynchronous)
+VARIANTS = {"sync, PyReplayBuffer": ("python", False), "sync, C++ ReplayBuffer": ("cpp", False),
+            "async, C++ ReplayBuffer": ("cpp", True)}
 
 
 @dataclass
@@ -26,14 +29,14 @@ class TrainBenchRow:
 
 
 def bench_config(env_id: str, steps: int, learning_starts: int, num_envs: int, device: str,
-                 torch_threads: int, replay: str) -> TrainConfig:
+                 torch_threads: int, replay: str, asynchronous: bool) -> TrainConfig:
     """The preset's settings (Atari: batch 32, one update per 4 env steps), shortened to a
     benchmark: no checkpoints, evaluations or TensorBoard inside the timed loop."""
     preset = "atari" if env_id.startswith("ALE/") else "cartpole"
     return build_config(preset, {
         "env_id": env_id, "total_steps": steps, "learning_starts": learning_starts,
         "num_envs": num_envs, "device": device, "torch_threads": torch_threads,
-        "replay": replay, "buffer_size": steps,
+        "replay": replay, "asynchronous": asynchronous, "buffer_size": steps,
         "checkpoint_interval": steps, "log_interval": steps, "eval_interval": 0,
         "tensorboard": False})
 
@@ -42,23 +45,25 @@ def run_train_bench(env_id: str = "ALE/Pong-v5", steps: int = 6_000, learning_st
                     num_envs: int = 8, device: str = "auto", torch_threads: int = 1,
                     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)
                     ) -> tuple[TrainConfig, list[TrainBenchRow]]:
-    """Train ``steps`` env steps once per variant; time from the first update on."""
+    """Train ``steps`` env steps once per variant; time from the first update on. The async
+    trainer's phases add up both threads' time, so its shares are of twice the wall time."""
     rows = []
-    for replay, variant in VARIANTS.items():
+    for variant, (replay, asynchronous) in VARIANTS.items():
         config = bench_config(env_id, steps, learning_starts, num_envs, device, torch_threads,
-                              replay)
+                              replay, asynchronous)
         log(f"bench --train: {variant}: {steps:,} env steps of {env_id}, updates from step "
             f"{learning_starts:,}")
         with tempfile.TemporaryDirectory(prefix="pydqn-bench-") as run_dir:
-            trainer = Trainer(config, run_dir, synchronize_phases=True)
+            trainer = (AsyncTrainer if asynchronous else Trainer)(config, run_dir,
+                                                                  synchronize_phases=True)
             try:
                 result = trainer.run()
             finally:
                 trainer.close()
-        seconds = sum(result.phase_seconds.values())
+        booked, seconds = sum(result.phase_seconds.values()), result.timed_seconds
         frames = result.timed_steps * (4 if is_atari(config) else 1)
         rows.append(TrainBenchRow(variant, frames / seconds, result.timed_updates / seconds, seconds,
-                                  {p: s / seconds for p, s in result.phase_seconds.items()}))
+                                  {p: s / booked for p, s in result.phase_seconds.items()}))
     return config, rows
 
 
@@ -74,6 +79,9 @@ def format_train_table(config: TrainConfig, rows: list[TrainBenchRow], torch_thr
     for row in rows:
         lines.append(f"{row.variant:<26}{row.frames_per_s:>10,.0f}{row.updates_per_s:>11,.1f}"
                      f"{row.seconds:>9,.1f}" + "".join(f"{row.shares[p]:>10.1%}" for p in PHASES))
-    if len(rows) == 2:
-        lines.append(f"C++ / Python frames/s: {rows[0].frames_per_s / rows[1].frames_per_s:.2f}x")
+    baseline = rows[0].frames_per_s
+    lines.append("frames/s vs the first row: " + ", ".join(
+        f"{row.variant} {row.frames_per_s / baseline:.2f}x" for row in rows[1:]))
+    lines.append("Shares are of the time booked: the wall time, or for async the actor's and the "
+                 "learner's time together.")
     return "\n".join(lines)

@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where config, logs and checkpoints go (default: runs/<env>-<seed>)")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue the run in RUN_DIR from its last checkpoint")
+    train.add_argument("--async", dest="set:asynchronous", action="store_true", default=None,
+                       help="act and learn on two threads (same as --asynchronous)")
     add_setting_flags(train)
     evaluate = commands.add_parser(
         "evaluate", help="play greedy episodes with a trained agent and report raw game scores",

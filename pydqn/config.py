@@ -45,13 +45,21 @@ class TrainConfig:
     eval_interval: int = 0
     eval_episodes: int = 10
     tensorboard: bool = True  # also write the logged scalars to RUN_DIR/tensorboard, if installed
+    # `pydqn train --async`: an actor thread steps the envs while a learner thread updates (see
+    # pydqn.async_train). The actor acts with a copy of the online network refreshed every
+    # actor_sync_interval updates, and stops while the learner is more than async_window
+    # updates behind the replay ratio; the learner never runs ahead of it.
+    asynchronous: bool = False
+    actor_sync_interval: int = 50
+    async_window: int = 8
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     dueling: bool = False
     hidden_sizes: tuple[int, ...] = (120, 84)  # MLP torso, for vector observations
 
     def validate(self) -> "TrainConfig":
         positive = ("total_steps", "num_envs", "buffer_size", "batch_size", "train_frequency",
-                    "checkpoint_interval", "log_interval", "eval_episodes")
+                    "checkpoint_interval", "log_interval", "eval_episodes", "actor_sync_interval",
+                    "async_window")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
@@ -65,6 +73,9 @@ class TrainConfig:
                 raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
         if self.replay not in ("cpp", "python"):
             raise ValueError(f"replay: expected 'cpp' or 'python', got {self.replay!r}")
+        if self.asynchronous and self.replay != "cpp":
+            raise ValueError("asynchronous: the actor and learner threads share the buffer, which "
+                             "needs replay = 'cpp' (PyReplayBuffer is not thread-safe)")
         if self.save_buffer and self.replay != "cpp":
             raise ValueError("save_buffer: saving the buffer needs replay = 'cpp'")
         if self.learning_starts < self.batch_size:

@@ -1,11 +1,12 @@
-"""Where a training loop's wall time goes: acting, env stepping, buffer operations, learning."""
+"""Where a training loop's wall time goes: acting, env stepping, buffer operations, learning,
+and (asynchronous trainer) waiting for the other thread."""
 
 from __future__ import annotations
 
 import time
 from typing import Callable
 
-PHASES = ("acting", "env", "buffer", "learning", "other")
+PHASES = ("acting", "env", "buffer", "learning", "waiting", "other")
 
 
 class PhaseClock:

@@ -35,9 +35,11 @@ class TrainResult:
     best_eval: float  # best periodic evaluation's mean return (-inf when none ran)
     wall_time: float
     interrupted: bool
-    # Wall time by phase (see PhaseClock) and the env steps and updates it covers: from the first
-    # update on, when updates began in this call, else the whole call.
+    # Time by phase (see PhaseClock; the async trainer adds up both threads' time), and the wall
+    # time, env steps and updates it covers: from the first update on, when updates began in this
+    # call, else the whole call.
     phase_seconds: dict[str, float]
+    timed_seconds: float
     timed_steps: int
     timed_updates: int
 
@@ -79,8 +81,10 @@ class Trainer:
         self.eval_env = (make_run_env(config, min(config.eval_episodes, 8), config.seed + 1_000_003)
                          if config.eval_interval else None)
         self.logs = RunLogs(self.run_dir, config.tensorboard)
-        synchronize = torch.cuda.synchronize if synchronize_phases and self.device.type == "cuda" else None
-        self.clock = PhaseClock(synchronize)
+        # Waiting for the GPU at phase boundaries makes phase times exact (and the loop slower).
+        self.phase_sync = (torch.cuda.synchronize
+                           if synchronize_phases and self.device.type == "cuda" else None)
+        self.clock = PhaseClock(self.phase_sync)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """The epsilon-greedy actions for a batch of observations, at the current step's epsilon."""
@@ -113,7 +117,7 @@ class Trainer:
         finally:
             self.save()
             self.progress.update(self.step, self.learner.updates, self.epsilon(self.step), force=True)
-        return self._result(interrupted, clock.seconds, timed_from)
+        return self._result(interrupted, clock.seconds, sum(clock.seconds.values()), timed_from)
 
     def collect(self, clock: PhaseClock) -> None:
         """One step of every env: act, step the envs, store the transitions, log ended episodes."""
@@ -171,12 +175,12 @@ class Trainer:
         self.next_checkpoint = self.step + config.checkpoint_interval
         self.next_eval = self.step + config.eval_interval
 
-    def _result(self, interrupted: bool, phase_seconds: dict[str, float],
+    def _result(self, interrupted: bool, phase_seconds: dict[str, float], timed_seconds: float,
                 timed_from: tuple[int, int] | None) -> TrainResult:
         steps, updates = timed_from or (self.step, self.learner.updates)
         return TrainResult(self.step, self.learner.updates, self.episodes,
                            self.progress.mean_return(), self.best_eval, self._wall_time(),
-                           interrupted, dict(phase_seconds), self.step - steps,
+                           interrupted, dict(phase_seconds), timed_seconds, self.step - steps,
                            self.learner.updates - updates)
 
     def _wall_time(self) -> float:
@@ -244,8 +248,14 @@ class Trainer:
 
 def train(config: TrainConfig | None, run_dir: Path, resume: bool = False) -> TrainResult:
     """Train per ``config``, recording into ``run_dir``; ``resume=True`` continues the run in
-    ``run_dir`` from its last checkpoint (``config`` unused). See `Trainer`."""
-    trainer = Trainer(config, run_dir, resume)
+    ``run_dir`` from its last checkpoint (``config`` unused). See `Trainer`, and `AsyncTrainer`
+    for ``config.asynchronous``."""
+    from pydqn.async_train import AsyncTrainer
+
+    if resume:
+        config = parse_config(load_checkpoint(Path(run_dir) / CHECKPOINT)["config"])
+    trainer = (AsyncTrainer if config is not None and config.asynchronous else Trainer)(
+        config, run_dir, resume)
     try:
         return trainer.run()
     finally:

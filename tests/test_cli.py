@@ -41,10 +41,11 @@ def test_bench_train_reports_both_buffers_and_the_time_split():
     lines = result.stdout.splitlines()
     assert "Training loop on CartPole-v1: 2 envs" in lines[0] and "timed from the first update" in lines[0]
     assert lines[1].split() == ["variant", "frames/s", "updates/s", "seconds", "acting", "env",
-                                "buffer", "learning", "other"]
-    for line, variant in zip(lines[2:4], ("sync, C++ ReplayBuffer", "sync, PyReplayBuffer")):
+                                "buffer", "learning", "waiting", "other"]
+    variants = ("sync, PyReplayBuffer", "sync, C++ ReplayBuffer", "async, C++ ReplayBuffer")
+    for line, variant in zip(lines[2:5], variants):
         assert line.startswith(variant)
         fps, updates, seconds, *shares = line[len(variant):].split()
         assert float(fps.replace(",", "")) > 0 and float(updates) > 0
         assert sum(float(s.rstrip("%")) for s in shares) == pytest.approx(100, abs=0.5)
-    assert lines[4].startswith("C++ / Python frames/s: ")
+    assert lines[5].startswith("frames/s vs the first row: sync, C++ ReplayBuffer ")
