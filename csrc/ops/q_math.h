@@ -1,5 +1,6 @@
 #pragma once
 
+#include <ATen/OpMathType.h>
 #include <c10/macros/Macros.h>
 
 #include <cstdint>
@@ -16,12 +17,19 @@ C10_HOST_DEVICE inline bool is_nan(T x) {
   return x != x;
 }
 
-// Index of the first maximum of a row; NaN counts as the maximum (torch.argmax's rule).
+// Index of the first maximum of a row; NaN counts as the maximum (torch.argmax's rule). Values
+// compare in their math type (float for half types, which have no device comparisons).
 template <typename T>
 C10_HOST_DEVICE inline int64_t argmax_row(const T* row, int64_t n) {
+  using math_t = at::opmath_type<T>;
   int64_t best = 0;
-  for (int64_t j = 1; j < n && !is_nan(row[best]); ++j) {
-    if (is_nan(row[j]) || row[j] > row[best]) best = j;
+  math_t best_value = static_cast<math_t>(row[0]);
+  for (int64_t j = 1; j < n && !is_nan(best_value); ++j) {
+    const math_t value = static_cast<math_t>(row[j]);
+    if (is_nan(value) || value > best_value) {
+      best = j;
+      best_value = value;
+    }
   }
   return best;
 }

@@ -6,14 +6,12 @@
 
 namespace pydqn {
 
-LossKind parse_loss_kind(c10::string_view kind) {
-  if (kind == "huber") return LossKind::kHuber;
-  TORCH_CHECK_VALUE(kind == "mse", "kind: expected 'huber' or 'mse', got '", kind, "'");
-  return LossKind::kMse;
-}
-
-void check_q_td_loss_args(const at::Tensor& q, const at::Tensor& action, const at::Tensor& target,
-                          const std::optional<at::Tensor>& weights) {
+QTdLossArgs prepare_q_td_loss_args(const at::Tensor& q, const at::Tensor& action,
+                                   const at::Tensor& target,
+                                   const std::optional<at::Tensor>& weights,
+                                   c10::string_view kind) {
+  TORCH_CHECK_VALUE(kind == "huber" || kind == "mse", "kind: expected 'huber' or 'mse', got '",
+                    kind, "'");
   TORCH_CHECK_VALUE(q.dim() == 2 && q.size(0) >= 1 && q.size(1) >= 1,
                     "q: expected shape (B, A) with B, A >= 1, got ", q.sizes());
   TORCH_CHECK_TYPE(at::isFloatingType(q.scalar_type()), "q: expected a floating point dtype, got ",
@@ -31,6 +29,9 @@ void check_q_td_loss_args(const at::Tensor& q, const at::Tensor& action, const a
     check_dtype_like(*weights, "weights", q, "q");
     check_same_device(*weights, "weights", q, "q");
   }
+  return {q.contiguous(), action.contiguous(), target.contiguous(),
+          weights.has_value() ? std::optional(weights->contiguous()) : std::nullopt,
+          kind == "huber" ? LossKind::kHuber : LossKind::kMse};
 }
 
 }  // namespace pydqn

@@ -6,13 +6,19 @@
 
 namespace pydqn {
 
-void check_stack_gather_args(const at::Tensor& frames, const at::Tensor& frame_index) {
+StackGatherArgs prepare_stack_gather_args(const at::Tensor& frames, const at::Tensor& frame_index) {
   TORCH_CHECK_VALUE(frames.dim() >= 1, "frames: expected shape (frames, *frame_shape), got a scalar");
   TORCH_CHECK_TYPE(frame_index.scalar_type() == at::kLong, "frame_index: expected torch.int64, got ",
                    frame_index.scalar_type());
   TORCH_CHECK_VALUE(frame_index.dim() == 2, "frame_index: expected shape (B, k), got ",
                     frame_index.sizes());
   check_same_device(frame_index, "frame_index", frames, "frames");
+  std::vector<int64_t> sizes{frame_index.size(0), frame_index.size(1)};
+  sizes.insert(sizes.end(), frames.sizes().begin() + 1, frames.sizes().end());
+  const int64_t count = frames.size(0);
+  const int64_t frame_bytes =
+      static_cast<int64_t>(frames.element_size()) * (count > 0 ? frames.numel() / count : 0);
+  return {frames.contiguous(), frame_index.contiguous(), std::move(sizes), frame_bytes};
 }
 
 }  // namespace pydqn

@@ -6,9 +6,9 @@
 
 namespace pydqn {
 
-void check_td_target_args(const at::Tensor& next_q_target, const at::Tensor& reward,
-                          const at::Tensor& discount, const at::Tensor& terminated,
-                          const std::optional<at::Tensor>& next_q_online) {
+TdTargetArgs prepare_td_target_args(const at::Tensor& next_q_target, const at::Tensor& reward,
+                                    const at::Tensor& discount, const at::Tensor& terminated,
+                                    const std::optional<at::Tensor>& next_q_online) {
   TORCH_CHECK_VALUE(next_q_target.dim() == 2 && next_q_target.size(1) >= 1,
                     "next_q_target: expected shape (B, A) with A >= 1, got ", next_q_target.sizes());
   TORCH_CHECK_TYPE(at::isFloatingType(next_q_target.scalar_type()),
@@ -33,6 +33,9 @@ void check_td_target_args(const at::Tensor& next_q_target, const at::Tensor& rew
     check_dtype_like(*next_q_online, "next_q_online", next_q_target, "next_q_target");
     check_same_device(*next_q_online, "next_q_online", next_q_target, "next_q_target");
   }
+  const at::Tensor q_target = next_q_target.contiguous();
+  return {q_target, reward.contiguous(), discount.contiguous(), terminated.contiguous(),
+          next_q_online.has_value() ? next_q_online->contiguous() : q_target};
 }
 
 }  // namespace pydqn

@@ -66,57 +66,44 @@ __global__ void q_td_loss_backward_kernel(const scalar_t* __restrict__ grad_loss
       static_cast<scalar_t>(scale * (weights != nullptr ? static_cast<acc_t>(weights[b]) * slope : slope));
 }
 
-std::tuple<at::Tensor, at::Tensor> q_td_loss_cuda(const at::Tensor& q_in, const at::Tensor& action_in,
-                                                  const at::Tensor& target_in,
-                                                  const std::optional<at::Tensor>& weights_in,
-                                                  c10::string_view kind_name) {
-  const LossKind kind = parse_loss_kind(kind_name);
-  check_q_td_loss_args(q_in, action_in, target_in, weights_in);
-  const c10::cuda::CUDAGuard guard(q_in.device());
-  const at::Tensor q = q_in.contiguous();
-  const at::Tensor action = action_in.contiguous();
-  const at::Tensor target = target_in.contiguous();
-  const std::optional<at::Tensor> weights =
-      weights_in.has_value() ? std::optional(weights_in->contiguous()) : std::nullopt;
-  const int64_t batch = q.size(0);
-  at::Tensor td_error = at::empty({batch}, q.options());
-  at::Tensor loss = at::empty({}, q.options());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, q.scalar_type(), "q_td_loss", [&] {
+std::tuple<at::Tensor, at::Tensor> q_td_loss_cuda(const at::Tensor& q, const at::Tensor& action,
+                                                  const at::Tensor& target,
+                                                  const std::optional<at::Tensor>& weights,
+                                                  c10::string_view kind) {
+  const QTdLossArgs args = prepare_q_td_loss_args(q, action, target, weights, kind);
+  const c10::cuda::CUDAGuard guard(args.q.device());
+  at::Tensor td_error = at::empty({args.batch()}, args.q.options());
+  at::Tensor loss = at::empty({}, args.q.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, args.q.scalar_type(), "q_td_loss", [&] {
     q_td_loss_kernel<scalar_t><<<1, kLossThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        q.const_data_ptr<scalar_t>(), action.const_data_ptr<int64_t>(),
-        target.const_data_ptr<scalar_t>(),
-        weights.has_value() ? weights->const_data_ptr<scalar_t>() : nullptr,
-        td_error.mutable_data_ptr<scalar_t>(), loss.mutable_data_ptr<scalar_t>(), batch,
-        q.size(1), kind);
+        args.q.const_data_ptr<scalar_t>(), args.action.const_data_ptr<int64_t>(),
+        args.target.const_data_ptr<scalar_t>(),
+        args.weights.has_value() ? args.weights->const_data_ptr<scalar_t>() : nullptr,
+        td_error.mutable_data_ptr<scalar_t>(), loss.mutable_data_ptr<scalar_t>(), args.batch(),
+        args.actions(), args.kind);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return {loss, td_error};
 }
 
-at::Tensor q_td_loss_backward_cuda(const at::Tensor& grad_loss_in, const at::Tensor& q_in,
-                                   const at::Tensor& action_in, const at::Tensor& td_error_in,
-                                   const std::optional<at::Tensor>& weights_in,
-                                   c10::string_view kind_name) {
-  const LossKind kind = parse_loss_kind(kind_name);
-  check_q_td_loss_args(q_in, action_in, td_error_in, weights_in);
+at::Tensor q_td_loss_backward_cuda(const at::Tensor& grad_loss_in, const at::Tensor& q,
+                                   const at::Tensor& action, const at::Tensor& td_error,
+                                   const std::optional<at::Tensor>& weights,
+                                   c10::string_view kind) {
+  const QTdLossArgs args = prepare_q_td_loss_args(q, action, td_error, weights, kind);
   TORCH_CHECK_VALUE(grad_loss_in.numel() == 1, "grad_loss: expected one value, got shape ",
                     grad_loss_in.sizes());
-  const c10::cuda::CUDAGuard guard(q_in.device());
-  const at::Tensor grad_loss = grad_loss_in.to(q_in.scalar_type()).contiguous();
-  const at::Tensor action = action_in.contiguous();
-  const at::Tensor td_error = td_error_in.contiguous();
-  const std::optional<at::Tensor> weights =
-      weights_in.has_value() ? std::optional(weights_in->contiguous()) : std::nullopt;
-  const int64_t batch = q_in.size(0);
-  at::Tensor grad_q = at::zeros({batch, q_in.size(1)}, q_in.options());
+  const c10::cuda::CUDAGuard guard(args.q.device());
+  const at::Tensor grad_loss = grad_loss_in.to(args.q.scalar_type()).contiguous();
+  at::Tensor grad_q = at::zeros({args.batch(), args.actions()}, args.q.options());
   constexpr int kThreads = 128;
-  const int blocks = static_cast<int>((batch + kThreads - 1) / kThreads);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, q_in.scalar_type(), "q_td_loss_backward", [&] {
+  const int blocks = static_cast<int>((args.batch() + kThreads - 1) / kThreads);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, args.q.scalar_type(), "q_td_loss_backward", [&] {
     q_td_loss_backward_kernel<scalar_t><<<blocks, kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        grad_loss.const_data_ptr<scalar_t>(), action.const_data_ptr<int64_t>(),
-        td_error.const_data_ptr<scalar_t>(),
-        weights.has_value() ? weights->const_data_ptr<scalar_t>() : nullptr,
-        grad_q.mutable_data_ptr<scalar_t>(), batch, q_in.size(1), kind);
+        grad_loss.const_data_ptr<scalar_t>(), args.action.const_data_ptr<int64_t>(),
+        args.target.const_data_ptr<scalar_t>(),
+        args.weights.has_value() ? args.weights->const_data_ptr<scalar_t>() : nullptr,
+        grad_q.mutable_data_ptr<scalar_t>(), args.batch(), args.actions(), args.kind);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return grad_q;

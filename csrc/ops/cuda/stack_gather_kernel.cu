@@ -4,8 +4,6 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include <vector>
-
 #include "ops/stack_gather.h"
 
 namespace pydqn {
@@ -39,26 +37,20 @@ void launch(const at::Tensor& frames, const at::Tensor& frame_index, at::Tensor&
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-at::Tensor stack_gather_cuda(const at::Tensor& frames_in, const at::Tensor& frame_index_in) {
-  check_stack_gather_args(frames_in, frame_index_in);
-  const c10::cuda::CUDAGuard guard(frames_in.device());
-  const at::Tensor frames = frames_in.contiguous();
-  const at::Tensor frame_index = frame_index_in.contiguous();
-  std::vector<int64_t> sizes{frame_index.size(0), frame_index.size(1)};
-  sizes.insert(sizes.end(), frames.sizes().begin() + 1, frames.sizes().end());
-  at::Tensor out = at::empty(sizes, frames.options());
-  const int64_t count = frames.size(0);
-  const int64_t frame_bytes =
-      static_cast<int64_t>(frames.element_size()) * (count > 0 ? frames.numel() / count : 0);
-  if (frame_index.numel() == 0 || frame_bytes == 0) return out;
+at::Tensor stack_gather_cuda(const at::Tensor& frames, const at::Tensor& frame_index) {
+  const StackGatherArgs args = prepare_stack_gather_args(frames, frame_index);
+  const c10::cuda::CUDAGuard guard(args.frames.device());
+  at::Tensor out = at::empty(args.out_sizes, args.frames.options());
+  const int64_t bytes = args.frame_bytes;
+  if (args.frame_index.numel() == 0 || bytes == 0) return out;
   // The allocator aligns tensors to 256 bytes, so frame-sized strides keep the widest word that
   // divides the frame aligned.
-  if (frame_bytes % 16 == 0) {
-    launch<uint4>(frames, frame_index, out, frame_bytes);
-  } else if (frame_bytes % 4 == 0) {
-    launch<uint32_t>(frames, frame_index, out, frame_bytes);
+  if (bytes % 16 == 0) {
+    launch<uint4>(args.frames, args.frame_index, out, bytes);
+  } else if (bytes % 4 == 0) {
+    launch<uint32_t>(args.frames, args.frame_index, out, bytes);
   } else {
-    launch<uint8_t>(frames, frame_index, out, frame_bytes);
+    launch<uint8_t>(args.frames, args.frame_index, out, bytes);
   }
   return out;
 }

@@ -29,28 +29,22 @@ __global__ void td_target_kernel(const scalar_t* __restrict__ q_target,
                                  static_cast<acc_t>(discount[b * discount_stride]) * bootstrap);
 }
 
-at::Tensor td_target_cuda(const at::Tensor& next_q_target_in, const at::Tensor& reward_in,
-                          const at::Tensor& discount_in, const at::Tensor& terminated_in,
-                          const std::optional<at::Tensor>& next_q_online_in) {
-  check_td_target_args(next_q_target_in, reward_in, discount_in, terminated_in, next_q_online_in);
-  const c10::cuda::CUDAGuard guard(next_q_target_in.device());
-  const at::Tensor next_q_target = next_q_target_in.contiguous();
-  const at::Tensor reward = reward_in.contiguous();
-  const at::Tensor discount = discount_in.contiguous();
-  const at::Tensor terminated = terminated_in.contiguous();
-  const at::Tensor next_q_online =
-      next_q_online_in.has_value() ? next_q_online_in->contiguous() : next_q_target;
-  const int64_t batch = next_q_target.size(0);
-  at::Tensor out = at::empty({batch}, next_q_target.options());
-  if (batch == 0) return out;
+at::Tensor td_target_cuda(const at::Tensor& next_q_target, const at::Tensor& reward,
+                          const at::Tensor& discount, const at::Tensor& terminated,
+                          const std::optional<at::Tensor>& next_q_online) {
+  const TdTargetArgs args =
+      prepare_td_target_args(next_q_target, reward, discount, terminated, next_q_online);
+  const c10::cuda::CUDAGuard guard(args.next_q_target.device());
+  at::Tensor out = at::empty({args.batch()}, args.next_q_target.options());
+  if (args.batch() == 0) return out;
   constexpr int kThreads = 128;
-  const int blocks = static_cast<int>((batch + kThreads - 1) / kThreads);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, next_q_target.scalar_type(), "td_target", [&] {
+  const int blocks = static_cast<int>((args.batch() + kThreads - 1) / kThreads);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "td_target", [&] {
     td_target_kernel<scalar_t><<<blocks, kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        next_q_target.const_data_ptr<scalar_t>(), next_q_online.const_data_ptr<scalar_t>(),
-        reward.const_data_ptr<scalar_t>(), discount.const_data_ptr<scalar_t>(),
-        discount.numel() == 1 ? 0 : 1, terminated.const_data_ptr<bool>(),
-        out.mutable_data_ptr<scalar_t>(), batch, next_q_target.size(1));
+        args.next_q_target.const_data_ptr<scalar_t>(), args.next_q_online.const_data_ptr<scalar_t>(),
+        args.reward.const_data_ptr<scalar_t>(), args.discount.const_data_ptr<scalar_t>(),
+        args.discount_stride(), args.terminated.const_data_ptr<bool>(),
+        out.mutable_data_ptr<scalar_t>(), args.batch(), args.actions());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return out;
