@@ -41,6 +41,7 @@ class AsyncTrainer(Trainer):
         self.actor_network = copy.deepcopy(self.learner.online).requires_grad_(False)
         self._actor_lock = threading.Lock()  # the actor's forward pass vs the learner's refresh
         self._changed = threading.Condition()  # step, updates, pause and stop changes
+        self._thread_ended = threading.Event()  # wakes the main thread, which otherwise polls
         self._stop = False
         self._pause = False
         self._parked = 0
@@ -72,8 +73,8 @@ class AsyncTrainer(Trainer):
         interrupted = False
         try:
             while any(thread.is_alive() for thread in threads):
-                with self._changed:
-                    self._changed.wait(timeout=0.25)
+                # Polled, not notified per step: a wakeup per env step costs the workers the GIL.
+                self._thread_ended.wait(timeout=0.25)
                 self.progress.update(self.step, self.learner.updates, self.epsilon(self.step))
                 if self.chores_due() and not self._errors:
                     with self._paused():
@@ -155,6 +156,7 @@ class AsyncTrainer(Trainer):
         finally:
             with self._changed:
                 self._changed.notify_all()
+            self._thread_ended.set()
 
     @contextmanager
     def _paused(self) -> Iterator[None]:
