@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.14.1}
-VENV=${VENV:-build/cuda-check/venv}
+VENV=$(realpath -m "${VENV:-build/cuda-check/venv}")
 LOG=build/cuda-check/build.log
 
 command -v nvcc >/dev/null || { echo "cuda_compile_check: nvcc is not on PATH" >&2; exit 1; }
