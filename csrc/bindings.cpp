@@ -11,6 +11,7 @@
 #include <numpy/arrayobject.h>
 
 #include "replay/replay_buffer.h"
+#include "replay/segment_tree.h"
 
 namespace py = pybind11;
 
@@ -106,6 +107,27 @@ pydqn::BatchTensors from_sequence(const std::vector<at::Tensor>& fields) {
                     "terminated, truncated, indices), got ",
                     fields.size());
   return {fields[0], fields[1], fields[2], fields[3], fields[4], fields[5], fields[6]};
+}
+
+}  // namespace
+
+namespace {
+
+// The segment trees of prioritized replay, bound on their own for the tests.
+template <typename Tree>
+void bind_tree(py::module_& m, const char* name) {
+  py::class_<Tree>(m, name)
+      .def(py::init<int64_t>(), py::arg("capacity"))
+      .def("set",
+           [](Tree& self, int64_t index, double value) {
+             TORCH_CHECK_INDEX(index >= 0 && index < self.leaves(), "index: expected [0, ",
+                               self.leaves(), "), got ", index);
+             self.set(index, value);
+           })
+      .def("get", &Tree::get)
+      .def("find_prefix", &Tree::find_prefix)
+      .def_property_readonly("root", &Tree::root)
+      .def_property_readonly("leaves", &Tree::leaves);
 }
 
 }  // namespace
@@ -211,4 +233,7 @@ PYBIND11_MODULE(_C, m) {
       .def("__len__", &ReplayBuffer::size)
       .def_property_readonly("capacity", &ReplayBuffer::capacity)
       .def_property_readonly("nbytes", &ReplayBuffer::nbytes);
+
+  bind_tree<pydqn::SumTree>(m, "SumTree");
+  bind_tree<pydqn::MinTree>(m, "MinTree");
 }
