@@ -154,7 +154,7 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
           f"{result.mean_return_100:.1f}" + (" (interrupted; checkpoint written)" if result.interrupted else ""))
     timed = sum(result.phase_seconds.values()) or 1.0
     print("time spent: " + ", ".join(f"{phase} {seconds / timed:.0%}"
-                                     for phase, seconds in result.phase_seconds.items()))
+                                     for phase, seconds in result.phase_seconds.items() if seconds))
     if result.best_eval > float("-inf"):
         print(f"best periodic evaluation: mean return {result.best_eval:.1f}, kept as "
               f"{run_dir / 'best.pt'}; `pydqn evaluate {run_dir}` plays it")

@@ -174,6 +174,7 @@ class Trainer:
         self.next_log = self.step + config.log_interval
         self.next_checkpoint = self.step + config.checkpoint_interval
         self.next_eval = self.step + config.eval_interval
+        self._last_log = (self.started, self.step, self.learner.updates)
 
     def _result(self, interrupted: bool, phase_seconds: dict[str, float], timed_seconds: float,
                 timed_from: tuple[int, int] | None) -> TrainResult:
@@ -224,13 +225,17 @@ class Trainer:
                       f"{self.step}; refilling the buffer instead")
 
     def _log_metrics(self) -> None:
-        metrics = self.metrics
+        """A metrics row; its rates are over the time since the previous row."""
+        metrics, now = self.metrics, time.perf_counter()
+        last_time, last_step, last_updates = self._last_log
+        elapsed = max(now - last_time, 1e-9)
+        self._last_log = (now, self.step, self.learner.updates)
         self.logs.metrics(step=self.step, updates=self.learner.updates,
                           loss=float(metrics["loss"]) if metrics else float("nan"),
                           q_mean=float(metrics["q_mean"]) if metrics else float("nan"),
                           epsilon=round(self.epsilon(self.step), 4),
-                          fps=round(self.progress.fps, 1),
-                          updates_per_s=round(self.progress.updates_per_s, 1),
+                          fps=round((self.step - last_step) * self.progress.frames_per_step / elapsed, 1),
+                          updates_per_s=round((self.learner.updates - last_updates) / elapsed, 1),
                           wall_time=self._wall_time())
 
     def _evaluate(self) -> None:
