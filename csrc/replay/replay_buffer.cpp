@@ -188,12 +188,15 @@ c10::SmallVector<int64_t, 16> ReplayBuffer::check_rows(const TransitionRows& in)
     for (int64_t env = 0; env < num_envs_; ++env) envs.push_back(env);
   }
   const int64_t rows = static_cast<int64_t>(envs.size());
-  const auto expected = batched(rows, obs_shape_);
   for (const auto& [a, name] : {std::pair{&in.obs, "obs"}, std::pair{&in.next_obs, "next_obs"}}) {
     TORCH_CHECK_TYPE(a->dtype == obs_dtype_, name, ": expected dtype ", dtype_text(obs_dtype_),
                      " (the buffer's obs_dtype), got ", dtype_text(a->dtype));
-    TORCH_CHECK_VALUE(a->sizes() == c10::IntArrayRef(expected), name, ": expected shape ",
-                      shape_text(expected), " (rows, *obs_shape), got ", shape_text(a->sizes()));
+    // Compared in place: the expected shape as a vector is a heap allocation, built on failure.
+    const bool rows_of_obs = a->dim() == 1 + static_cast<int64_t>(obs_shape_.size()) &&
+                             a->shape[0] == rows &&
+                             std::equal(obs_shape_.begin(), obs_shape_.end(), a->shape.begin() + 1);
+    TORCH_CHECK_VALUE(rows_of_obs, name, ": expected shape ", shape_text(batched(rows, obs_shape_)),
+                      " (rows, *obs_shape), got ", shape_text(a->sizes()));
   }
   TORCH_CHECK_TYPE(is_integer(in.action.dtype), "action: expected an integer dtype, got ",
                    dtype_text(in.action.dtype));
@@ -221,8 +224,28 @@ c10::SmallVector<int64_t, 16> ReplayBuffer::check_rows(const TransitionRows& in)
   return envs;
 }
 
-void ReplayBuffer::check_continuity(const std::byte* obs, const std::byte* next_obs,
+bool ReplayBuffer::check_continuity(const std::byte* obs, const std::byte* next_obs,
                                     int64_t env) const {
+  // Frame by frame, so that each frame of obs is read from memory once and compared with both of
+  // its counterparts while in L1: these compares are most of an add()'s time.
+  const EnvStream& stream = streams_[env];
+  bool continues = true;
+  for (int32_t f = 0; f < frame_stack_; ++f) {
+    const std::byte* frame = obs + f * frame_bytes_;
+    if (stream.in_episode) {
+      continues &= std::memcmp(frame, frames_.frame(stream.stack[f]), frame_bytes_) == 0;
+    }
+    if (f > 0) {
+      continues &= std::memcmp(next_obs + (f - 1) * frame_bytes_, frame, frame_bytes_) == 0;
+    }
+  }
+  if (!continues) report_discontinuity(obs, next_obs, env);
+  const int64_t newest = (frame_stack_ - 1) * frame_bytes_;
+  return std::memcmp(next_obs + newest, obs + newest, frame_bytes_) == 0;
+}
+
+void ReplayBuffer::report_discontinuity(const std::byte* obs, const std::byte* next_obs,
+                                        int64_t env) const {
   const EnvStream& stream = streams_[env];
   for (int32_t f = 0; f + 1 < frame_stack_; ++f) {
     TORCH_CHECK_VALUE(
@@ -231,8 +254,7 @@ void ReplayBuffer::check_continuity(const std::byte* obs, const std::byte* next_
         " differs from obs frame ", f + 1, "; with frame_stack=", frame_stack_,
         " next_obs must be obs shifted by one frame (oldest first) plus the new frame");
   }
-  if (!stream.in_episode) return;
-  for (int32_t f = 0; f < frame_stack_; ++f) {
+  for (int32_t f = 0; f < frame_stack_ && stream.in_episode; ++f) {
     TORCH_CHECK_VALUE(
         std::memcmp(obs + f * frame_bytes_, frames_.frame(stream.stack[f]), frame_bytes_) == 0,
         "env ", env, ", episode step ", stream.episode_step, ": obs differs from the next_obs of ",
@@ -240,13 +262,14 @@ void ReplayBuffer::check_continuity(const std::byte* obs, const std::byte* next_
         "); an episode continues from its last next_obs, so mark the previous transition "
         "terminated or truncated to start a new one");
   }
+  TORCH_INTERNAL_ASSERT(false, "env ", env, ": check_continuity found a difference that is gone");
 }
 
 // Writes the frames of one row that the store does not hold yet. A frame equal to the frame just
 // before it in the stream (padding at an episode start, a static screen) is referenced again
 // instead of stored again, so a stream's distinct frames are consecutive allocations.
 void ReplayBuffer::store_frames(const std::byte* obs, const std::byte* next_obs,
-                                EnvStream& stream, TransitionRecord& record) {
+                                bool repeats_newest, EnvStream& stream, TransitionRecord& record) {
   int32_t* ids = record.frame_ids;
   auto keep = [&](const std::byte* frame, const std::byte* previous, int32_t previous_id) {
     if (previous != nullptr && std::memcmp(frame, previous, frame_bytes_) == 0) return previous_id;
@@ -263,7 +286,7 @@ void ReplayBuffer::store_frames(const std::byte* obs, const std::byte* next_obs,
     }
   }
   const int64_t last = (frame_stack_ - 1) * frame_bytes_;
-  ids[frame_stack_] = keep(next_obs + last, obs + last, ids[frame_stack_ - 1]);
+  ids[frame_stack_] = repeats_newest ? ids[frame_stack_ - 1] : keep(next_obs + last, nullptr, -1);
 }
 
 void ReplayBuffer::write_transition(int64_t seq, const TransitionRecord& record) {
@@ -279,9 +302,11 @@ void ReplayBuffer::write_transition(int64_t seq, const TransitionRecord& record)
   ring_.commit(seq, record);
 }
 
-at::Tensor ReplayBuffer::add(const TransitionRows& in) {
+void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
   const c10::SmallVector<int64_t, 16> envs = check_rows(in);
   const int64_t rows = static_cast<int64_t>(envs.size());
+  TORCH_INTERNAL_ASSERT(static_cast<int64_t>(slots.size()) == rows, "add(): ", slots.size(),
+                        " slots for ", rows, " rows");
   const int64_t row_bytes = frame_stack_ * frame_bytes_;
   const std::byte* obs = in.obs.bytes();
   const std::byte* next_obs = in.next_obs.bytes();
@@ -292,14 +317,16 @@ at::Tensor ReplayBuffer::add(const TransitionRows& in) {
   // pair it with the acquire fence in TransitionRing::read_valid).
   std::atomic_thread_fence(std::memory_order_release);
   // Every row is checked before any frame is written: a rejected add changes nothing.
+  c10::SmallVector<bool, 16> repeats_newest(rows);
   for (int64_t r = 0; r < rows; ++r) {
-    check_continuity(obs + r * row_bytes, next_obs + r * row_bytes, envs[r]);
+    repeats_newest[r] = check_continuity(obs + r * row_bytes, next_obs + r * row_bytes, envs[r]);
   }
   // New frames go into slots of chunks the streams own and no transition references yet, so they
   // are invisible to readers until the transitions that reference them commit.
   c10::SmallVector<TransitionRecord, 8> records(rows);
   for (int64_t r = 0; r < rows; ++r) {
-    store_frames(obs + r * row_bytes, next_obs + r * row_bytes, streams_[envs[r]], records[r]);
+    store_frames(obs + r * row_bytes, next_obs + r * row_bytes, repeats_newest[r],
+                 streams_[envs[r]], records[r]);
     records[r].action = static_cast<int32_t>(in.action.integer(r));
     records[r].reward = static_cast<float>(in.reward.real(r));
     records[r].flags = (in.terminated.flag(r) ? kTerminated : 0) |
@@ -307,12 +334,10 @@ at::Tensor ReplayBuffer::add(const TransitionRows& in) {
   }
   // Nothing below can fail: once claimed, every transition number is committed, because writers
   // of later numbers on the same slot wait for it.
-  at::Tensor slots = empty_cpu({rows}, at::kLong);
-  int64_t* slot_out = slots.mutable_data_ptr<int64_t>();
   const int64_t first = ring_.claim(rows);
   for (int64_t r = 0; r < rows; ++r) {
     write_transition(first + r, records[r]);
-    slot_out[r] = (first + r) % ring_.capacity();
+    slots[r] = (first + r) % ring_.capacity();
     EnvStream& stream = streams_[envs[r]];
     std::copy(records[r].frame_ids + 1, records[r].frame_ids + frame_stack_ + 1, stream.stack);
     stream.in_episode = records[r].flags == 0;
@@ -320,7 +345,6 @@ at::Tensor ReplayBuffer::add(const TransitionRows& in) {
     ++stream.transitions;
     stream.repin(frames_, frame_stack_);
   }
-  return slots;
 }
 
 // ---- read ----------------------------------------------------------------------------------------

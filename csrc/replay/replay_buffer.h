@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "replay/block_pool.h"
@@ -55,8 +56,8 @@ class ReplayBuffer {
   ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape, at::ScalarType obs_dtype,
                int64_t frame_stack, int64_t num_envs, std::optional<uint64_t> seed);
 
-  // Returns the int64 slots written, one per row.
-  at::Tensor add(const TransitionRows& rows);
+  // Writes the slot of each row to `slots`, which holds one per row (obs's leading size).
+  void add(const TransitionRows& rows, std::span<int64_t> slots);
   BatchTensors sample(int64_t batch_size);
   void sample_into(const BatchTensors& out);
   BatchTensors get(const at::Tensor& indices);
@@ -79,9 +80,13 @@ class ReplayBuffer {
   void check_batch(const BatchTensors& out, int64_t batch_size) const;
   // Checks shapes, dtypes and values; returns the env id of every row.
   c10::SmallVector<int64_t, 16> check_rows(const TransitionRows& rows) const;
-  void check_continuity(const std::byte* obs, const std::byte* next_obs, int64_t env) const;
-  void store_frames(const std::byte* obs, const std::byte* next_obs, EnvStream& stream,
-                    TransitionRecord& record);
+  // Checks that one row continues its stream; returns whether next_obs's new frame repeats obs's
+  // newest frame.
+  bool check_continuity(const std::byte* obs, const std::byte* next_obs, int64_t env) const;
+  [[noreturn]] void report_discontinuity(const std::byte* obs, const std::byte* next_obs,
+                                         int64_t env) const;
+  void store_frames(const std::byte* obs, const std::byte* next_obs, bool repeats_newest,
+                    EnvStream& stream, TransitionRecord& record);
   void write_transition(int64_t seq, const TransitionRecord& record);
   // Copies one committed transition into row `row` of `out`; false if it changed under the read.
   bool try_read(int64_t slot, const BatchPointers& out, int64_t row) const;
