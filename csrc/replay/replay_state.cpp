@@ -5,7 +5,7 @@
 // transition the rows of those frames. Loading appends the frames to fresh chunks and commits the
 // transitions under their original transition numbers, so slots, FIFO order and the sampling
 // sequence continue exactly where the saved buffer stood.
-#include <ATen/EmptyTensor.h>
+#include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
 
 #include <cmath>
@@ -36,10 +36,6 @@ class AllStreamsLease {
   int64_t count_;
 };
 
-at::Tensor empty_cpu(c10::IntArrayRef sizes, at::ScalarType dtype) {
-  return at::Tensor(at::detail::empty_cpu(sizes, dtype));
-}
-
 void check_field(const at::Tensor& t, const char* name, at::ScalarType dtype,
                  c10::IntArrayRef sizes) {
   TORCH_CHECK_VALUE(t.defined() && t.device().is_cpu(), "state['", name,
@@ -61,11 +57,11 @@ ReplayState ReplayBuffer::save_state() const {
   state.added = added;
   state.rng_seed = rng_.seed();
   state.rng_draws = rng_.draws();
-  state.frame_ids = empty_cpu({stored, ids}, at::kInt);
-  state.action = empty_cpu({stored}, at::kInt);
-  state.reward = empty_cpu({stored}, at::kFloat);
-  state.terminated = empty_cpu({stored}, at::kBool);
-  state.truncated = empty_cpu({stored}, at::kBool);
+  state.frame_ids = at::empty({stored, ids}, at::kInt);
+  state.action = at::empty({stored}, at::kInt);
+  state.reward = at::empty({stored}, at::kFloat);
+  state.terminated = at::empty({stored}, at::kBool);
+  state.truncated = at::empty({stored}, at::kBool);
   int32_t* rows = state.frame_ids.mutable_data_ptr<int32_t>();
   std::unordered_map<int32_t, int32_t> row_of;  // frame id in the store -> row in `frames`
   std::vector<int32_t> frame_order;
@@ -88,7 +84,7 @@ ReplayState ReplayBuffer::save_state() const {
     state.truncated.mutable_data_ptr<bool>()[i] = (record.flags & kTruncated) != 0;
   }
   const int64_t frame_count = static_cast<int64_t>(frame_order.size());
-  state.frames = empty_cpu({frame_count, frame_bytes_}, at::kByte);
+  state.frames = at::empty({frame_count, frame_bytes_}, at::kByte);
   auto* out = state.frames.mutable_data_ptr<uint8_t>();
   for (int64_t row = 0; row < frame_count; ++row) {
     copy_from_shared(out + row * frame_bytes_, frames_.frame(frame_order[row]), frame_bytes_);
