@@ -243,16 +243,19 @@ constexpr const char* kAddDoc =
 
 py::tuple to_tuple(const pydqn::BatchTensors& b) {
   return py::make_tuple(b.obs, b.action, b.reward, b.next_obs, b.terminated, b.truncated,
-                        b.indices);
+                        b.discount, b.indices);
 }
 
 pydqn::BatchTensors from_sequence(const std::vector<at::Tensor>& fields) {
-  TORCH_CHECK_VALUE(fields.size() == 7,
-                    "out: expected a Batch of 7 tensors (obs, action, reward, next_obs, "
-                    "terminated, truncated, indices), got ",
+  TORCH_CHECK_VALUE(fields.size() == 8,
+                    "out: expected a Batch of 8 tensors (obs, action, reward, next_obs, "
+                    "terminated, truncated, discount, indices), got ",
                     fields.size());
-  return {fields[0], fields[1], fields[2], fields[3], fields[4], fields[5], fields[6]};
+  return {fields[0], fields[1], fields[2], fields[3], fields[4], fields[5], fields[6], fields[7]};
 }
+
+// A tensor, or None where the state has none (the windows of a buffer with n_step = 1).
+py::object or_none(const at::Tensor& t) { return t.defined() ? py::cast(t) : py::none(); }
 
 }  // namespace
 
@@ -291,9 +294,9 @@ PYBIND11_MODULE(_C, m) {
   // Tensor arguments are converted while the GIL is held; the copying runs without it.
   py::class_<ReplayBuffer>(m, "ReplayBuffer")
       .def(py::init<int64_t, std::vector<int64_t>, at::ScalarType, int64_t, int64_t,
-                    std::optional<uint64_t>>(),
+                    std::optional<uint64_t>, int64_t, double>(),
            py::arg("capacity"), py::arg("obs_shape"), py::arg("obs_dtype"), py::arg("frame_stack"),
-           py::arg("num_envs"), py::arg("seed"))
+           py::arg("num_envs"), py::arg("seed"), py::arg("n_step"), py::arg("gamma"))
       .def(
           "sample",
           [](ReplayBuffer& self, int64_t batch_size) {
@@ -332,26 +335,52 @@ PYBIND11_MODULE(_C, m) {
               py::gil_scoped_release nogil;
               state = self.save_state();
             }
-            return py::dict(py::arg("frames") = state.frames, py::arg("frame_ids") = state.frame_ids,
-                            py::arg("action") = state.action, py::arg("reward") = state.reward,
-                            py::arg("terminated") = state.terminated,
-                            py::arg("truncated") = state.truncated, py::arg("added") = state.added,
-                            py::arg("rng_seed") = state.rng_seed,
-                            py::arg("rng_draws") = state.rng_draws);
+            py::dict dict;
+            dict["frames"] = state.frames;
+            dict["frame_ids"] = state.frame_ids;
+            dict["action"] = state.action;
+            dict["reward"] = state.reward;
+            dict["terminated"] = state.terminated;
+            dict["truncated"] = state.truncated;
+            dict["added"] = state.added;
+            dict["rng_seed"] = state.rng_seed;
+            dict["rng_draws"] = state.rng_draws;
+            dict["complete"] = or_none(state.complete);
+            dict["window_ids"] = or_none(state.window_ids);
+            dict["window_reward"] = or_none(state.window_reward);
+            dict["window_discount"] = or_none(state.window_discount);
+            dict["window_terminated"] = or_none(state.window_terminated);
+            dict["window_truncated"] = or_none(state.window_truncated);
+            return dict;
           })
       .def(
           "load_state",
-          [](ReplayBuffer& self, const at::Tensor& frames, const at::Tensor& frame_ids,
-             const at::Tensor& action, const at::Tensor& reward, const at::Tensor& terminated,
-             const at::Tensor& truncated, int64_t added, uint64_t rng_seed, uint64_t rng_draws) {
-            const pydqn::ReplayState state{frames,    frame_ids, action, reward,   terminated,
-                                           truncated, added,     rng_seed, rng_draws};
+          [](ReplayBuffer& self, const py::dict& saved) {
+            auto tensor = [&](const char* key) {
+              TORCH_CHECK_VALUE(saved.contains(key), "state: missing '", key, "'");
+              const py::handle value = saved[key];
+              return value.is_none() ? at::Tensor() : value.cast<at::Tensor>();
+            };
+            pydqn::ReplayState state;
+            state.frames = tensor("frames");
+            state.frame_ids = tensor("frame_ids");
+            state.action = tensor("action");
+            state.reward = tensor("reward");
+            state.terminated = tensor("terminated");
+            state.truncated = tensor("truncated");
+            state.added = saved["added"].cast<int64_t>();
+            state.rng_seed = saved["rng_seed"].cast<uint64_t>();
+            state.rng_draws = saved["rng_draws"].cast<uint64_t>();
+            state.complete = tensor("complete");
+            state.window_ids = tensor("window_ids");
+            state.window_reward = tensor("window_reward");
+            state.window_discount = tensor("window_discount");
+            state.window_terminated = tensor("window_terminated");
+            state.window_truncated = tensor("window_truncated");
             py::gil_scoped_release nogil;
             self.load_state(state);
           },
-          py::arg("frames"), py::arg("frame_ids"), py::arg("action"), py::arg("reward"),
-          py::arg("terminated"), py::arg("truncated"), py::arg("added"), py::arg("rng_seed"),
-          py::arg("rng_draws"))
+          py::arg("state"))
       .def("__len__", &ReplayBuffer::size)
       .def_property_readonly("capacity", &ReplayBuffer::capacity)
       .def_property_readonly("nbytes", &ReplayBuffer::nbytes);

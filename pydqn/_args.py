@@ -67,10 +67,19 @@ class BufferArgs:
     num_envs: int
     device: torch.device
     seed: int | None
+    n_step: int
+    gamma: float
+
+
+def check_gamma(gamma: Any) -> float:
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma: expected a float in [0, 1], got {gamma!r}")
+    return float(gamma)
 
 
 def check_buffer_args(capacity: Any, obs_shape: Any, obs_dtype: Any, frame_stack: Any,
-                      num_envs: Any, device: Any, seed: Any) -> BufferArgs:
+                      num_envs: Any, device: Any, seed: Any, n_step: Any = 1,
+                      gamma: Any = 0.99) -> BufferArgs:
     return BufferArgs(
         capacity=check_int("capacity", capacity, minimum=1),
         obs_shape=check_obs_shape(obs_shape),
@@ -79,6 +88,8 @@ def check_buffer_args(capacity: Any, obs_shape: Any, obs_dtype: Any, frame_stack
         num_envs=check_int("num_envs", num_envs, minimum=1, maximum=65536),
         device=check_device(device),
         seed=None if seed is None else check_int("seed", seed, minimum=0, maximum=2**64 - 1),
+        n_step=check_int("n_step", n_step, minimum=1, maximum=64),
+        gamma=check_gamma(gamma),
     )
 
 

@@ -12,7 +12,12 @@ class Batch(NamedTuple):
 
     Shapes: ``obs`` and ``next_obs`` are ``(B, *obs_shape)`` of the buffer's ``obs_dtype``; the
     other fields are ``(B,)``: ``action`` int64, ``reward`` float32, ``terminated`` and
-    ``truncated`` bool, ``indices`` int64 (the slots read).
+    ``truncated`` bool, ``discount`` float32, ``indices`` int64 (the slots read).
+
+    With ``n_step = n`` a transition at t is its n-step window t..t+m-1 (m = n, or fewer when the
+    episode ended sooner): ``reward`` is ``sum_j gamma^j r_{t+j}``, ``next_obs`` the observation
+    after step t+m-1, ``terminated``/``truncated`` those of step t+m-1 and ``discount`` gamma^m,
+    so the TD target is ``reward + discount * (1 - terminated) * max_a Q(next_obs, a)``.
     """
 
     obs: torch.Tensor
@@ -21,4 +26,5 @@ class Batch(NamedTuple):
     next_obs: torch.Tensor
     terminated: torch.Tensor
     truncated: torch.Tensor
+    discount: torch.Tensor
     indices: torch.Tensor

@@ -43,4 +43,5 @@ def make_buffer(config: TrainConfig, env) -> ReplayBuffer | PyReplayBuffer:
     frame_stack = space.shape[0] if len(space.shape) == 3 else 1
     buffer_class = ReplayBuffer if config.replay == "cpp" else PyReplayBuffer
     return buffer_class(config.buffer_size, space.shape, torch.from_numpy(np.zeros(0, space.dtype)).dtype,
-                        frame_stack=frame_stack, num_envs=config.num_envs, seed=config.seed)
+                        frame_stack=frame_stack, num_envs=config.num_envs, seed=config.seed,
+                        n_step=config.n_step, gamma=config.learner.gamma)

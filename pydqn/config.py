@@ -27,6 +27,8 @@ class TrainConfig:
     # "cpp": pydqn.ReplayBuffer. "python": the teaching-style PyReplayBuffer (full observation
     # copies, slow), kept for comparisons such as `pydqn bench --train`.
     replay: Literal["cpp", "python"] = "cpp"
+    # n-step returns: learn from sum_{j<n} gamma^j r_{t+j} + gamma^n max_a Q(s_{t+n}, a).
+    n_step: int = 1
     # Checkpoints also save the replay buffer (replay.pt, about its nbytes), so a resumed run goes
     # on updating at once instead of refilling it with learning_starts steps.
     save_buffer: bool = False
@@ -59,7 +61,7 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         positive = ("total_steps", "num_envs", "buffer_size", "batch_size", "train_frequency",
                     "checkpoint_interval", "log_interval", "eval_episodes", "actor_sync_interval",
-                    "async_window")
+                    "async_window", "n_step")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")

@@ -67,8 +67,9 @@ class DQNLearner:
         with torch.no_grad():
             next_q_target = self.target(batch.next_obs)
             next_q_online = self.online(batch.next_obs) if self.config.double else None
-            target = ops.td_target(next_q_target, batch.reward, self.config.gamma,
-                                   batch.terminated, next_q_online)
+            # batch.discount is gamma^m: gamma for one-step transitions, less for n-step windows.
+            target = ops.td_target(next_q_target, batch.reward, batch.discount, batch.terminated,
+                                   next_q_online)
         q = self.online(batch.obs)
         loss, td_error = ops.q_td_loss(q, batch.action, target, self.config.loss)
         self.optimizer.zero_grad(set_to_none=True)

@@ -12,6 +12,10 @@ from pydqn.batch import Batch
 
 _C = load_extension()
 
+_STATE_FIELDS = ("frames", "frame_ids", "action", "reward", "terminated", "truncated", "added",
+                 "rng_seed", "rng_draws", "complete", "window_ids", "window_reward",
+                 "window_discount", "window_terminated", "window_truncated")
+
 
 class ReplayBuffer:
     """A circular replay buffer that stores every observation frame once.
@@ -27,6 +31,9 @@ class ReplayBuffer:
         num_envs: number of env streams that ``add`` interleaves.
         device: ``"cpu"``.
         seed: seed of the buffer's own sampling generator (``None``: from the OS).
+        n_step: sample n-step transitions (see `Batch`); a transition is sampled once its window
+            is complete, n transitions later or at its episode's end.
+        gamma: the discount of n-step returns (``Batch.discount`` is gamma^m).
 
     ``add``, ``sample`` and ``get`` release the GIL while they copy. Threads may ``add`` at the same
     time for disjoint ``env_ids`` while other threads ``sample``; no sample returns a transition
@@ -42,13 +49,17 @@ class ReplayBuffer:
         num_envs: int = 1,
         device: str | torch.device = "cpu",
         seed: int | None = None,
+        n_step: int = 1,
+        gamma: float = 0.99,
     ) -> None:
         args = _args.check_buffer_args(capacity, obs_shape, obs_dtype, frame_stack, num_envs,
-                                       device, seed)
+                                       device, seed, n_step, gamma)
         self.obs_shape, self.obs_dtype, self.device = args.obs_shape, args.obs_dtype, args.device
         self.frame_stack, self.num_envs = args.frame_stack, args.num_envs
+        self.n_step, self.gamma = args.n_step, args.gamma
         self._impl = _C.ReplayBuffer(args.capacity, list(args.obs_shape), args.obs_dtype,
-                                     args.frame_stack, args.num_envs, args.seed)
+                                     args.frame_stack, args.num_envs, args.seed, args.n_step,
+                                     args.gamma)
         if type(self).add is ReplayBuffer.add:
             # add() runs once per environment step: calls go straight to the extension's method,
             # whose arguments and behaviour are those of the method below, without the ~0.9 us
@@ -122,17 +133,15 @@ class ReplayBuffer:
             if saved.get(name) != value:
                 raise ValueError(f"state: saved from a buffer with {name}={saved.get(name)!r}, "
                                  f"this one has {name}={value!r}")
-        fields = ("frames", "frame_ids", "action", "reward", "terminated", "truncated", "added",
-                  "rng_seed", "rng_draws")
-        missing = [name for name in fields if name not in state]
+        missing = [name for name in _STATE_FIELDS if name not in state]
         if missing:
             raise ValueError(f"state: missing {missing}; expected a dict from ReplayBuffer.state_dict()")
-        self._impl.load_state(**{name: state[name] for name in fields})
+        self._impl.load_state({name: state[name] for name in _STATE_FIELDS})
 
     def _settings(self) -> dict[str, Any]:
         return {"capacity": self.capacity, "obs_shape": list(self.obs_shape),
                 "obs_dtype": str(self.obs_dtype), "frame_stack": self.frame_stack,
-                "num_envs": self.num_envs}
+                "num_envs": self.num_envs, "n_step": self.n_step, "gamma": self.gamma}
 
     def __len__(self) -> int:
         return len(self._impl)
@@ -151,5 +160,5 @@ class ReplayBuffer:
         return (
             f"ReplayBuffer(capacity={self.capacity}, obs_shape={self.obs_shape}, "
             f"obs_dtype={self.obs_dtype}, frame_stack={self.frame_stack}, "
-            f"num_envs={self.num_envs}, len={len(self)}, nbytes={self.nbytes})"
+            f"num_envs={self.num_envs}, n_step={self.n_step}, len={len(self)}, nbytes={self.nbytes})"
         )

@@ -10,12 +10,12 @@ from pydqn.models import MLP
 from pydqn.policy import LinearEpsilon, epsilon_greedy
 
 
-def batch(seed=0, size=16):
+def batch(seed=0, size=16, discount=0.99):
     g = torch.Generator().manual_seed(seed)
     return Batch(obs=torch.randn(size, 4, generator=g), action=torch.randint(0, 2, (size,), generator=g),
                  reward=torch.randn(size, generator=g), next_obs=torch.randn(size, 4, generator=g),
                  terminated=torch.rand(size, generator=g) < 0.2, truncated=torch.zeros(size, dtype=torch.bool),
-                 indices=torch.arange(size))
+                 discount=torch.full((size,), discount), indices=torch.arange(size))
 
 
 def learner(**changes):
@@ -51,11 +51,12 @@ def test_polyak_sync_by_hand():
         assert torch.allclose(target, old + 0.25 * (online - old))
 
 
-def test_double_dqn_target_uses_the_online_argmax():
+@pytest.mark.parametrize("discount", [0.99, 0.99**3])  # one step; a 3-step window
+def test_double_dqn_target_uses_the_online_argmax_and_the_batch_discount(discount):
     dqn = learner(double=True)
-    b = batch()
+    b = batch(discount=discount)
     with torch.no_grad():
-        expected_target = b.reward + 0.99 * (~b.terminated) * dqn.target(b.next_obs).gather(
+        expected_target = b.reward + discount * (~b.terminated) * dqn.target(b.next_obs).gather(
             1, dqn.online(b.next_obs).argmax(1, keepdim=True)).squeeze(1)
         q_taken = dqn.online(b.obs).gather(1, b.action[:, None]).squeeze(1)
     td = dqn.update(b)["td_error"]

@@ -45,19 +45,36 @@ def expected(env: np.ndarray, step: np.ndarray):
     return FRAMES[rows, obs_steps], FRAMES[rows, next_steps], (step + 1) % EPISODE_LENGTH[env] == 0
 
 
-def check(batch) -> None:
-    env, step = batch.action.numpy(), batch.reward.numpy().astype(np.int64)
-    assert np.all((env >= 0) & (env < NUM_ENVS) & (step >= 0) & (step < PERIOD)), (env, step)
-    obs, next_obs, terminated = expected(env, step)
+GAMMA = np.float32(0.9)
+
+
+def check(batch, n_step: int = 1) -> None:
+    """Each row is the n-step window of the transition its action names (env * PERIOD + step),
+    whose reward is the step number: nothing in it came from another write."""
+    env, step = np.divmod(batch.action.numpy(), PERIOD)
+    assert np.all((env >= 0) & (env < NUM_ENVS)), env
+    left = EPISODE_LENGTH[env] - step % EPISODE_LENGTH[env]  # transitions to the episode's end
+    m = np.minimum(n_step, left)
+    obs, _, _ = expected(env, step)
+    _, next_obs, terminated = expected(env, step + m - 1)
+    reward = np.empty(len(step), np.float32)
+    for row in range(len(step)):  # as the buffer sums: float32, by Horner's rule from the end
+        total = np.float32(step[row] + m[row] - 1)
+        for j in range(m[row] - 2, -1, -1):
+            total = np.float32(step[row] + j) + GAMMA * total
+        reward[row] = total
     assert np.array_equal(batch.obs.numpy(), obs), "torn obs"
     assert np.array_equal(batch.next_obs.numpy(), next_obs), "torn next_obs"
     assert np.array_equal(batch.terminated.numpy(), terminated), "terminated from another write"
+    assert np.array_equal(batch.reward.numpy(), reward), "reward from another write"
+    assert np.array_equal(batch.discount.numpy(), GAMMA ** m.astype(np.float32)), "discount"
     assert not batch.truncated.any()
 
 
 def add_step(buf, env: int, step: int) -> None:
-    obs, next_obs, terminated = expected(np.array([env]), np.array([step % PERIOD]))
-    buf.add(obs, [env], [float(step % PERIOD)], next_obs, terminated, [False], env_ids=[env])
+    step %= PERIOD
+    obs, next_obs, terminated = expected(np.array([env]), np.array([step]))
+    buf.add(obs, [env * PERIOD + step], [float(step)], next_obs, terminated, [False], env_ids=[env])
 
 
 def hammer(workers, enough) -> None:
@@ -90,10 +107,11 @@ def hammer(workers, enough) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("capacity", [64, 16])
-def test_four_writers_two_samplers_on_a_tiny_ring_never_tear(capacity):
-    buf = pydqn.ReplayBuffer(capacity, (K, SIDE, SIDE), frame_stack=K, num_envs=NUM_ENVS, seed=0)
-    for env in range(NUM_ENVS):  # one transition each, so samplers can start at once
+@pytest.mark.parametrize("capacity,n_step", [(64, 1), (16, 1), (16, 3)])
+def test_four_writers_two_samplers_on_a_tiny_ring_never_tear(capacity, n_step):
+    buf = pydqn.ReplayBuffer(capacity, (K, SIDE, SIDE), frame_stack=K, num_envs=NUM_ENVS, seed=0,
+                             n_step=n_step, gamma=float(GAMMA))
+    for env in range(NUM_ENVS):  # the length-1 episode's window completes at once: samplers can start
         add_step(buf, env, 0)
     added, sampled = [1] * NUM_ENVS, [0, 0]
 
@@ -102,19 +120,20 @@ def test_four_writers_two_samplers_on_a_tiny_ring_never_tear(capacity):
         added[env] += 1
 
     def sample(index):
-        check(buf.sample(64))
+        check(buf.sample(64), n_step)
         sampled[index] += 1
 
     enough = lambda: min(added) > 1000 and min(sampled) > 100  # noqa: E731
     hammer([lambda e=e: write(e) for e in range(NUM_ENVS)] + [lambda i=i: sample(i) for i in range(2)],
            enough)
     assert enough(), (added, sampled)
-    check(buf.get(list(range(len(buf)))))  # and what is left is intact
+    check(buf.sample(256), n_step)  # and what is left is intact
 
 
 @pytest.mark.slow
 def test_state_dict_while_writers_add_is_a_consistent_snapshot():
-    buf = pydqn.ReplayBuffer(32, (K, SIDE, SIDE), frame_stack=K, num_envs=NUM_ENVS, seed=0)
+    args = dict(frame_stack=K, num_envs=NUM_ENVS, n_step=3, gamma=float(GAMMA))
+    buf = pydqn.ReplayBuffer(32, (K, SIDE, SIDE), seed=0, **args)
     for env in range(NUM_ENVS):
         add_step(buf, env, 0)
     added, snapshots = [1] * NUM_ENVS, [0]
@@ -124,9 +143,9 @@ def test_state_dict_while_writers_add_is_a_consistent_snapshot():
         added[env] += 1
 
     def snapshot():
-        restored = pydqn.ReplayBuffer(32, (K, SIDE, SIDE), frame_stack=K, num_envs=NUM_ENVS)
+        restored = pydqn.ReplayBuffer(32, (K, SIDE, SIDE), **args)
         restored.load_state_dict(buf.state_dict())
-        check(restored.get(list(range(len(restored)))))
+        check(restored.sample(64), n_step=3)
         snapshots[0] += 1
 
     enough = lambda: min(added) > 100 and snapshots[0] > 10  # noqa: E731

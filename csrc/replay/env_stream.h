@@ -45,6 +45,13 @@ struct EnvStream {
   int64_t episode_step = 0;   // transitions added in the current episode
   int64_t transitions = 0;    // transitions added over the stream's lifetime
   int32_t stack[kMaxFrameStack];  // frame ids of the last next_obs, oldest first
+  // n > 1: the episode's transitions whose n-step windows are still open, oldest first (at most
+  // n - 1 between adds; reserved at construction so that adding never allocates after a claim).
+  struct OpenWindow {
+    int64_t seq;
+    float reward;
+  };
+  c10::SmallVector<OpenWindow, 8> open_windows;
 
   // Appends one frame slot to the chunk this stream is filling and returns its id.
   int32_t new_frame(FrameStore& store);

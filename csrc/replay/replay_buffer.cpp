@@ -86,6 +86,8 @@ int32_t chunk_frames_for(int64_t capacity, int64_t frame_stack, int64_t num_envs
 // Live frames are at most (k + 1) per live transition plus (k + 1) per stream that dead
 // transitions introduced and live ones still reference; each stream's live frames are one run of
 // its allocation order, covering at most two partial chunks, plus the chunk it is filling.
+constexpr int64_t kMaxNStep = 64;
+
 int64_t max_chunks_for(int64_t capacity, int64_t frame_stack, int64_t num_envs) {
   TORCH_CHECK_VALUE(capacity >= 1, "capacity: expected at least 1, got ", capacity);
   TORCH_CHECK_VALUE(num_envs >= 1 && num_envs <= (1 << 16), "num_envs: expected 1..65536, got ",
@@ -143,18 +145,25 @@ at::Tensor empty_cpu(c10::IntArrayRef sizes, at::ScalarType dtype) {
 
 ReplayBuffer::ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape,
                            at::ScalarType obs_dtype, int64_t frame_stack, int64_t num_envs,
-                           std::optional<uint64_t> seed)
+                           std::optional<uint64_t> seed, int64_t n_step, double gamma)
     : obs_shape_(std::move(obs_shape)),
       obs_dtype_(obs_dtype),
       frame_stack_(static_cast<int32_t>(frame_stack)),
       num_envs_(num_envs),
       frame_bytes_(frame_bytes_of(obs_shape_, obs_dtype, frame_stack)),
+      n_step_(static_cast<int32_t>(n_step)),
+      gamma_(static_cast<float>(gamma)),
       frames_(frame_bytes_, chunk_frames_for(capacity, frame_stack, num_envs),
               static_cast<int32_t>(max_chunks_for(capacity, frame_stack, num_envs))),
-      ring_(capacity, frame_stack_),
+      ring_(capacity, frame_stack_, n_step > 1),
       streams_(new EnvStream[num_envs]),
       rng_(seed.has_value() ? *seed : (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}()),
-      obs_blocks_(std::make_shared<BlockPool>()) {}
+      obs_blocks_(std::make_shared<BlockPool>()) {
+  TORCH_CHECK_VALUE(n_step >= 1 && n_step <= kMaxNStep, "n_step: expected 1..", kMaxNStep, ", got ",
+                    n_step);
+  TORCH_CHECK_VALUE(gamma >= 0.0 && gamma <= 1.0, "gamma: expected a value in [0, 1], got ", gamma);
+  for (int64_t env = 0; env < num_envs; ++env) streams_[env].open_windows.reserve(n_step);
+}
 
 int64_t ReplayBuffer::nbytes() const {
   return frames_.nbytes() + ring_.nbytes() + num_envs_ * static_cast<int64_t>(sizeof(EnvStream)) +
@@ -291,14 +300,60 @@ void ReplayBuffer::store_frames(const std::byte* obs, const std::byte* next_obs,
 void ReplayBuffer::write_transition(int64_t seq, const TransitionRecord& record) {
   const int32_t ids = frame_stack_ + 1;
   frames_.for_each_chunk(record.frame_ids, ids, [&](int32_t c) { frames_.retain(c); });
-  if (ring_.begin_write(seq)) {
+  const TransitionRing::Occupant evicted = ring_.begin_write(seq);
+  if (evicted != TransitionRing::Occupant::kNone) {
     // The slot is marked as rewritten before the evicted transition's chunks are released, so a
     // reader that sees a recycled frame also sees the new version (see FrameStore::acquire_chunk).
-    TransitionRecord evicted;
-    ring_.load(seq % ring_.capacity(), evicted);
-    frames_.for_each_chunk(evicted.frame_ids, ids, [&](int32_t c) { frames_.release(c); });
+    const int64_t slot = seq % ring_.capacity();
+    TransitionRecord old;
+    ring_.load(slot, old);
+    frames_.for_each_chunk(old.frame_ids, ids, [&](int32_t c) { frames_.release(c); });
+    if (n_step_ > 1 && evicted == TransitionRing::Occupant::kComplete) {
+      TransitionWindow window;
+      ring_.load_window(slot, old, window, gamma_);
+      frames_.for_each_chunk(window.next_ids, frame_stack_, [&](int32_t c) { frames_.release(c); });
+    } else if (evicted == TransitionRing::Occupant::kIncomplete) {
+      incomplete_.fetch_sub(1, std::memory_order_relaxed);
+    }
   }
-  ring_.commit(seq, record);
+  if (n_step_ > 1) incomplete_.fetch_add(1, std::memory_order_relaxed);
+  ring_.commit(seq, record, /*complete=*/n_step_ == 1);
+}
+
+// The window's frames are the stream's current stack, held by the transition just added, which
+// outlives every transition whose window ends there only in FIFO order of seq; evictions of
+// different slots do not wait for each other, so the window holds its own chunk references.
+bool ReplayBuffer::complete_window(int64_t seq, const TransitionWindow& window) {
+  frames_.for_each_chunk(window.next_ids, frame_stack_, [&](int32_t c) { frames_.retain(c); });
+  if (!ring_.complete(seq, window)) {  // evicted meanwhile, by another stream's writer
+    frames_.for_each_chunk(window.next_ids, frame_stack_, [&](int32_t c) { frames_.release(c); });
+    return false;
+  }
+  incomplete_.fetch_sub(1, std::memory_order_relaxed);
+  return true;
+}
+
+void ReplayBuffer::advance_windows(EnvStream& stream, int64_t seq, const TransitionRecord& record) {
+  auto& open = stream.open_windows;
+  open.push_back({seq, record.reward});
+  const bool episode_ended = record.flags != 0;
+  // Windows that end here: the oldest when it now spans n transitions, all when the episode ended.
+  const size_t closing = episode_ended ? open.size() : (open.size() == static_cast<size_t>(n_step_) ? 1 : 0);
+  for (size_t w = 0; w < closing; ++w) {
+    TransitionWindow window;
+    std::copy(stream.stack, stream.stack + frame_stack_, window.next_ids);
+    window.flags = record.flags;
+    // sum_j gamma^j r_{t+j} by Horner's rule from the window's end, and gamma^m, in float32.
+    float reward = open.back().reward, discount = gamma_;
+    for (size_t j = open.size() - 1; j-- > w;) {
+      reward = open[j].reward + gamma_ * reward;
+      discount *= gamma_;
+    }
+    window.reward = reward;
+    window.discount = discount;
+    complete_window(open[w].seq, window);
+  }
+  open.erase(open.begin(), open.begin() + static_cast<std::ptrdiff_t>(closing));
 }
 
 void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
@@ -342,6 +397,7 @@ void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
     stream.in_episode = records[r].flags == 0;
     stream.episode_step = stream.in_episode ? stream.episode_step + 1 : 0;
     ++stream.transitions;
+    if (n_step_ > 1) advance_windows(stream, first + r, records[r]);
     stream.repin(frames_, frame_stack_);
   }
 }
@@ -356,6 +412,7 @@ struct ReplayBuffer::BatchPointers {
         reward(b.reward.mutable_data_ptr<float>()),
         terminated(b.terminated.mutable_data_ptr<bool>()),
         truncated(b.truncated.mutable_data_ptr<bool>()),
+        discount(b.discount.mutable_data_ptr<float>()),
         indices(b.indices.mutable_data_ptr<int64_t>()) {}
   std::byte* obs;
   std::byte* next_obs;
@@ -363,6 +420,7 @@ struct ReplayBuffer::BatchPointers {
   float* reward;
   bool* terminated;
   bool* truncated;
+  float* discount;
   int64_t* indices;
 };
 
@@ -370,7 +428,9 @@ bool ReplayBuffer::try_read(int64_t slot, const BatchPointers& out, int64_t row)
   const int64_t version = ring_.read_begin(slot);
   if (version == 0) return false;
   TransitionRecord record;
+  TransitionWindow window;
   ring_.load(slot, record);
+  ring_.load_window(slot, record, window, gamma_);
   if (!ring_.read_valid(slot, version)) return false;  // the ids must be one record's
   const int64_t row_bytes = frame_stack_ * frame_bytes_;
   std::byte* obs = out.obs + row * row_bytes;
@@ -378,16 +438,23 @@ bool ReplayBuffer::try_read(int64_t slot, const BatchPointers& out, int64_t row)
   for (int32_t f = 0; f < frame_stack_; ++f) {
     copy_from_shared(obs + f * frame_bytes_, frames_.frame(record.frame_ids[f]), frame_bytes_);
   }
-  // next_obs shares all but its newest frame with obs: copy those from the row just written,
-  // which is in cache, and read only one more frame from the store.
-  std::memcpy(next, obs + frame_bytes_, row_bytes - frame_bytes_);
-  copy_from_shared(next + row_bytes - frame_bytes_, frames_.frame(record.frame_ids[frame_stack_]),
-                   frame_bytes_);
+  if (n_step_ == 1) {
+    // next_obs shares all but its newest frame with obs: copy those from the row just written,
+    // which is in cache, and read only one more frame from the store.
+    std::memcpy(next, obs + frame_bytes_, row_bytes - frame_bytes_);
+    copy_from_shared(next + row_bytes - frame_bytes_, frames_.frame(window.next_ids[frame_stack_ - 1]),
+                     frame_bytes_);
+  } else {
+    for (int32_t f = 0; f < frame_stack_; ++f) {
+      copy_from_shared(next + f * frame_bytes_, frames_.frame(window.next_ids[f]), frame_bytes_);
+    }
+  }
   if (!ring_.read_valid(slot, version)) return false;
   out.action[row] = record.action;
-  out.reward[row] = record.reward;
-  out.terminated[row] = (record.flags & kTerminated) != 0;
-  out.truncated[row] = (record.flags & kTruncated) != 0;
+  out.reward[row] = window.reward;
+  out.terminated[row] = (window.flags & kTerminated) != 0;
+  out.truncated[row] = (window.flags & kTruncated) != 0;
+  out.discount[row] = window.discount;
   out.indices[row] = slot;
   return true;
 }
@@ -404,6 +471,7 @@ BatchTensors ReplayBuffer::empty_batch(int64_t batch_size, bool pooled) const {
           std::move(next_obs),
           empty_cpu({batch_size}, at::kBool),
           empty_cpu({batch_size}, at::kBool),
+          empty_cpu({batch_size}, at::kFloat),
           empty_cpu({batch_size}, at::kLong)};
 }
 
@@ -412,10 +480,10 @@ void ReplayBuffer::check_batch(const BatchTensors& out, int64_t batch_size) cons
   const std::pair<const at::Tensor*, const char*> fields[] = {
       {&out.obs, "obs"},     {&out.action, "action"},         {&out.reward, "reward"},
       {&out.next_obs, "next_obs"}, {&out.terminated, "terminated"}, {&out.truncated, "truncated"},
-      {&out.indices, "indices"}};
+      {&out.discount, "discount"}, {&out.indices, "indices"}};
   const at::ScalarType dtypes[] = {obs_dtype_, at::kLong, at::kFloat, obs_dtype_,
-                                   at::kBool,  at::kBool, at::kLong};
-  for (size_t i = 0; i < 7; ++i) {
+                                   at::kBool,  at::kBool, at::kFloat, at::kLong};
+  for (size_t i = 0; i < 8; ++i) {
     const at::Tensor& t = *fields[i].first;
     const char* name = fields[i].second;
     TORCH_CHECK_VALUE(t.defined() && t.device().is_cpu() && t.is_contiguous(), "out.", name,
@@ -446,6 +514,9 @@ void ReplayBuffer::sample_into(const BatchTensors& out) {
   TORCH_CHECK_VALUE(batch_size >= 1, "batch_size: expected at least 1, got ", batch_size);
   check_batch(out, batch_size);
   TORCH_CHECK_VALUE(size() > 0, "cannot sample from an empty buffer: add transitions first");
+  TORCH_CHECK_VALUE(size() > incomplete_.load(std::memory_order_relaxed),
+                    "cannot sample yet: no stored transition has a complete ", n_step_,
+                    "-step window (one completes n_step transitions later, or at its episode's end)");
   const BatchPointers pointers(out);
   const uint64_t first_draw = rng_.reserve(batch_size);
   for (int64_t row = 0; row < batch_size; ++row) {
@@ -479,7 +550,12 @@ BatchTensors ReplayBuffer::get(const at::Tensor& indices_in) {
   const BatchPointers pointers(out);
   for (int64_t row = 0; row < count; ++row) {
     SpinWait spin;
-    while (!try_read(slots[row], pointers, row)) spin.pause();  // mid-write: wait for its commit
+    while (!try_read(slots[row], pointers, row)) {
+      TORCH_CHECK_VALUE(TransitionRing::phase_of(ring_.version(slots[row])) != TransitionRing::kCommitted,
+                        "indices: slot ", slots[row], " at position ", row, " holds a transition whose ",
+                        n_step_, "-step window is not complete yet");
+      spin.pause();  // mid-write: wait for its commit
+    }
   }
   return out;
 }

@@ -19,7 +19,7 @@ namespace pydqn {
 
 // The tensors of a batch of transitions, in the order of pydqn.Batch.
 struct BatchTensors {
-  at::Tensor obs, action, reward, next_obs, terminated, truncated, indices;
+  at::Tensor obs, action, reward, next_obs, terminated, truncated, discount, indices;
 };
 
 // The arguments of one add(): one row per env stream named in env_ids (all streams if absent).
@@ -37,6 +37,12 @@ struct ReplayState {
   at::Tensor terminated;  // (N,) bool
   at::Tensor truncated;   // (N,) bool
   int64_t added = 0;      // transitions ever added; the N stored are the last N, oldest first
+  // n > 1 only (undefined otherwise): each transition's window, where `complete`; window_ids are
+  // rows of `frames` like frame_ids.
+  at::Tensor complete;     // (N,) bool
+  at::Tensor window_ids;   // (N, frame_stack) int32
+  at::Tensor window_reward, window_discount;       // (N,) float32
+  at::Tensor window_terminated, window_truncated;  // (N,) bool
   uint64_t rng_seed = 0;  // the sampling generator continues with draw `rng_draws` of `rng_seed`
   uint64_t rng_draws = 0;
 };
@@ -53,8 +59,11 @@ struct ReplayState {
 // exists anywhere in the buffer.
 class ReplayBuffer {
  public:
+  // n_step > 1: a sampled transition carries its n-step return (see TransitionWindow), and one
+  // whose window is still open is not sampled.
   ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape, at::ScalarType obs_dtype,
-               int64_t frame_stack, int64_t num_envs, std::optional<uint64_t> seed);
+               int64_t frame_stack, int64_t num_envs, std::optional<uint64_t> seed,
+               int64_t n_step = 1, double gamma = 0.99);
 
   // Writes the slot of each row to `slots`, which holds one per row (obs's leading size).
   void add(const TransitionRows& rows, std::span<int64_t> slots);
@@ -88,6 +97,10 @@ class ReplayBuffer {
   void store_frames(const std::byte* obs, const std::byte* next_obs, bool repeats_newest,
                     EnvStream& stream, TransitionRecord& record);
   void write_transition(int64_t seq, const TransitionRecord& record);
+  // n > 1: records the stream's new transition `seq` in its open windows and completes those that
+  // it closes (all of them when the episode ended). Cannot fail.
+  void advance_windows(EnvStream& stream, int64_t seq, const TransitionRecord& record);
+  bool complete_window(int64_t seq, const TransitionWindow& window);
   // Copies one committed transition into row `row` of `out`; false if it changed under the read.
   bool try_read(int64_t slot, const BatchPointers& out, int64_t row) const;
 
@@ -96,11 +109,15 @@ class ReplayBuffer {
   const int32_t frame_stack_;
   const int64_t num_envs_;
   const int64_t frame_bytes_;
+  const int32_t n_step_;
+  const float gamma_;
   FrameStore frames_;
   TransitionRing ring_;
   std::unique_ptr<EnvStream[]> streams_;
   CounterRng rng_;
   std::shared_ptr<BlockPool> obs_blocks_;
+  // Stored transitions whose window is open (n > 1): sampling needs at least one that is not.
+  std::atomic<int64_t> incomplete_{0};
 };
 
 }  // namespace pydqn

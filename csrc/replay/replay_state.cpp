@@ -6,6 +6,7 @@
 // transitions under their original transition numbers, so slots, FIFO order and the sampling
 // sequence continue exactly where the saved buffer stood.
 #include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
 #include <c10/util/Exception.h>
 
 #include <cmath>
@@ -53,6 +54,7 @@ ReplayState ReplayBuffer::save_state() const {
   const int64_t added = ring_.claimed();
   const int64_t stored = added < ring_.capacity() ? added : ring_.capacity();
   const int32_t ids = frame_stack_ + 1;
+  const bool windows = n_step_ > 1;
   ReplayState state;
   state.added = added;
   state.rng_seed = rng_.seed();
@@ -62,38 +64,60 @@ ReplayState ReplayBuffer::save_state() const {
   state.reward = at::empty({stored}, at::kFloat);
   state.terminated = at::empty({stored}, at::kBool);
   state.truncated = at::empty({stored}, at::kBool);
-  int32_t* rows = state.frame_ids.mutable_data_ptr<int32_t>();
+  if (windows) {
+    state.complete = at::zeros({stored}, at::kBool);
+    state.window_ids = at::zeros({stored, frame_stack_}, at::kInt);
+    state.window_reward = at::zeros({stored}, at::kFloat);
+    state.window_discount = at::zeros({stored}, at::kFloat);
+    state.window_terminated = at::zeros({stored}, at::kBool);
+    state.window_truncated = at::zeros({stored}, at::kBool);
+  }
   std::unordered_map<int32_t, int32_t> row_of;  // frame id in the store -> row in `frames`
   std::vector<int32_t> frame_order;
+  auto row = [&](int32_t frame_id) {
+    const auto [entry, is_new] = row_of.try_emplace(frame_id, static_cast<int32_t>(frame_order.size()));
+    if (is_new) frame_order.push_back(frame_id);
+    return entry->second;
+  };
+  int32_t* rows = state.frame_ids.mutable_data_ptr<int32_t>();
   for (int64_t i = 0; i < stored; ++i) {
     const int64_t seq = added - stored + i;
     const int64_t slot = seq % ring_.capacity();
     // No add() runs, so every stored slot holds its last committed transition.
-    TORCH_INTERNAL_ASSERT(TransitionRing::seq_of(ring_.read_begin(slot)) == seq);
+    const int64_t version = ring_.version(slot);
+    TORCH_INTERNAL_ASSERT(TransitionRing::seq_of(version) == seq);
     TransitionRecord record;
     ring_.load(slot, record);
-    for (int32_t f = 0; f < ids; ++f) {
-      const auto [entry, is_new] =
-          row_of.try_emplace(record.frame_ids[f], static_cast<int32_t>(frame_order.size()));
-      if (is_new) frame_order.push_back(record.frame_ids[f]);
-      rows[i * ids + f] = entry->second;
-    }
+    for (int32_t f = 0; f < ids; ++f) rows[i * ids + f] = row(record.frame_ids[f]);
     state.action.mutable_data_ptr<int32_t>()[i] = record.action;
     state.reward.mutable_data_ptr<float>()[i] = record.reward;
     state.terminated.mutable_data_ptr<bool>()[i] = (record.flags & kTerminated) != 0;
     state.truncated.mutable_data_ptr<bool>()[i] = (record.flags & kTruncated) != 0;
+    if (windows && TransitionRing::phase_of(version) == TransitionRing::kComplete) {
+      TransitionWindow window;
+      ring_.load_window(slot, record, window, gamma_);
+      state.complete.mutable_data_ptr<bool>()[i] = true;
+      for (int32_t f = 0; f < frame_stack_; ++f) {
+        state.window_ids.mutable_data_ptr<int32_t>()[i * frame_stack_ + f] = row(window.next_ids[f]);
+      }
+      state.window_reward.mutable_data_ptr<float>()[i] = window.reward;
+      state.window_discount.mutable_data_ptr<float>()[i] = window.discount;
+      state.window_terminated.mutable_data_ptr<bool>()[i] = (window.flags & kTerminated) != 0;
+      state.window_truncated.mutable_data_ptr<bool>()[i] = (window.flags & kTruncated) != 0;
+    }
   }
   const int64_t frame_count = static_cast<int64_t>(frame_order.size());
   state.frames = at::empty({frame_count, frame_bytes_}, at::kByte);
   auto* out = state.frames.mutable_data_ptr<uint8_t>();
-  for (int64_t row = 0; row < frame_count; ++row) {
-    copy_from_shared(out + row * frame_bytes_, frames_.frame(frame_order[row]), frame_bytes_);
+  for (int64_t r = 0; r < frame_count; ++r) {
+    copy_from_shared(out + r * frame_bytes_, frames_.frame(frame_order[r]), frame_bytes_);
   }
   return state;
 }
 
 void ReplayBuffer::load_state(const ReplayState& state) {
   const int32_t ids = frame_stack_ + 1;
+  const bool windows = n_step_ > 1;
   TORCH_CHECK_VALUE(state.added >= 0, "state['added']: expected a count >= 0, got ", state.added);
   const int64_t stored = state.added < capacity() ? state.added : capacity();
   TORCH_CHECK_VALUE(state.frames.defined() && state.frames.dim() == 2,
@@ -105,21 +129,44 @@ void ReplayBuffer::load_state(const ReplayState& state) {
   check_field(state.reward, "reward", at::kFloat, {stored});
   check_field(state.terminated, "terminated", at::kBool, {stored});
   check_field(state.truncated, "truncated", at::kBool, {stored});
+  if (windows) {
+    check_field(state.complete, "complete", at::kBool, {stored});
+    check_field(state.window_ids, "window_ids", at::kInt, {stored, frame_stack_});
+    check_field(state.window_reward, "window_reward", at::kFloat, {stored});
+    check_field(state.window_discount, "window_discount", at::kFloat, {stored});
+    check_field(state.window_terminated, "window_terminated", at::kBool, {stored});
+    check_field(state.window_truncated, "window_truncated", at::kBool, {stored});
+  }
+  auto contiguous = [](const at::Tensor& t) { return t.defined() ? t.contiguous() : t; };
   const at::Tensor frames = state.frames.contiguous();
   const at::Tensor frame_ids = state.frame_ids.contiguous();
   const at::Tensor action = state.action.contiguous();
   const at::Tensor reward = state.reward.contiguous();
   const at::Tensor terminated = state.terminated.contiguous();
   const at::Tensor truncated = state.truncated.contiguous();
-  const int32_t* rows = frame_ids.const_data_ptr<int32_t>();
-  for (int64_t i = 0; i < stored * ids; ++i) {
-    TORCH_CHECK_VALUE(rows[i] >= 0 && rows[i] < frame_count, "state['frame_ids']: expected rows of",
-                      " state['frames'] in [0, ", frame_count, "), got ", rows[i]);
-  }
-  for (int64_t i = 0; i < stored; ++i) {
-    TORCH_CHECK_VALUE(std::isfinite(reward.const_data_ptr<float>()[i]),
-                      "state['reward']: expected finite values, got ",
-                      reward.const_data_ptr<float>()[i], " at row ", i);
+  const at::Tensor complete = contiguous(state.complete);
+  const at::Tensor window_ids = contiguous(state.window_ids);
+  const at::Tensor window_reward = contiguous(state.window_reward);
+  const at::Tensor window_discount = contiguous(state.window_discount);
+  const at::Tensor window_terminated = contiguous(state.window_terminated);
+  const at::Tensor window_truncated = contiguous(state.window_truncated);
+  auto check_rows_of_frames = [&](const at::Tensor& t, const char* name) {
+    const int32_t* r = t.const_data_ptr<int32_t>();
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      TORCH_CHECK_VALUE(r[i] >= 0 && r[i] < frame_count, "state['", name, "']: expected rows of",
+                        " state['frames'] in [0, ", frame_count, "), got ", r[i]);
+    }
+  };
+  check_rows_of_frames(frame_ids, "frame_ids");
+  if (windows) check_rows_of_frames(window_ids, "window_ids");
+  for (const auto& [t, name] : {std::pair{&reward, "reward"}, std::pair{&window_reward, "window_reward"},
+                                std::pair{&window_discount, "window_discount"}}) {
+    if (!t->defined()) continue;
+    for (int64_t i = 0; i < stored; ++i) {
+      TORCH_CHECK_VALUE(std::isfinite(t->const_data_ptr<float>()[i]), "state['", name,
+                        "']: expected finite values, got ", t->const_data_ptr<float>()[i],
+                        " at row ", i);
+    }
   }
 
   AllStreamsLease lease(streams_.get(), num_envs_);
@@ -127,15 +174,18 @@ void ReplayBuffer::load_state(const ReplayState& state) {
                     "load_state_dict: expected a buffer nothing was added to, but it holds ",
                     size(), " transitions");
   // Frames go into chunks taken by a loader stream, in saved order; each chunk then carries one
-  // reference per transition that uses it, and the loader's own references are dropped at the end.
+  // reference per transition (and window) that uses it, and the loader's own references are
+  // dropped at the end.
   EnvStream loader;
   std::vector<int32_t> frame_id(frame_count);
   const auto* bytes = frames.const_data_ptr<uint8_t>();
-  for (int64_t row = 0; row < frame_count; ++row) {
-    frame_id[row] = loader.new_frame(frames_);
-    copy_to_shared(frames_.frame(frame_id[row]), bytes + row * frame_bytes_, frame_bytes_);
+  for (int64_t r = 0; r < frame_count; ++r) {
+    frame_id[r] = loader.new_frame(frames_);
+    copy_to_shared(frames_.frame(frame_id[r]), bytes + r * frame_bytes_, frame_bytes_);
   }
+  const int32_t* rows = frame_ids.const_data_ptr<int32_t>();
   for (int64_t i = 0; i < stored; ++i) {
+    const int64_t seq = state.added - stored + i;
     TransitionRecord record;
     for (int32_t f = 0; f < ids; ++f) record.frame_ids[f] = frame_id[rows[i * ids + f]];
     record.action = action.const_data_ptr<int32_t>()[i];
@@ -143,7 +193,22 @@ void ReplayBuffer::load_state(const ReplayState& state) {
     record.flags = (terminated.const_data_ptr<bool>()[i] ? kTerminated : 0) |
                    (truncated.const_data_ptr<bool>()[i] ? kTruncated : 0);
     frames_.for_each_chunk(record.frame_ids, ids, [&](int32_t c) { frames_.retain(c); });
-    ring_.commit(state.added - stored + i, record);
+    ring_.commit(seq, record, /*complete=*/!windows);
+    if (!windows) continue;
+    if (!complete.const_data_ptr<bool>()[i]) {
+      incomplete_.fetch_add(1, std::memory_order_relaxed);
+      continue;  // its stream's later transitions were not saved: it stays open until evicted
+    }
+    TransitionWindow window;
+    for (int32_t f = 0; f < frame_stack_; ++f) {
+      window.next_ids[f] = frame_id[window_ids.const_data_ptr<int32_t>()[i * frame_stack_ + f]];
+    }
+    window.reward = window_reward.const_data_ptr<float>()[i];
+    window.discount = window_discount.const_data_ptr<float>()[i];
+    window.flags = (window_terminated.const_data_ptr<bool>()[i] ? kTerminated : 0) |
+                   (window_truncated.const_data_ptr<bool>()[i] ? kTruncated : 0);
+    incomplete_.fetch_add(1, std::memory_order_relaxed);
+    complete_window(seq, window);
   }
   loader.unpin_all(frames_);
   rng_.restore(state.rng_seed, state.rng_draws);

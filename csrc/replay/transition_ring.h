@@ -20,24 +20,38 @@ struct TransitionRecord {
 constexpr uint8_t kTerminated = 1;
 constexpr uint8_t kTruncated = 2;
 
+// The n-step view of a transition t, as sampling returns it: its window is t, ..., t+m-1 of the same
+// env stream, with m = n unless the episode ended sooner. For n = 1 it is the transition itself.
+struct TransitionWindow {
+  int32_t next_ids[kMaxFrameStack];  // next_obs of the window's last transition
+  float reward;                      // sum over j < m of gamma^j r_{t+j}
+  float discount;                    // gamma^m
+  uint8_t flags;                     // the window's last transition's kTerminated | kTruncated
+};
+
 // The ring of transition slots. Transition number `seq` (counted over all env streams, in the
 // order slots were claimed) lives in slot seq % capacity, so the ring is FIFO by construction.
 //
-// Each slot has a version word that is a seqlock:
-//   2*seq + 2   transition `seq` is committed and readable
-//   2*seq + 1   transition `seq` is being written
-//   <= 0        the slot has never been written (initialised to 2*(slot - capacity) + 2)
-// A writer of `seq` first waits until the slot shows 2*(seq - capacity) + 2, i.e. the previous
-// occupant committed (so two writers never interleave on one slot; they only ever wait for a
-// smaller seq, so there is no cycle). It then stores the odd version, issues a release fence,
-// overwrites the record with relaxed stores and publishes the even version with a release store.
-// A reader loads the version (acquire), copies what it needs, issues an acquire fence and reloads
-// the version: if any copied value came from a later write, that write's release fence
-// synchronizes with the reader's acquire fence, so the reload sees the odd (or a newer) version and
-// the read is discarded. Nobody ever waits for a reader.
+// Each slot has a version word that is a seqlock with two phases:
+//   4*seq + 1   transition `seq` is being written
+//   4*seq + 2   committed; its n-step window is not complete yet (n > 1 only): not readable
+//   4*seq + 3   its window is being written
+//   4*seq + 4   complete and readable
+//   <= 0        never written (initialised to 4*(slot - capacity) + 4)
+// A writer of `seq` waits until the slot's previous occupant, seq - capacity, is committed or
+// complete and takes the slot from it with a compare-and-swap to 4*seq + 1; the window's writer
+// takes 4*seq + 2 to 4*seq + 3 the same way. So a window is never written into a slot that moved
+// on, and a slot is never taken while a window is written into it. Writers wait only for smaller
+// seqs, so there is no cycle. Each writer then issues a release fence, stores the fields with
+// relaxed stores and publishes the next version with a release store. A reader loads the version
+// (acquire), copies what it needs, issues an acquire fence and reloads the version: if any copied
+// value came from a later write, that write's release fence synchronizes with the reader's acquire
+// fence, so the reload sees a newer version and the read is discarded. Nobody waits for a reader.
 class TransitionRing {
  public:
-  TransitionRing(int64_t capacity, int32_t frame_stack);
+  enum class Occupant { kNone, kIncomplete, kComplete };
+
+  TransitionRing(int64_t capacity, int32_t frame_stack, bool windows);
 
   int64_t capacity() const { return capacity_; }
   int64_t size() const {
@@ -48,34 +62,48 @@ class TransitionRing {
 
   // Writer side. claim() reserves `count` consecutive transition numbers and returns the first.
   int64_t claim(int64_t count) { return claimed_.fetch_add(count, std::memory_order_acq_rel); }
-  // Waits for the previous occupant of seq's slot to commit, then marks the slot as being written.
-  // Returns true when the slot held a transition that is now being overwritten.
-  bool begin_write(int64_t seq);
-  void commit(int64_t seq, const TransitionRecord& record);
+  // Waits for the previous occupant of seq's slot to be committed, then marks the slot as being
+  // written. Returns what the slot held, which the caller may still load() until commit().
+  Occupant begin_write(int64_t seq);
+  // Publishes the record; `complete` when its window is the record itself (n = 1) or was given.
+  void commit(int64_t seq, const TransitionRecord& record, bool complete);
+  // Writes transition seq's window and makes it readable; false (nothing written) if the slot no
+  // longer holds seq, or its window was written already.
+  bool complete(int64_t seq, const TransitionWindow& window);
   // Loading a saved buffer into a ring nobody has written: commit() the last min(claimed,
   // capacity) transitions directly (they have no previous occupant to wait for), then set the
   // claimed count, which is what makes them visible to size() and so to samplers.
   void restore_claimed(int64_t claimed) { claimed_.store(claimed, std::memory_order_release); }
 
-  // Reader side: a version of 0 means the slot is empty or mid-write. load() also serves the
-  // writer, between begin_write and commit, to read the occupant it is about to overwrite.
+  // Reader side. read_begin() returns the slot's version if it is readable (complete), else 0.
   int64_t read_begin(int64_t slot) const;
+  int64_t version(int64_t slot) const { return version_[slot].load(std::memory_order_acquire); }
   void load(int64_t slot, TransitionRecord& record) const;
+  // The window of a complete slot (for n = 1, derived from the record).
+  void load_window(int64_t slot, const TransitionRecord& record, TransitionWindow& window,
+                   float gamma) const;
   bool read_valid(int64_t slot, int64_t version) const;
-  static bool committed(int64_t version) { return version > 0 && (version & 1) == 0; }
-  static int64_t seq_of(int64_t version) { return version / 2 - 1; }
+  static int64_t seq_of(int64_t version) { return (version - 1) / 4; }
+  static int64_t phase_of(int64_t version) { return (version - 1) % 4 + 1; }
+  static constexpr int64_t kWriting = 1, kCommitted = 2, kCompleting = 3, kComplete = 4;
 
   int64_t nbytes() const;
 
  private:
   const int64_t capacity_;
-  const int32_t ids_per_slot_;
+  const int32_t frame_stack_;
+  const bool windows_;
   std::atomic<int64_t> claimed_{0};
   std::unique_ptr<std::atomic<int64_t>[]> version_;
   std::unique_ptr<std::atomic<int32_t>[]> frame_ids_;
   std::unique_ptr<std::atomic<int32_t>[]> action_;
   std::unique_ptr<std::atomic<float>[]> reward_;
   std::unique_ptr<std::atomic<uint8_t>[]> flags_;
+  // Windows (n > 1 only).
+  std::unique_ptr<std::atomic<int32_t>[]> window_ids_;
+  std::unique_ptr<std::atomic<float>[]> window_reward_;
+  std::unique_ptr<std::atomic<float>[]> window_discount_;
+  std::unique_ptr<std::atomic<uint8_t>[]> window_flags_;
 };
 
 }  // namespace pydqn
