@@ -48,7 +48,9 @@ class PyReplayBuffer:
         obs, next_obs = _to_numpy(obs), _to_numpy(next_obs)
         action, reward = _to_numpy(action), _to_numpy(reward)
         terminated, truncated = _to_numpy(terminated), _to_numpy(truncated)
-        envs = range(len(obs)) if env_ids is None else [int(e) for e in _to_numpy(env_ids)]
+        # Env streams matter to n-step windows only; one-step transitions skip the bookkeeping.
+        envs = ([None] * len(obs) if self.n_step == 1 else
+                range(len(obs)) if env_ids is None else [int(e) for e in _to_numpy(env_ids)])
         slots = []
         for i, env in enumerate(envs):
             self.buffer.append((
@@ -95,6 +97,8 @@ class PyReplayBuffer:
         first = self.buffer[position]
         window = [first]
         ended = lambda: len(window) == self.n_step or window[-1][4] or window[-1][5]  # noqa: E731
+        if self.n_step == 1:
+            return window
         for later in itertools.islice(self.buffer, position + 1, None):
             if ended():
                 break
