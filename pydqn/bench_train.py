@@ -14,9 +14,11 @@ from pydqn.phase_clock import PHASES
 from pydqn.async_train import AsyncTrainer
 from pydqn.train import Trainer
 
-# name: (replay, asynchronous)
-VARIANTS = {"sync, PyReplayBuffer": ("python", False), "sync, C++ ReplayBuffer": ("cpp", False),
-            "async, C++ ReplayBuffer": ("cpp", True)}
+# name: (replay, asynchronous, cuda_graph)
+VARIANTS = {"sync, PyReplayBuffer": ("python", False, False),
+            "sync, C++ ReplayBuffer": ("cpp", False, False),
+            "async, C++ ReplayBuffer": ("cpp", True, False)}
+CUDA_VARIANTS = {"async, C++, CUDA graph": ("cpp", True, True)}  # on a GPU only
 
 
 @dataclass
@@ -29,7 +31,8 @@ class TrainBenchRow:
 
 
 def bench_config(env_id: str, steps: int, learning_starts: int, num_envs: int, device: str,
-                 torch_threads: int, replay: str, asynchronous: bool) -> TrainConfig:
+                 torch_threads: int, replay: str, asynchronous: bool,
+                 cuda_graph: bool) -> TrainConfig:
     """The preset's settings (Atari: batch 32, one update per 4 env steps), shortened to a
     benchmark: no checkpoints, evaluations or TensorBoard inside the timed loop."""
     preset = "atari" if env_id.startswith("ALE/") else "cartpole"
@@ -38,7 +41,7 @@ def bench_config(env_id: str, steps: int, learning_starts: int, num_envs: int, d
         "num_envs": num_envs, "device": device, "torch_threads": torch_threads,
         "replay": replay, "asynchronous": asynchronous, "buffer_size": steps,
         "checkpoint_interval": steps, "log_interval": steps, "eval_interval": 0,
-        "tensorboard": False})
+        "tensorboard": False, "learner": {"cuda_graph": cuda_graph}})
 
 
 def run_train_bench(env_id: str = "ALE/Pong-v5", steps: int = 6_000, learning_starts: int = 2_000,
@@ -48,9 +51,12 @@ def run_train_bench(env_id: str = "ALE/Pong-v5", steps: int = 6_000, learning_st
     """Train ``steps`` env steps once per variant; time from the first update on. The async
     trainer's phases add up both threads' time, so its shares are of twice the wall time."""
     rows = []
-    for variant, (replay, asynchronous) in VARIANTS.items():
+    variants = dict(VARIANTS)
+    if resolve_device(device).type == "cuda":
+        variants.update(CUDA_VARIANTS)
+    for variant, (replay, asynchronous, cuda_graph) in variants.items():
         config = bench_config(env_id, steps, learning_starts, num_envs, device, torch_threads,
-                              replay, asynchronous)
+                              replay, asynchronous, cuda_graph)
         log(f"bench --train: {variant}: {steps:,} env steps of {env_id}, updates from step "
             f"{learning_starts:,}")
         with tempfile.TemporaryDirectory(prefix="pydqn-bench-") as run_dir:

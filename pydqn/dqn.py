@@ -11,6 +11,7 @@ from torch import nn
 
 from pydqn import ops
 from pydqn.batch import Batch
+from pydqn.cuda_graph import CapturedStep, PinnedStaging
 
 
 @dataclass
@@ -29,6 +30,9 @@ class LearnerConfig:
     max_grad_norm: float | None = None  # clip the gradient's global norm when set
     target_update_interval: int = 1000  # updates between target syncs (hard sync when tau == 1)
     tau: float = 1.0  # 1: copy the online net; < 1: Polyak average, every target_update_interval
+    # CUDA only: capture the gradient step in a CUDA graph (capturable optimizer, fused ops, no
+    # host synchronization), replayed for every batch.
+    cuda_graph: bool = False
 
 
 class DQNLearner:
@@ -46,24 +50,49 @@ class DQNLearner:
             raise ValueError(f"target_update_interval: expected >= 1, got {config.target_update_interval}")
         self.config = config
         self.device = torch.device(device)
+        if config.cuda_graph and self.device.type != "cuda":
+            raise ValueError(f"cuda_graph: capturing the update needs a CUDA device, got {self.device}")
         self.online = q_network.to(self.device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         self.optimizer = self._make_optimizer()
         self.updates = 0
+        self._staging: PinnedStaging | None = None  # CUDA: host batches go through pinned memory
+        self._captured: CapturedStep | None = None  # cuda_graph: the captured gradient step
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         c = self.config
         params = self.online.parameters()
         if c.optimizer == "adam":
-            return torch.optim.Adam(params, lr=c.learning_rate, eps=c.adam_eps)
+            return torch.optim.Adam(params, lr=c.learning_rate, eps=c.adam_eps,
+                                    capturable=c.cuda_graph)
         if c.optimizer == "rmsprop":
             return torch.optim.RMSprop(params, lr=c.learning_rate, alpha=c.rmsprop_alpha,
-                                       eps=c.rmsprop_eps, centered=True)
+                                       eps=c.rmsprop_eps, centered=True, capturable=c.cuda_graph)
         raise ValueError(f"optimizer: expected 'adam' or 'rmsprop', got {c.optimizer!r}")
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One gradient step on ``batch``; syncs the target network when its interval is due."""
-        batch = Batch(*(t.to(self.device, non_blocking=True) for t in batch))
+        if self.device.type == "cuda":
+            if self._staging is None:
+                self._staging = PinnedStaging(self.device)
+            batch = self._staging.to_device(batch)
+        else:
+            batch = Batch(*(t.to(self.device) for t in batch))
+        if self.config.cuda_graph:
+            if self._captured is None:
+                self._captured = CapturedStep(self._gradient_step, self.online, self.optimizer, batch)
+            metrics = self._captured(batch)
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            metrics = self._gradient_step(batch)
+        self.updates += 1
+        if self.updates % self.config.target_update_interval == 0:
+            self.sync_target()
+        return metrics
+
+    def _gradient_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Target, loss, backward pass and optimizer step on a device batch; the gradients must
+        be zero (or None) on entry. Tensors only, no host synchronization: CUDA graphs capture it."""
         with torch.no_grad():
             next_q_target = self.target(batch.next_obs)
             next_q_online = self.online(batch.next_obs) if self.config.double else None
@@ -72,14 +101,10 @@ class DQNLearner:
                                    next_q_online)
         q = self.online(batch.obs)
         loss, td_error = ops.q_td_loss(q, batch.action, target, self.config.loss)
-        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.max_grad_norm is not None:
             nn.utils.clip_grad_norm_(self.online.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
-        self.updates += 1
-        if self.updates % self.config.target_update_interval == 0:
-            self.sync_target()
         return {"loss": loss.detach(), "q_mean": q.detach().mean(), "td_error": td_error}
 
     @torch.no_grad()
@@ -103,3 +128,4 @@ class DQNLearner:
         # learners loaded from one in-memory state would advance a shared counter.
         self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
         self.updates = int(state["updates"])
+        self._captured = None  # the optimizer's state tensors were replaced: capture again

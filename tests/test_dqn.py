@@ -96,3 +96,26 @@ def test_epsilon_greedy_is_greedy_at_zero_and_uniform_at_one():
     assert np.array_equal(epsilon_greedy(net, obs, 0.0, 3, rng), greedy)
     counts = np.bincount(epsilon_greedy(net, obs, 1.0, 3, rng), minlength=3)
     assert counts.min() > 120  # ~167 each
+
+
+def test_cuda_graph_needs_a_cuda_device():
+    with pytest.raises(ValueError, match="cuda_graph: capturing the update needs a CUDA device, got cpu"):
+        learner(cuda_graph=True)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_a_captured_update_matches_the_eager_one(optimizer):
+    """The CUDA-graph learner takes the same steps as the eager one (warm-up undone, target sync
+    outside the graph), from the same start, on the same batches."""
+    config = dict(learning_rate=1e-2, optimizer=optimizer, target_update_interval=2, max_grad_norm=1.0)
+    torch.manual_seed(0)
+    eager = DQNLearner(MLP(4, 2, (16,)), LearnerConfig(**config), "cuda")
+    torch.manual_seed(0)
+    graphed = DQNLearner(MLP(4, 2, (16,)), LearnerConfig(cuda_graph=True, **config), "cuda")
+    for step in range(6):
+        a, b = eager.update(batch(step)), graphed.update(batch(step))
+        torch.testing.assert_close(b["loss"], a["loss"])
+    for p, q in zip([*eager.online.parameters(), *eager.target.parameters()],
+                    [*graphed.online.parameters(), *graphed.target.parameters()]):
+        torch.testing.assert_close(q, p)
