@@ -195,7 +195,8 @@ def test_tensorboard_gets_the_logged_scalars(tmp_path):
     assert [e.value for e in logged] == pytest.approx([float(row["loss"]) for row in losses], nan_ok=True)
 
 
-def test_ctrl_c_writes_a_final_checkpoint_and_exits_cleanly(tmp_path):
+@pytest.mark.parametrize("trainer", [[], ["--async"]])
+def test_ctrl_c_writes_a_final_checkpoint_and_exits_cleanly(tmp_path, trainer):
     import signal
     import subprocess
     import sys
@@ -204,7 +205,7 @@ def test_ctrl_c_writes_a_final_checkpoint_and_exits_cleanly(tmp_path):
     run = tmp_path / "run"
     process = subprocess.Popen(
         [sys.executable, "-m", "pydqn", "train", "--preset", "cartpole", "--total-steps", "1000000",
-         "--learning-starts", "500", "--eval-interval", "0", "--run-dir", str(run)],
+         "--learning-starts", "500", "--eval-interval", "0", "--run-dir", str(run), *trainer],
         cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (run / "episodes.csv").exists() or len(read_csv(run / "episodes.csv")) < 20:
