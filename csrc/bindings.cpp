@@ -257,6 +257,24 @@ pydqn::BatchTensors from_sequence(const std::vector<at::Tensor>& fields) {
 // A tensor, or None where the state has none (the windows of a buffer with n_step = 1).
 py::object or_none(const at::Tensor& t) { return t.defined() ? py::cast(t) : py::none(); }
 
+// The tensors of a ReplayState by their key in state_dict(); with its three numbers ("added",
+// "rng_seed", "rng_draws") these are all the keys, which save_state and load_state both use.
+using pydqn::ReplayState;
+constexpr std::pair<const char*, at::Tensor ReplayState::*> kStateTensors[] = {
+    {"frames", &ReplayState::frames},
+    {"frame_ids", &ReplayState::frame_ids},
+    {"action", &ReplayState::action},
+    {"reward", &ReplayState::reward},
+    {"terminated", &ReplayState::terminated},
+    {"truncated", &ReplayState::truncated},
+    {"complete", &ReplayState::complete},
+    {"window_ids", &ReplayState::window_ids},
+    {"window_reward", &ReplayState::window_reward},
+    {"window_discount", &ReplayState::window_discount},
+    {"window_terminated", &ReplayState::window_terminated},
+    {"window_truncated", &ReplayState::window_truncated}};
+constexpr const char* kStateNumbers[] = {"added", "rng_seed", "rng_draws"};
+
 }  // namespace
 
 namespace {
@@ -336,21 +354,10 @@ PYBIND11_MODULE(_C, m) {
               state = self.save_state();
             }
             py::dict dict;
-            dict["frames"] = state.frames;
-            dict["frame_ids"] = state.frame_ids;
-            dict["action"] = state.action;
-            dict["reward"] = state.reward;
-            dict["terminated"] = state.terminated;
-            dict["truncated"] = state.truncated;
+            for (const auto& [key, member] : kStateTensors) dict[key] = or_none(state.*member);
             dict["added"] = state.added;
             dict["rng_seed"] = state.rng_seed;
             dict["rng_draws"] = state.rng_draws;
-            dict["complete"] = or_none(state.complete);
-            dict["window_ids"] = or_none(state.window_ids);
-            dict["window_reward"] = or_none(state.window_reward);
-            dict["window_discount"] = or_none(state.window_discount);
-            dict["window_terminated"] = or_none(state.window_terminated);
-            dict["window_truncated"] = or_none(state.window_truncated);
             return dict;
           })
       .def(
@@ -362,21 +369,10 @@ PYBIND11_MODULE(_C, m) {
               return value.is_none() ? at::Tensor() : value.cast<at::Tensor>();
             };
             pydqn::ReplayState state;
-            state.frames = tensor("frames");
-            state.frame_ids = tensor("frame_ids");
-            state.action = tensor("action");
-            state.reward = tensor("reward");
-            state.terminated = tensor("terminated");
-            state.truncated = tensor("truncated");
+            for (const auto& [key, member] : kStateTensors) state.*member = tensor(key);
             state.added = saved["added"].cast<int64_t>();
             state.rng_seed = saved["rng_seed"].cast<uint64_t>();
             state.rng_draws = saved["rng_draws"].cast<uint64_t>();
-            state.complete = tensor("complete");
-            state.window_ids = tensor("window_ids");
-            state.window_reward = tensor("window_reward");
-            state.window_discount = tensor("window_discount");
-            state.window_terminated = tensor("window_terminated");
-            state.window_truncated = tensor("window_truncated");
             py::gil_scoped_release nogil;
             self.load_state(state);
           },
@@ -392,6 +388,11 @@ PYBIND11_MODULE(_C, m) {
   PyObject* add = PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(buffer.ptr()), &add_method);
   if (add == nullptr) throw py::error_already_set();
   buffer.attr("add") = py::reinterpret_steal<py::object>(add);
+
+  py::list state_keys;
+  for (const auto& [key, member] : kStateTensors) state_keys.append(key);
+  for (const char* key : kStateNumbers) state_keys.append(key);
+  m.attr("REPLAY_STATE_KEYS") = py::tuple(state_keys);
 
   bind_tree<pydqn::SumTree>(m, "SumTree");
   bind_tree<pydqn::MinTree>(m, "MinTree");

@@ -36,8 +36,8 @@ class AsyncTrainer(Trainer):
     """
 
     def __init__(self, config: TrainConfig | None, run_dir: Path, resume: bool = False,
-                 synchronize_phases: bool = False) -> None:
-        super().__init__(config, run_dir, resume, synchronize_phases)
+                 synchronize_phases: bool = False, checkpoint: dict | None = None) -> None:
+        super().__init__(config, run_dir, resume, synchronize_phases, checkpoint)
         self.actor_network = copy.deepcopy(self.learner.online).requires_grad_(False)
         self._actor_lock = threading.Lock()  # the actor's forward pass vs the learner's refresh
         self._changed = threading.Condition()  # step, updates, pause and stop changes

@@ -8,7 +8,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Callable
 
-from pydqn.components import is_atari, resolve_device
+from pydqn.components import frames_per_step, resolve_device
 from pydqn.config import TrainConfig, build_config
 from pydqn.phase_clock import PHASES
 from pydqn.async_train import AsyncTrainer
@@ -67,7 +67,7 @@ def run_train_bench(env_id: str = "ALE/Pong-v5", steps: int = 6_000, learning_st
             finally:
                 trainer.close()
         booked, seconds = sum(result.phase_seconds.values()), result.timed_seconds
-        frames = result.timed_steps * (4 if is_atari(config) else 1)
+        frames = result.timed_steps * frames_per_step(config)
         rows.append(TrainBenchRow(variant, frames / seconds, result.timed_updates / seconds, seconds,
                                   {p: s / booked for p, s in result.phase_seconds.items()}))
     return config, rows

@@ -25,6 +25,11 @@ def is_atari(config: TrainConfig) -> bool:
     return config.env_id.startswith("ALE/")
 
 
+def frames_per_step(config: TrainConfig) -> int:
+    """Emulator frames per env step: Atari skips 4 frames per agent step."""
+    return 4 if is_atari(config) else 1
+
+
 def make_run_env(config: TrainConfig, num_envs: int, seed: int, **options: Any):
     if is_atari(config):
         options.setdefault("repeat_action_probability", config.repeat_action_probability)

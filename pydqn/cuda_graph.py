@@ -54,7 +54,7 @@ class CapturedStep:
     def __init__(self, step: Callable[[Batch], dict[str, torch.Tensor]], model: torch.nn.Module,
                  optimizer: torch.optim.Optimizer, example: Batch) -> None:
         self.static = Batch(*(t.clone() for t in example))
-        params = [p for p in model.parameters()]
+        params = list(model.parameters())
         saved_params = [p.detach().clone() for p in params]
         had_state = {p: {k: v.clone() if torch.is_tensor(v) else v for k, v in optimizer.state[p].items()}
                      for p in params if optimizer.state.get(p)}
@@ -70,8 +70,12 @@ class CapturedStep:
                 p.copy_(saved)
             for p in params:
                 for key, value in optimizer.state.get(p, {}).items():
-                    if torch.is_tensor(value):
-                        value.copy_(had_state[p][key]) if p in had_state else value.zero_()
+                    if not torch.is_tensor(value):
+                        continue
+                    if p in had_state:
+                        value.copy_(had_state[p][key])
+                    else:  # the warm-up created it: back to a fresh optimizer's zeros
+                        value.zero_()
         optimizer.zero_grad(set_to_none=True)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):

@@ -11,14 +11,14 @@ import numpy as np
 import torch
 
 from pydqn.checkpoint import load_checkpoint
-from pydqn.components import is_atari, make_learner, make_run_env
+from pydqn.components import frames_per_step, is_atari, make_learner, make_run_env
 from pydqn.config import parse_config
 from pydqn.envs import EPISODE_DONE, EPISODE_RETURN
 from pydqn.policy import epsilon_greedy
 
 CHECKPOINT = "checkpoint.pt"  # a run's last checkpoint
 BEST = "best.pt"  # the policy that scored best in the run's periodic evaluations
-ATARI_STEPS_PER_SECOND = 15  # 60 emulator frames per second, 4 per agent step
+ATARI_FRAMES_PER_SECOND = 60  # the emulator's; a video frame is one agent step
 
 
 def play_episodes(q_network: torch.nn.Module, env, episodes: int, epsilon: float,
@@ -76,7 +76,8 @@ def evaluate(run_dir_or_checkpoint: Path, episodes: int = 10, epsilon: float | N
         learner.load_state_dict(state["learner"])
         after_step = None
         if video is not None:
-            fps = ATARI_STEPS_PER_SECOND if is_atari(config) else env.metadata.get("render_fps", 30)
+            fps = (ATARI_FRAMES_PER_SECOND / frames_per_step(config) if is_atari(config)
+                   else env.metadata.get("render_fps", 30))
             writer = VideoWriter(video, fps)
             after_step = lambda: writer.add(env.render()[0])  # noqa: E731
         eps = config.eval_epsilon if epsilon is None else epsilon

@@ -12,10 +12,6 @@ from pydqn.batch import Batch
 
 _C = load_extension()
 
-_STATE_FIELDS = ("frames", "frame_ids", "action", "reward", "terminated", "truncated", "added",
-                 "rng_seed", "rng_draws", "complete", "window_ids", "window_reward",
-                 "window_discount", "window_terminated", "window_truncated")
-
 
 class ReplayBuffer:
     """A circular replay buffer that stores every observation frame once.
@@ -133,10 +129,10 @@ class ReplayBuffer:
             if saved.get(name) != value:
                 raise ValueError(f"state: saved from a buffer with {name}={saved.get(name)!r}, "
                                  f"this one has {name}={value!r}")
-        missing = [name for name in _STATE_FIELDS if name not in state]
+        missing = [name for name in _C.REPLAY_STATE_KEYS if name not in state]
         if missing:
             raise ValueError(f"state: missing {missing}; expected a dict from ReplayBuffer.state_dict()")
-        self._impl.load_state({name: state[name] for name in _STATE_FIELDS})
+        self._impl.load_state({name: state[name] for name in _C.REPLAY_STATE_KEYS})
 
     def _settings(self) -> dict[str, Any]:
         return {"capacity": self.capacity, "obs_shape": list(self.obs_shape),

@@ -4,6 +4,7 @@ tensorboard package is installed), and a live progress line."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import sys
 import time
 from collections import deque
@@ -43,13 +44,10 @@ class RunLogs:
                      "train": CsvLog(run_dir / "metrics.csv", METRIC_FIELDS),
                      "eval": CsvLog(run_dir / "evals.csv", EVAL_FIELDS)}
         self._board = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # the optional extra is not installed
-                pass
-            else:
-                self._board = SummaryWriter(str(run_dir / "tensorboard"))
+        if tensorboard and importlib.util.find_spec("tensorboard") is not None:  # optional extra
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._board = SummaryWriter(str(run_dir / "tensorboard"))
 
     def episode(self, **row: float) -> None:
         self._write("episode", row)

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from pydqn.checkpoint import load_checkpoint, save_checkpoint
-from pydqn.components import is_atari, make_buffer, make_learner, make_run_env, resolve_device
+from pydqn.components import (frames_per_step, make_buffer, make_learner, make_run_env,
+                               resolve_device)
 from pydqn.config import TrainConfig, parse_config, to_toml
 from pydqn.envs import EPISODE_DONE, EPISODE_LENGTH, EPISODE_RETURN, TransitionFilter
 from pydqn.evaluate import BEST, CHECKPOINT, play_episodes
@@ -54,9 +55,10 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig | None, run_dir: Path, resume: bool = False,
-                 synchronize_phases: bool = False) -> None:
+                 synchronize_phases: bool = False, checkpoint: dict | None = None) -> None:
         self.run_dir = Path(run_dir)
-        state = load_checkpoint(self.run_dir / CHECKPOINT) if resume else None
+        # A caller that read the checkpoint already (to pick the trainer) passes it on.
+        state = (checkpoint or load_checkpoint(self.run_dir / CHECKPOINT)) if resume else None
         if state is not None:
             config = parse_config(state["config"])
         elif config is None:
@@ -165,7 +167,7 @@ class Trainer:
         """Start new episodes (env state is not checkpointed: a resumed run starts new episodes,
         seeded by its step) and the interval counters."""
         config = self.config
-        self.progress = Progress(config.total_steps, self.step, 4 if is_atari(config) else 1)
+        self.progress = Progress(config.total_steps, self.step, frames_per_step(config))
         self.started = time.perf_counter()
         obs, _ = self.env.reset(seed=config.seed + self.step)
         self.rows = TransitionFilter(config.num_envs)
@@ -257,10 +259,11 @@ def train(config: TrainConfig | None, run_dir: Path, resume: bool = False) -> Tr
     for ``config.asynchronous``."""
     from pydqn.async_train import AsyncTrainer
 
-    if resume:
-        config = parse_config(load_checkpoint(Path(run_dir) / CHECKPOINT)["config"])
+    checkpoint = load_checkpoint(Path(run_dir) / CHECKPOINT) if resume else None
+    if checkpoint is not None:
+        config = parse_config(checkpoint["config"])
     trainer = (AsyncTrainer if config is not None and config.asynchronous else Trainer)(
-        config, run_dir, resume)
+        config, run_dir, resume, checkpoint=checkpoint)
     try:
         return trainer.run()
     finally:

@@ -323,14 +323,13 @@ void ReplayBuffer::write_transition(int64_t seq, const TransitionRecord& record)
 // The window's frames are the stream's current stack, held by the transition just added, which
 // outlives every transition whose window ends there only in FIFO order of seq; evictions of
 // different slots do not wait for each other, so the window holds its own chunk references.
-bool ReplayBuffer::complete_window(int64_t seq, const TransitionWindow& window) {
+void ReplayBuffer::complete_window(int64_t seq, const TransitionWindow& window) {
   frames_.for_each_chunk(window.next_ids, frame_stack_, [&](int32_t c) { frames_.retain(c); });
   if (!ring_.complete(seq, window)) {  // evicted meanwhile, by another stream's writer
     frames_.for_each_chunk(window.next_ids, frame_stack_, [&](int32_t c) { frames_.release(c); });
-    return false;
+    return;
   }
   incomplete_.fetch_sub(1, std::memory_order_relaxed);
-  return true;
 }
 
 void ReplayBuffer::advance_windows(EnvStream& stream, int64_t seq, const TransitionRecord& record) {

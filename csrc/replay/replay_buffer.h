@@ -100,7 +100,8 @@ class ReplayBuffer {
   // n > 1: records the stream's new transition `seq` in its open windows and completes those that
   // it closes (all of them when the episode ended). Cannot fail.
   void advance_windows(EnvStream& stream, int64_t seq, const TransitionRecord& record);
-  bool complete_window(int64_t seq, const TransitionWindow& window);
+  // Publishes transition seq's window, unless the slot moved on (then nothing changes).
+  void complete_window(int64_t seq, const TransitionWindow& window);
   // Copies one committed transition into row `row` of `out`; false if it changed under the read.
   bool try_read(int64_t slot, const BatchPointers& out, int64_t row) const;
 
