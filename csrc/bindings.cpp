@@ -243,22 +243,23 @@ constexpr const char* kAddDoc =
 
 py::tuple to_tuple(const pydqn::BatchTensors& b) {
   return py::make_tuple(b.obs, b.action, b.reward, b.next_obs, b.terminated, b.truncated,
-                        b.discount, b.indices);
+                        b.discount, b.indices, b.transition_ids, b.weights);
 }
 
 pydqn::BatchTensors from_sequence(const std::vector<at::Tensor>& fields) {
-  TORCH_CHECK_VALUE(fields.size() == 8,
-                    "out: expected a Batch of 8 tensors (obs, action, reward, next_obs, "
-                    "terminated, truncated, discount, indices), got ",
+  TORCH_CHECK_VALUE(fields.size() == 10,
+                    "out: expected a Batch of 10 tensors (obs, action, reward, next_obs, "
+                    "terminated, truncated, discount, indices, transition_ids, weights), got ",
                     fields.size());
-  return {fields[0], fields[1], fields[2], fields[3], fields[4], fields[5], fields[6], fields[7]};
+  return {fields[0], fields[1], fields[2], fields[3], fields[4],
+          fields[5], fields[6], fields[7], fields[8], fields[9]};
 }
 
 // A tensor, or None where the state has none (the windows of a buffer with n_step = 1).
 py::object or_none(const at::Tensor& t) { return t.defined() ? py::cast(t) : py::none(); }
 
-// The tensors of a ReplayState by their key in state_dict(); with its three numbers ("added",
-// "rng_seed", "rng_draws") these are all the keys, which save_state and load_state both use.
+// The tensors of a ReplayState by their key in state_dict(); with its numbers (kStateNumbers)
+// these are all the keys, which save_state and load_state both use.
 using pydqn::ReplayState;
 constexpr std::pair<const char*, at::Tensor ReplayState::*> kStateTensors[] = {
     {"frames", &ReplayState::frames},
@@ -272,8 +273,9 @@ constexpr std::pair<const char*, at::Tensor ReplayState::*> kStateTensors[] = {
     {"window_reward", &ReplayState::window_reward},
     {"window_discount", &ReplayState::window_discount},
     {"window_terminated", &ReplayState::window_terminated},
-    {"window_truncated", &ReplayState::window_truncated}};
-constexpr const char* kStateNumbers[] = {"added", "rng_seed", "rng_draws"};
+    {"window_truncated", &ReplayState::window_truncated},
+    {"priorities", &ReplayState::priorities}};
+constexpr const char* kStateNumbers[] = {"added", "max_priority", "rng_seed", "rng_draws"};
 
 }  // namespace
 
@@ -312,28 +314,36 @@ PYBIND11_MODULE(_C, m) {
   // Tensor arguments are converted while the GIL is held; the copying runs without it.
   py::class_<ReplayBuffer>(m, "ReplayBuffer")
       .def(py::init<int64_t, std::vector<int64_t>, at::ScalarType, int64_t, int64_t,
-                    std::optional<uint64_t>, int64_t, double>(),
+                    std::optional<uint64_t>, int64_t, double, bool, double>(),
            py::arg("capacity"), py::arg("obs_shape"), py::arg("obs_dtype"), py::arg("frame_stack"),
-           py::arg("num_envs"), py::arg("seed"), py::arg("n_step"), py::arg("gamma"))
+           py::arg("num_envs"), py::arg("seed"), py::arg("n_step"), py::arg("gamma"),
+           py::arg("prioritized"), py::arg("alpha"))
       .def(
           "sample",
-          [](ReplayBuffer& self, int64_t batch_size) {
+          [](ReplayBuffer& self, int64_t batch_size, std::optional<double> beta) {
             pydqn::BatchTensors batch;
             {
               py::gil_scoped_release nogil;
-              batch = self.sample(batch_size);
+              batch = self.sample(batch_size, beta);
             }
             return to_tuple(batch);
           },
-          py::arg("batch_size"))
+          py::arg("batch_size"), py::arg("beta") = py::none())
       .def(
           "sample_into",
-          [](ReplayBuffer& self, const std::vector<at::Tensor>& out) {
+          [](ReplayBuffer& self, const std::vector<at::Tensor>& out, std::optional<double> beta) {
             const pydqn::BatchTensors batch = from_sequence(out);
             py::gil_scoped_release nogil;
-            self.sample_into(batch);
+            self.sample_into(batch, beta);
           },
-          py::arg("out"))
+          py::arg("out"), py::arg("beta") = py::none())
+      .def(
+          "update_priorities",
+          [](ReplayBuffer& self, const at::Tensor& transition_ids, const at::Tensor& priorities) {
+            py::gil_scoped_release nogil;
+            return self.update_priorities(transition_ids, priorities);
+          },
+          py::arg("transition_ids"), py::arg("priorities"))
       .def(
           "get",
           [](ReplayBuffer& self, const at::Tensor& indices) {
@@ -356,6 +366,7 @@ PYBIND11_MODULE(_C, m) {
             py::dict dict;
             for (const auto& [key, member] : kStateTensors) dict[key] = or_none(state.*member);
             dict["added"] = state.added;
+            dict["max_priority"] = state.max_priority;
             dict["rng_seed"] = state.rng_seed;
             dict["rng_draws"] = state.rng_draws;
             return dict;
@@ -371,6 +382,7 @@ PYBIND11_MODULE(_C, m) {
             pydqn::ReplayState state;
             for (const auto& [key, member] : kStateTensors) state.*member = tensor(key);
             state.added = saved["added"].cast<int64_t>();
+            state.max_priority = saved["max_priority"].cast<double>();
             state.rng_seed = saved["rng_seed"].cast<uint64_t>();
             state.rng_draws = saved["rng_draws"].cast<uint64_t>();
             py::gil_scoped_release nogil;

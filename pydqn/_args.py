@@ -69,17 +69,24 @@ class BufferArgs:
     seed: int | None
     n_step: int
     gamma: float
+    prioritized: bool
+    alpha: float
 
 
-def check_gamma(gamma: Any) -> float:
-    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"gamma: expected a float in [0, 1], got {gamma!r}")
-    return float(gamma)
+def check_fraction(name: str, value: Any) -> float:
+    """A real number in [0, 1] (gamma, alpha, beta)."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not 0.0 <= value <= 1.0):
+        raise ValueError(f"{name}: expected a float in [0, 1], got {value!r}")
+    return float(value)
 
 
 def check_buffer_args(capacity: Any, obs_shape: Any, obs_dtype: Any, frame_stack: Any,
                       num_envs: Any, device: Any, seed: Any, n_step: Any = 1,
-                      gamma: Any = 0.99) -> BufferArgs:
+                      gamma: Any = 0.99, prioritized: Any = False,
+                      alpha: Any = 0.6) -> BufferArgs:
+    if not isinstance(prioritized, bool):
+        raise TypeError(f"prioritized: expected a bool, got {type(prioritized).__name__} {prioritized!r}")
     return BufferArgs(
         capacity=check_int("capacity", capacity, minimum=1),
         obs_shape=check_obs_shape(obs_shape),
@@ -89,13 +96,25 @@ def check_buffer_args(capacity: Any, obs_shape: Any, obs_dtype: Any, frame_stack
         device=check_device(device),
         seed=None if seed is None else check_int("seed", seed, minimum=0, maximum=2**64 - 1),
         n_step=check_int("n_step", n_step, minimum=1, maximum=64),
-        gamma=check_gamma(gamma),
+        gamma=check_fraction("gamma", gamma),
+        prioritized=prioritized,
+        alpha=check_fraction("alpha", alpha),
     )
 
 
-def as_index_tensor(name: str, value: Any) -> torch.Tensor:
-    """A 1-D CPU tensor of indices (from an int, a sequence, a numpy array or a tensor on any
-    device); a single int becomes a sequence of one."""
+def check_beta(prioritized: bool, beta: Any) -> float | None:
+    """sample()'s beta: in [0, 1] for a prioritized buffer, absent for a uniform one."""
+    if not prioritized:
+        if beta is not None:
+            raise ValueError(f"beta: only a prioritized buffer takes beta (construct it with "
+                             f"prioritized=True); uniform sampling has weights of 1, got beta={beta!r}")
+        return None
+    return check_fraction("beta", beta)
+
+
+def as_cpu_tensor(name: str, value: Any, what: str = "integers") -> torch.Tensor:
+    """A 1-D CPU tensor (from a number, a sequence, a numpy array or a tensor on any device); a
+    single number becomes a sequence of one. `what` names the expected values in errors."""
     if isinstance(value, torch.Tensor):
         tensor = value if value.device.type == "cpu" else value.cpu()
     else:
@@ -104,6 +123,6 @@ def as_index_tensor(name: str, value: Any) -> torch.Tensor:
         try:
             tensor = torch.as_tensor(value)
         except (TypeError, ValueError, RuntimeError, OverflowError) as error:
-            raise TypeError(f"{name}: expected integers as a sequence, numpy array or tensor, got "
+            raise TypeError(f"{name}: expected {what} as a sequence, numpy array or tensor, got "
                             f"{type(value).__name__} ({error})") from None
     return tensor.reshape(1) if tensor.dim() == 0 else tensor

@@ -12,7 +12,10 @@ class Batch(NamedTuple):
 
     Shapes: ``obs`` and ``next_obs`` are ``(B, *obs_shape)`` of the buffer's ``obs_dtype``; the
     other fields are ``(B,)``: ``action`` int64, ``reward`` float32, ``terminated`` and
-    ``truncated`` bool, ``discount`` float32, ``indices`` int64 (the slots read).
+    ``truncated`` bool, ``discount`` float32, ``indices`` int64 (the slots read),
+    ``transition_ids`` int64 (each transition's number in the order transitions were added: it
+    names the transition for as long as it is stored, its slot is ``transition_id % capacity``)
+    and ``weights`` float32 (importance-sampling weights of prioritized sampling; 1 otherwise).
 
     With ``n_step = n`` a transition at t is its n-step window t..t+m-1 (m = n, or fewer when the
     episode ended sooner): ``reward`` is ``sum_j gamma^j r_{t+j}``, ``next_obs`` the observation
@@ -28,3 +31,5 @@ class Batch(NamedTuple):
     truncated: torch.Tensor
     discount: torch.Tensor
     indices: torch.Tensor
+    transition_ids: torch.Tensor
+    weights: torch.Tensor

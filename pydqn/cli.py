@@ -70,6 +70,8 @@ def setting_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pydqn.config import PresetName
+
     parser = argparse.ArgumentParser(prog="pydqn", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train = commands.add_parser(
@@ -77,8 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train DQN on an env. Settings: defaults < --preset < --config file < flags.")
     train.add_argument("--env", dest="set:env_id", default=None, metavar="ID",
                        help="ALE/<Game>-v5 or a classic-control id such as CartPole-v1")
-    train.add_argument("--preset", choices=("atari", "nature2015", "cartpole"),
-                       help="known-good settings (default: atari)")
+    train.add_argument("--preset", nargs="+", choices=typing.get_args(PresetName), metavar="NAME",
+                       help="known-good settings, applied in order: atari (the default), "
+                            "nature2015, cartpole, rainbow-lite (Double + dueling + 3-step + "
+                            "prioritized; stacks on the others: --preset cartpole rainbow-lite)")
     train.add_argument("--config", type=Path, metavar="FILE", help="a TOML file of settings")
     train.add_argument("--run-dir", type=Path, metavar="DIR",
                        help="where config, logs and checkpoints go (default: runs/<env>-<seed>)")
@@ -112,11 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "shapes, with a plain numpy gather of the same bytes as the hardware reference. "
                     "Needs about 8 GB of memory at the default capacity (the Python buffer keeps "
                     "full observation copies). With --train: run the training loop with each "
-                    "buffer instead and report frames/s, updates/s and where the time goes.")
-    bench.add_argument("--capacity", type=positive_int, default=100_000,
-                       help="transitions per buffer (default: 100,000)")
+                    "buffer instead and report frames/s, updates/s and where the time goes. With "
+                    "--prioritized: prioritized sample and update_priorities against the Python "
+                    "segment trees and against uniform sampling.")
+    bench.add_argument("--capacity", type=positive_int, default=None,
+                       help="transitions per buffer (default: 100,000; 1,000,000 with --prioritized)")
     bench.add_argument("--repeats", type=positive_int, default=300,
                        help="timed calls per operation; the median is reported (default: 300)")
+    bench.add_argument("--prioritized", action="store_true",
+                       help="benchmark prioritized replay (small observations, about 2 GB at 1M)")
     loop = bench.add_argument_group("--train: the training loop")
     loop.add_argument("--train", action="store_true", help="benchmark the training loop")
     loop.add_argument("--env", default="ALE/Pong-v5", metavar="ID", help="default: ALE/Pong-v5")
@@ -142,7 +150,7 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                                 lambda: train(None, args.resume, resume=True))
     else:
         try:
-            config = build_config(args.preset or "atari", setting_overrides(args), args.config)
+            config = build_config(args.preset or ["atari"], setting_overrides(args), args.config)
         except (ValueError, OSError) as error:
             parser.error(str(error))
         run_dir = args.run_dir or Path("runs") / f"{config.env_id.replace('/', '-')}-{config.seed}"
@@ -205,10 +213,16 @@ def main(argv: list[str] | None = None) -> int:
             args.env, args.steps, args.learning_starts, args.num_envs, args.device,
             args.torch_threads))
         print(format_train_table(config, rows, torch.get_num_threads()))
+    elif args.command == "bench" and args.prioritized:
+        from pydqn.bench_prioritized import format_prioritized_table, run_prioritized_bench
+
+        capacity = args.capacity or 1_000_000
+        print(format_prioritized_table(run_prioritized_bench(capacity, args.repeats), capacity))
     elif args.command == "bench":
         from pydqn.bench_replay import format_table, run_replay_bench
 
-        print(format_table(run_replay_bench(args.capacity, args.repeats), args.capacity))
+        capacity = args.capacity or 100_000
+        print(format_table(run_replay_bench(capacity, args.repeats), capacity))
     return 0
 
 

@@ -49,4 +49,5 @@ def make_buffer(config: TrainConfig, env) -> ReplayBuffer | PyReplayBuffer:
     buffer_class = ReplayBuffer if config.replay == "cpp" else PyReplayBuffer
     return buffer_class(config.buffer_size, space.shape, torch.from_numpy(np.zeros(0, space.dtype)).dtype,
                         frame_stack=frame_stack, num_envs=config.num_envs, seed=config.seed,
-                        n_step=config.n_step, gamma=config.learner.gamma)
+                        n_step=config.n_step, gamma=config.learner.gamma,
+                        prioritized=config.prioritized, alpha=config.priority_alpha)

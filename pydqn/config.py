@@ -6,7 +6,7 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 from pydqn.dqn import LearnerConfig
 
@@ -29,6 +29,14 @@ class TrainConfig:
     replay: Literal["cpp", "python"] = "cpp"
     # n-step returns: learn from sum_{j<n} gamma^j r_{t+j} + gamma^n max_a Q(s_{t+n}, a).
     n_step: int = 1
+    # Prioritized replay (Schaul et al. 2016, proportional): transitions are drawn with
+    # probability p^priority_alpha / sum, p = |TD error| + priority_epsilon from their last
+    # update, and the loss weighs each by its importance-sampling weight, whose exponent beta
+    # anneals linearly from priority_beta at step 0 to 1 at total_steps.
+    prioritized: bool = False
+    priority_alpha: float = 0.6
+    priority_beta: float = 0.4
+    priority_epsilon: float = 1e-6
     # Checkpoints also save the replay buffer (replay.pt, about its nbytes), so a resumed run goes
     # on updating at once instead of refilling it with learning_starts steps.
     save_buffer: bool = False
@@ -70,9 +78,12 @@ class TrainConfig:
         if self.torch_threads < 0:
             raise ValueError(f"torch_threads: expected 0 (torch's default) or more, got {self.torch_threads}")
         for name in ("epsilon_start", "epsilon_end", "epsilon_fraction", "eval_epsilon",
-                     "repeat_action_probability"):
+                     "repeat_action_probability", "priority_alpha", "priority_beta"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
+        if not self.priority_epsilon > 0.0:
+            raise ValueError(f"priority_epsilon: expected a value > 0 (a priority must be positive), "
+                             f"got {self.priority_epsilon}")
         if self.replay not in ("cpp", "python"):
             raise ValueError(f"replay: expected 'cpp' or 'python', got {self.replay!r}")
         if self.asynchronous and self.replay != "cpp":
@@ -86,10 +97,13 @@ class TrainConfig:
         return self
 
 
-PresetName = Literal["atari", "nature2015", "cartpole"]
+PresetName = Literal["atari", "nature2015", "cartpole", "rainbow-lite"]
 
 # Known-good settings. atari: CleanRL's dqn_atari (Adam 1e-4, Huber, target every 1000 updates).
 # nature2015: Mnih et al. 2015 (RMSprop 2.5e-4, target every 10k steps, 1M-step epsilon decay).
+# rainbow-lite: the Rainbow components that need no distributional head or noisy nets (Hessel
+# et al. 2018): Double, dueling, 3-step returns, prioritized replay with Rainbow's alpha 0.5 and
+# beta 0.4 -> 1. It sets only those, so it stacks on an env preset: --preset cartpole rainbow-lite.
 PRESETS: dict[str, dict[str, Any]] = {
     "atari": {},
     "nature2015": {
@@ -109,18 +123,24 @@ PRESETS: dict[str, dict[str, Any]] = {
         "learner": {"learning_rate": 2.3e-3, "adam_eps": 1e-8, "loss": "huber", "double": False,
                     "target_update_interval": 128},
     },
+    "rainbow-lite": {
+        "dueling": True, "n_step": 3, "prioritized": True, "priority_alpha": 0.5,
+        "priority_beta": 0.4, "learner": {"double": True},
+    },
 }
 
 
-def build_config(preset: str | None = None, overrides: dict[str, Any] | None = None,
+def build_config(preset: str | Sequence[str] | None = None,
+                 overrides: dict[str, Any] | None = None,
                  toml_path: str | Path | None = None) -> TrainConfig:
-    """Defaults, then the preset, then a TOML file, then explicit overrides; unknown keys fail."""
+    """Defaults, then the presets in order, then a TOML file, then explicit overrides; unknown
+    keys fail."""
     config = TrainConfig()
     layers = []
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {preset!r}")
-        layers.append(PRESETS[preset])
+    for name in [preset] if isinstance(preset, str) else preset or ():
+        if name not in PRESETS:
+            raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {name!r}")
+        layers.append(PRESETS[name])
     if toml_path is not None:
         with open(toml_path, "rb") as file:
             layers.append(tomllib.load(file))

@@ -100,7 +100,8 @@ class DQNLearner:
             target = ops.td_target(next_q_target, batch.reward, batch.discount, batch.terminated,
                                    next_q_online)
         q = self.online(batch.obs)
-        loss, td_error = ops.q_td_loss(q, batch.action, target, self.config.loss)
+        # Importance-sampling weights: 1 unless the batch came from prioritized replay.
+        loss, td_error = ops.q_td_loss(q, batch.action, target, self.config.loss, batch.weights)
         loss.backward()
         if self.config.max_grad_norm is not None:
             nn.utils.clip_grad_norm_(self.online.parameters(), self.config.max_grad_norm)

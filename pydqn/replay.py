@@ -30,6 +30,10 @@ class ReplayBuffer:
         n_step: sample n-step transitions (see `Batch`); a transition is sampled once its window
             is complete, n transitions later or at its episode's end.
         gamma: the discount of n-step returns (``Batch.discount`` is gamma^m).
+        prioritized: sample transition i with probability p_i^alpha / sum_j p_j^alpha
+            (proportional prioritized replay, Schaul et al. 2016) instead of uniformly; see
+            `sample` and `update_priorities`.
+        alpha: how much priorities count (0: uniform).
 
     ``add``, ``sample`` and ``get`` release the GIL while they copy. Threads may ``add`` at the same
     time for disjoint ``env_ids`` while other threads ``sample``; no sample returns a transition
@@ -47,15 +51,18 @@ class ReplayBuffer:
         seed: int | None = None,
         n_step: int = 1,
         gamma: float = 0.99,
+        prioritized: bool = False,
+        alpha: float = 0.6,
     ) -> None:
         args = _args.check_buffer_args(capacity, obs_shape, obs_dtype, frame_stack, num_envs,
-                                       device, seed, n_step, gamma)
+                                       device, seed, n_step, gamma, prioritized, alpha)
         self.obs_shape, self.obs_dtype, self.device = args.obs_shape, args.obs_dtype, args.device
         self.frame_stack, self.num_envs = args.frame_stack, args.num_envs
         self.n_step, self.gamma = args.n_step, args.gamma
+        self.prioritized, self.alpha = args.prioritized, args.alpha
         self._impl = _C.ReplayBuffer(args.capacity, list(args.obs_shape), args.obs_dtype,
                                      args.frame_stack, args.num_envs, args.seed, args.n_step,
-                                     args.gamma)
+                                     args.gamma, args.prioritized, args.alpha)
         if type(self).add is ReplayBuffer.add:
             # add() runs once per environment step: calls go straight to the extension's method,
             # whose arguments and behaviour are those of the method below, without the ~0.9 us
@@ -87,25 +94,55 @@ class ReplayBuffer:
         # there), so this hot path does no Python-side work.
         return self._impl.add(obs, action, reward, next_obs, terminated, truncated, env_ids)
 
-    def sample(self, batch_size: int, out: Batch | None = None) -> Batch:
-        """Draw ``batch_size`` transitions uniformly, with replacement, from those stored.
+    def sample(self, batch_size: int, beta: float | None = None, out: Batch | None = None) -> Batch:
+        """Draw ``batch_size`` transitions, with replacement, from those stored: uniformly, or
+        for a prioritized buffer with probability P(i) = p_i^alpha / sum_j p_j^alpha.
+
+        Prioritized draws are stratified (row r of B falls in the r-th of B equal slices of the
+        priority mass) and ``weights`` are the importance-sampling weights (N P(i))^-beta divided
+        by the largest weight any stored transition has, i.e. (p_i / p_min)^(-alpha beta): at
+        most 1, and independent of which other transitions the batch holds. ``beta`` (default
+        0.4) is required in [0, 1] for a prioritized buffer and refused by a uniform one, whose
+        weights are 1.
 
         With ``out`` (a Batch of contiguous CPU tensors of the right shapes and dtypes) the batch
         is written in place and ``out`` is returned: no allocation on the sampling path.
         """
         batch_size = _args.check_int("batch_size", batch_size, minimum=1)
+        if self.prioritized and beta is None:
+            beta = 0.4
+        beta = _args.check_beta(self.prioritized, beta)
         if out is None:
-            return Batch(*self._impl.sample(batch_size))
+            return Batch(*self._impl.sample(batch_size, beta))
         if not isinstance(out, Batch):
             raise TypeError(f"out: expected a pydqn.Batch, got {type(out).__name__}")
         if out.indices.shape != (batch_size,):
             raise ValueError(f"out: expected a Batch of {batch_size} rows, got {tuple(out.indices.shape)}")
-        self._impl.sample_into(list(out))
+        self._impl.sample_into(list(out), beta)
         return out
+
+    def update_priorities(self, transition_ids: Sequence[int] | torch.Tensor,
+                          priorities: Sequence[float] | torch.Tensor) -> int:
+        """Set the priorities of sampled transitions (typically ``|TD error| + epsilon``), named
+        by the batch's ``transition_ids``; new transitions get the largest priority given so far.
+
+        A transition that has been overwritten since it was sampled is skipped, by rule: the
+        priority was computed for it, not for the transition now in its slot. Returns how many
+        priorities were applied. Priorities must be finite and > 0; ids must have been added.
+        Every value is checked before any is applied, so a rejected call changes nothing.
+        """
+        if not self.prioritized:
+            raise ValueError("update_priorities: this buffer samples uniformly; construct it with "
+                             "prioritized=True")
+        ids = _args.as_cpu_tensor("transition_ids", transition_ids)
+        values = _args.as_cpu_tensor("priorities", priorities, what="real numbers")
+        if values.dtype == torch.bool or values.is_complex():
+            raise TypeError(f"priorities: expected real numbers, got {values.dtype}")
+        return self._impl.update_priorities(ids, values.to(torch.float64))
 
     def get(self, indices: Sequence[int] | torch.Tensor) -> Batch:
         """Read the transitions in the given slots (as returned by ``add``)."""
-        return Batch(*self._impl.get(_args.as_index_tensor("indices", indices)))
+        return Batch(*self._impl.get(_args.as_cpu_tensor("indices", indices)))
 
     def state_dict(self) -> dict[str, Any]:
         """The stored transitions and the sampling generator's position, compactly (every frame
@@ -137,7 +174,8 @@ class ReplayBuffer:
     def _settings(self) -> dict[str, Any]:
         return {"capacity": self.capacity, "obs_shape": list(self.obs_shape),
                 "obs_dtype": str(self.obs_dtype), "frame_stack": self.frame_stack,
-                "num_envs": self.num_envs, "n_step": self.n_step, "gamma": self.gamma}
+                "num_envs": self.num_envs, "n_step": self.n_step, "gamma": self.gamma,
+                "prioritized": self.prioritized, "alpha": self.alpha}
 
     def __len__(self) -> int:
         return len(self._impl)
@@ -156,5 +194,6 @@ class ReplayBuffer:
         return (
             f"ReplayBuffer(capacity={self.capacity}, obs_shape={self.obs_shape}, "
             f"obs_dtype={self.obs_dtype}, frame_stack={self.frame_stack}, "
-            f"num_envs={self.num_envs}, n_step={self.n_step}, len={len(self)}, nbytes={self.nbytes})"
+            f"num_envs={self.num_envs}, n_step={self.n_step}, prioritized={self.prioritized}, "
+            f"len={len(self)}, nbytes={self.nbytes})"
         )

@@ -140,11 +140,26 @@ class Trainer:
                               length=int(infos[EPISODE_LENGTH][i]), wall_time=self._wall_time())
 
     def learn(self, clock: PhaseClock) -> None:
-        """One update on a sampled batch."""
-        batch = self.buffer.sample(self.config.batch_size)
+        """One update on a sampled batch; with prioritized replay, the batch's priorities become
+        its |TD errors| (from before the update's gradient step) plus priority_epsilon."""
+        config = self.config
+        if not config.prioritized:
+            batch = self.buffer.sample(config.batch_size)
+        else:
+            batch = self.buffer.sample(config.batch_size, beta=self.priority_beta(self.step))
         clock.lap("buffer")
         self.metrics = self.learner.update(batch)
         clock.lap("learning")
+        if config.prioritized:
+            td_error = self.metrics["td_error"].abs().cpu().double()
+            self.buffer.update_priorities(batch.transition_ids, td_error + config.priority_epsilon)
+            clock.lap("buffer")
+
+    def priority_beta(self, step: int) -> float:
+        """Prioritized replay's importance-sampling exponent: priority_beta at step 0, annealed
+        linearly to 1 at total_steps."""
+        start = self.config.priority_beta
+        return start + (1.0 - start) * min(1.0, step / self.config.total_steps)
 
     def chores_due(self) -> bool:
         return (self.step >= self.next_log or self.step >= self.next_checkpoint

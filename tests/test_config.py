@@ -32,6 +32,8 @@ def test_layers_apply_in_order(tmp_path):
     ({"dueling": "yes"}, "dueling: expected true or false"),
     ({"batch_size": "many"}, "batch_size: expected an integer, got 'many'"),
     ({"learning_starts": 10, "batch_size": 32}, "learning_starts: expected at least batch_size=32"),
+    ({"priority_alpha": 1.5}, "priority_alpha: expected a value in [0, 1], got 1.5"),
+    ({"priority_epsilon": 0.0}, "priority_epsilon: expected a value > 0"),
 ])
 def test_bad_settings_name_the_setting(overrides, message):
     with pytest.raises(ValueError) as info:
@@ -42,3 +44,13 @@ def test_bad_settings_name_the_setting(overrides, message):
 def test_unknown_preset():
     with pytest.raises(ValueError, match="preset: expected one of"):
         build_config("rainbow")
+
+
+def test_rainbow_lite_sets_only_its_components_so_it_stacks_on_an_env_preset():
+    alone, stacked = build_config("rainbow-lite"), build_config(["cartpole", "rainbow-lite"])
+    for config in (alone, stacked):
+        assert (config.dueling, config.n_step, config.prioritized) == (True, 3, True)
+        assert (config.priority_alpha, config.priority_beta, config.learner.double) == (0.5, 0.4, True)
+    assert alone.env_id == TrainConfig().env_id
+    assert stacked.env_id == "CartPole-v1"
+    assert stacked.learner.learning_rate == build_config("cartpole").learner.learning_rate

@@ -15,7 +15,8 @@ def batch(seed=0, size=16, discount=0.99):
     return Batch(obs=torch.randn(size, 4, generator=g), action=torch.randint(0, 2, (size,), generator=g),
                  reward=torch.randn(size, generator=g), next_obs=torch.randn(size, 4, generator=g),
                  terminated=torch.rand(size, generator=g) < 0.2, truncated=torch.zeros(size, dtype=torch.bool),
-                 discount=torch.full((size,), discount), indices=torch.arange(size))
+                 discount=torch.full((size,), discount), indices=torch.arange(size),
+                 transition_ids=torch.arange(size), weights=torch.ones(size))
 
 
 def learner(**changes):
@@ -119,3 +120,19 @@ def test_a_captured_update_matches_the_eager_one(optimizer):
     for p, q in zip([*eager.online.parameters(), *eager.target.parameters()],
                     [*graphed.online.parameters(), *graphed.target.parameters()]):
         torch.testing.assert_close(q, p)
+
+
+@pytest.mark.parametrize("loss", ["huber", "mse"])
+def test_importance_sampling_weights_scale_each_sample_loss(loss):
+    # Prioritized replay's weights enter the loss as mean_i w_i l(td_i): a sample with weight 0
+    # contributes nothing, one with weight 1 counts fully.
+    weights = torch.linspace(0.0, 1.0, 16)
+    b = batch()._replace(weights=weights)
+    out = learner(loss=loss).update(b)
+    td = out["td_error"]
+    per_sample = (torch.where(td.abs() < 1, 0.5 * td**2, td.abs() - 0.5) if loss == "huber"
+                  else td**2)
+    assert torch.allclose(out["loss"], (weights * per_sample).mean(), rtol=1e-6)
+    unweighted = learner(loss=loss).update(batch())["loss"]
+    assert torch.allclose(unweighted, per_sample.mean(), rtol=1e-6)
+    assert not torch.allclose(out["loss"], unweighted)

@@ -151,3 +151,46 @@ def test_state_dict_while_writers_add_is_a_consistent_snapshot():
     enough = lambda: min(added) > 100 and snapshots[0] > 10  # noqa: E731
     hammer([lambda e=e: write(e) for e in range(NUM_ENVS)] + [snapshot], enough)
     assert enough(), (added, snapshots)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_priority_updates_racing_overwrites_never_reach_the_new_occupant(n_step):
+    """A learner thread updates the priorities of batches it sampled a while ago, to a marker value,
+    while four writers overwrite the tiny ring: every stored transition must end with the marker
+    exactly when its own id was updated; new occupants keep the running maximum (1)."""
+    buf = pydqn.ReplayBuffer(16, (K, SIDE, SIDE), frame_stack=K, num_envs=NUM_ENVS, seed=0,
+                             n_step=n_step, gamma=float(GAMMA), prioritized=True, alpha=0.5)
+    for env in range(NUM_ENVS):
+        add_step(buf, env, 0)
+    added, updated, pending, rounds = [1] * NUM_ENVS, set(), [], [0, 0]
+    marker = 1e-4
+
+    def write(env):
+        add_step(buf, env, added[env])
+        added[env] += 1
+
+    def learn():
+        batch = buf.sample(32, beta=0.5)
+        check(batch, n_step)
+        pending.append(batch.transition_ids)
+        if len(pending) > 2:  # by now many of that batch's transitions have been overwritten
+            ids = pending.pop(0)
+            buf.update_priorities(ids, np.full(len(ids), marker))
+            updated.update(ids.tolist())
+        rounds[0] += 1
+
+    def sample():
+        check(buf.sample(64, beta=1.0), n_step)
+        rounds[1] += 1
+
+    enough = lambda: min(added) > 1000 and min(rounds) > 100  # noqa: E731
+    hammer([lambda e=e: write(e) for e in range(NUM_ENVS)] + [learn, sample], enough)
+    assert enough(), (added, rounds)
+    state = buf.state_dict()
+    first = state["added"] - len(state["priorities"])
+    for row, leaf in enumerate(state["priorities"].tolist()):
+        if first + row in updated:
+            assert leaf == pytest.approx(marker ** 0.5), (first + row, leaf)
+        else:  # untouched: the maximum from its add, or 0 while its window is open
+            assert leaf == 1.0 or (n_step > 1 and leaf == 0.0), (first + row, leaf)

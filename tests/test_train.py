@@ -217,3 +217,46 @@ def test_ctrl_c_writes_a_final_checkpoint_and_exits_cleanly(tmp_path, trainer):
     assert "(interrupted; checkpoint written)" in out and "Traceback" not in err
     step = load_checkpoint(run / CHECKPOINT)["step"]
     assert 0 < step < 1_000_000 and f"trained {step:,} env steps" in out
+
+
+def test_prioritized_learning_feeds_abs_td_errors_back_as_priorities(tmp_path):
+    from pydqn.phase_clock import PhaseClock
+
+    config = build_config("cartpole", {**SMALL, "total_steps": 600, "eval_interval": 0,
+                                       "prioritized": True, "priority_epsilon": 0.01})
+    trainer = Trainer(config, tmp_path / "run")
+    try:
+        trainer.run()
+        seen = {}
+        sample, update = trainer.buffer.sample, trainer.buffer.update_priorities
+        trainer.buffer.sample = lambda size, beta: seen.setdefault("batch", sample(size, beta=seen.setdefault("beta", beta)))
+        trainer.buffer.update_priorities = lambda ids, p: seen.setdefault("update", (ids, p)) and update(ids, p)
+        trainer.step = 150  # beta anneals linearly from 0.4 at step 0 to 1 at total_steps
+        trainer.learn(PhaseClock())
+        assert seen["beta"] == pytest.approx(0.4 + 0.6 * 150 / 600)
+        ids, priorities = seen["update"]
+        assert torch.equal(ids, seen["batch"].transition_ids)
+        td = trainer.metrics["td_error"].double()
+        assert torch.allclose(priorities, td.abs() + 0.01)
+        # The buffer holds them (as p^alpha); where an id repeats in the batch, its last one.
+        state = trainer.buffer.state_dict()
+        oldest = state["added"] - len(state["priorities"])
+        last = {int(i): row for row, i in enumerate(ids)}
+        leaves = state["priorities"][[i - oldest for i in last]]
+        expected = priorities[list(last.values())] ** config.priority_alpha
+        assert torch.allclose(leaves, expected)
+    finally:
+        trainer.close()
+
+
+@pytest.mark.parametrize("replay", ["cpp", "python"])
+def test_rainbow_lite_stacks_on_the_cartpole_preset_and_runs(tmp_path, capsys, replay):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "cartpole", "rainbow-lite", "--total-steps", "800",
+                 "--learning-starts", "500", "--eval-interval", "0", "--replay", replay,
+                 "--run-dir", str(run)]) == 0
+    saved = (run / "config.toml").read_text()
+    for line in ('env_id = "CartPole-v1"', "dueling = true", "n_step = 3", "prioritized = true",
+                 "priority_alpha = 0.5", "double = true"):
+        assert line in saved
+    assert "trained 800 env steps" in capsys.readouterr().out

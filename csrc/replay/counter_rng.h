@@ -30,6 +30,9 @@ class CounterRng {
     counter_.store(draws, std::memory_order_relaxed);
   }
 
+  // Uniform double in [0, 1), from the top 53 bits.
+  static double unit(uint64_t random) { return static_cast<double>(random >> 11) * 0x1.0p-53; }
+
   // Uniform integer in [0, bound) by Lemire's multiply-shift; the bias is below bound / 2^64.
   static uint64_t below(uint64_t random, uint64_t bound) {
     return static_cast<uint64_t>((static_cast<unsigned __int128>(random) * bound) >> 64);

@@ -145,7 +145,8 @@ at::Tensor empty_cpu(c10::IntArrayRef sizes, at::ScalarType dtype) {
 
 ReplayBuffer::ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape,
                            at::ScalarType obs_dtype, int64_t frame_stack, int64_t num_envs,
-                           std::optional<uint64_t> seed, int64_t n_step, double gamma)
+                           std::optional<uint64_t> seed, int64_t n_step, double gamma,
+                           bool prioritized, double alpha)
     : obs_shape_(std::move(obs_shape)),
       obs_dtype_(obs_dtype),
       frame_stack_(static_cast<int32_t>(frame_stack)),
@@ -162,12 +163,16 @@ ReplayBuffer::ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape,
   TORCH_CHECK_VALUE(n_step >= 1 && n_step <= kMaxNStep, "n_step: expected 1..", kMaxNStep, ", got ",
                     n_step);
   TORCH_CHECK_VALUE(gamma >= 0.0 && gamma <= 1.0, "gamma: expected a value in [0, 1], got ", gamma);
+  if (prioritized) {
+    TORCH_CHECK_VALUE(alpha >= 0.0 && alpha <= 1.0, "alpha: expected a value in [0, 1], got ", alpha);
+    priorities_ = std::make_unique<Priorities>(capacity, alpha);
+  }
   for (int64_t env = 0; env < num_envs; ++env) streams_[env].open_windows.reserve(n_step);
 }
 
 int64_t ReplayBuffer::nbytes() const {
   return frames_.nbytes() + ring_.nbytes() + num_envs_ * static_cast<int64_t>(sizeof(EnvStream)) +
-         obs_blocks_->cached_bytes();
+         obs_blocks_->cached_bytes() + (priorities_ ? priorities_->nbytes() : 0);
 }
 
 // ---- add -----------------------------------------------------------------------------------------
@@ -317,6 +322,11 @@ void ReplayBuffer::write_transition(int64_t seq, const TransitionRecord& record)
     }
   }
   if (n_step_ > 1) incomplete_.fetch_add(1, std::memory_order_relaxed);
+  if (priorities_) {
+    // This writer owns the slot until commit: the leaf changes with the transition it describes.
+    const int64_t slot = seq % ring_.capacity();
+    n_step_ == 1 ? priorities_->set_max(slot) : priorities_->clear(slot);
+  }
   ring_.commit(seq, record, /*complete=*/n_step_ == 1);
 }
 
@@ -325,10 +335,12 @@ void ReplayBuffer::write_transition(int64_t seq, const TransitionRecord& record)
 // different slots do not wait for each other, so the window holds its own chunk references.
 void ReplayBuffer::complete_window(int64_t seq, const TransitionWindow& window) {
   frames_.for_each_chunk(window.next_ids, frame_stack_, [&](int32_t c) { frames_.retain(c); });
-  if (!ring_.complete(seq, window)) {  // evicted meanwhile, by another stream's writer
+  if (!ring_.begin_complete(seq)) {  // evicted meanwhile, by another stream's writer
     frames_.for_each_chunk(window.next_ids, frame_stack_, [&](int32_t c) { frames_.release(c); });
     return;
   }
+  if (priorities_) priorities_->set_max(seq % ring_.capacity());
+  ring_.end_complete(seq, window);
   incomplete_.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -412,7 +424,9 @@ struct ReplayBuffer::BatchPointers {
         terminated(b.terminated.mutable_data_ptr<bool>()),
         truncated(b.truncated.mutable_data_ptr<bool>()),
         discount(b.discount.mutable_data_ptr<float>()),
-        indices(b.indices.mutable_data_ptr<int64_t>()) {}
+        indices(b.indices.mutable_data_ptr<int64_t>()),
+        transition_ids(b.transition_ids.mutable_data_ptr<int64_t>()),
+        weights(b.weights.mutable_data_ptr<float>()) {}
   std::byte* obs;
   std::byte* next_obs;
   int64_t* action;
@@ -421,6 +435,8 @@ struct ReplayBuffer::BatchPointers {
   bool* truncated;
   float* discount;
   int64_t* indices;
+  int64_t* transition_ids;
+  float* weights;
 };
 
 bool ReplayBuffer::try_read(int64_t slot, const BatchPointers& out, int64_t row) const {
@@ -455,6 +471,8 @@ bool ReplayBuffer::try_read(int64_t slot, const BatchPointers& out, int64_t row)
   out.truncated[row] = (window.flags & kTruncated) != 0;
   out.discount[row] = window.discount;
   out.indices[row] = slot;
+  out.transition_ids[row] = TransitionRing::seq_of(version);
+  out.weights[row] = 1.0f;
   return true;
 }
 
@@ -471,7 +489,9 @@ BatchTensors ReplayBuffer::empty_batch(int64_t batch_size, bool pooled) const {
           empty_cpu({batch_size}, at::kBool),
           empty_cpu({batch_size}, at::kBool),
           empty_cpu({batch_size}, at::kFloat),
-          empty_cpu({batch_size}, at::kLong)};
+          empty_cpu({batch_size}, at::kLong),
+          empty_cpu({batch_size}, at::kLong),
+          empty_cpu({batch_size}, at::kFloat)};
 }
 
 void ReplayBuffer::check_batch(const BatchTensors& out, int64_t batch_size) const {
@@ -479,10 +499,11 @@ void ReplayBuffer::check_batch(const BatchTensors& out, int64_t batch_size) cons
   const std::pair<const at::Tensor*, const char*> fields[] = {
       {&out.obs, "obs"},     {&out.action, "action"},         {&out.reward, "reward"},
       {&out.next_obs, "next_obs"}, {&out.terminated, "terminated"}, {&out.truncated, "truncated"},
-      {&out.discount, "discount"}, {&out.indices, "indices"}};
-  const at::ScalarType dtypes[] = {obs_dtype_, at::kLong, at::kFloat, obs_dtype_,
-                                   at::kBool,  at::kBool, at::kFloat, at::kLong};
-  for (size_t i = 0; i < 8; ++i) {
+      {&out.discount, "discount"}, {&out.indices, "indices"},
+      {&out.transition_ids, "transition_ids"}, {&out.weights, "weights"}};
+  const at::ScalarType dtypes[] = {obs_dtype_, at::kLong, at::kFloat, obs_dtype_, at::kBool,
+                                   at::kBool,  at::kFloat, at::kLong, at::kLong, at::kFloat};
+  for (size_t i = 0; i < std::size(fields); ++i) {
     const at::Tensor& t = *fields[i].first;
     const char* name = fields[i].second;
     TORCH_CHECK_VALUE(t.defined() && t.device().is_cpu() && t.is_contiguous(), "out.", name,
@@ -501,16 +522,24 @@ void ReplayBuffer::check_batch(const BatchTensors& out, int64_t batch_size) cons
                     "out: obs and next_obs must not share memory");
 }
 
-BatchTensors ReplayBuffer::sample(int64_t batch_size) {
+BatchTensors ReplayBuffer::sample(int64_t batch_size, std::optional<double> beta) {
   TORCH_CHECK_VALUE(batch_size >= 1, "batch_size: expected at least 1, got ", batch_size);
   BatchTensors out = empty_batch(batch_size, /*pooled=*/true);
-  sample_into(out);
+  sample_into(out, beta);
   return out;
 }
 
-void ReplayBuffer::sample_into(const BatchTensors& out) {
+void ReplayBuffer::sample_into(const BatchTensors& out, std::optional<double> beta) {
   const int64_t batch_size = out.indices.defined() ? out.indices.numel() : 0;
   TORCH_CHECK_VALUE(batch_size >= 1, "batch_size: expected at least 1, got ", batch_size);
+  if (priorities_) {
+    TORCH_CHECK_VALUE(beta.has_value() && *beta >= 0.0 && *beta <= 1.0,
+                      "beta: a prioritized buffer expects a value in [0, 1], got ",
+                      beta.has_value() ? std::to_string(*beta) : std::string("None"));
+  } else {
+    TORCH_CHECK_VALUE(!beta.has_value(), "beta: only a prioritized buffer takes beta (construct ",
+                      "it with prioritized=True); uniform sampling has weights of 1");
+  }
   check_batch(out, batch_size);
   TORCH_CHECK_VALUE(size() > 0, "cannot sample from an empty buffer: add transitions first");
   TORCH_CHECK_VALUE(size() > incomplete_.load(std::memory_order_relaxed),
@@ -518,16 +547,53 @@ void ReplayBuffer::sample_into(const BatchTensors& out) {
                     "-step window (one completes n_step transitions later, or at its episode's end)");
   const BatchPointers pointers(out);
   const uint64_t first_draw = rng_.reserve(batch_size);
+  if (!priorities_) {
+    for (int64_t row = 0; row < batch_size; ++row) sample_uniform_row(first_draw + row, pointers, row);
+    return;
+  }
+  const double total = priorities_->total();
+  const double min_leaf = priorities_->min_leaf();
+  TORCH_CHECK_VALUE(total > 0.0 && std::isfinite(total) && min_leaf > 0.0,
+                    "cannot sample: the stored priorities sum to ", total);
   for (int64_t row = 0; row < batch_size; ++row) {
-    uint64_t draw = first_draw + row;
-    SpinWait spin;
-    // A slot being rewritten under the read is redrawn, which keeps the draw uniform over the
-    // transitions that are readable; single-threaded use never redraws, so seeds reproduce.
-    while (!try_read(static_cast<int64_t>(CounterRng::below(rng_.draw(draw), size())), pointers,
-                     row)) {
-      draw = rng_.reserve(1);
-      spin.pause();
+    sample_prioritized_row(first_draw + row, batch_size, total, min_leaf, *beta, pointers, row);
+  }
+}
+
+void ReplayBuffer::sample_uniform_row(uint64_t draw, const BatchPointers& out, int64_t row) {
+  SpinWait spin;
+  // A slot being rewritten under the read is redrawn, which keeps the draw uniform over the
+  // transitions that are readable; single-threaded use never redraws, so seeds reproduce.
+  while (!try_read(static_cast<int64_t>(CounterRng::below(rng_.draw(draw), size())), out, row)) {
+    draw = rng_.reserve(1);
+    spin.pause();
+  }
+}
+
+// Stratified: row r of B draws its mass uniformly from [r, r + 1) * total / B, so a batch covers
+// the whole distribution (Schaul et al., appendix B.2.1). The weight is (N P(i))^-beta divided by
+// the largest weight a stored transition has, which simplifies to (leaf_i / min leaf)^-beta.
+void ReplayBuffer::sample_prioritized_row(uint64_t draw, int64_t rows, double total,
+                                          double min_leaf, double beta, const BatchPointers& out,
+                                          int64_t row) {
+  double lower = total * static_cast<double>(row) / static_cast<double>(rows);
+  double width = total / static_cast<double>(rows);
+  SpinWait spin;
+  for (;;) {
+    const double mass = std::min(lower + width * CounterRng::unit(rng_.draw(draw)),
+                                 std::nextafter(total, 0.0));
+    const int64_t slot = priorities_->find(mass);
+    const double leaf = priorities_->leaf(slot);
+    if (slot < size() && leaf > 0.0 && try_read(slot, out, row)) {
+      out.weights[row] = static_cast<float>(std::min(1.0, std::pow(leaf / min_leaf, -beta)));
+      return;
     }
+    // Only concurrent writes land here (a slot rewritten or cleared under the read): redraw from
+    // the whole distribution, as a uniform buffer redraws from all slots.
+    lower = 0.0;
+    width = total;
+    draw = rng_.reserve(1);
+    spin.pause();
   }
 }
 

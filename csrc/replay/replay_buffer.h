@@ -13,13 +13,15 @@
 #include "replay/env_stream.h"
 #include "replay/frame_store.h"
 #include "replay/host_array.h"
+#include "replay/priorities.h"
 #include "replay/transition_ring.h"
 
 namespace pydqn {
 
 // The tensors of a batch of transitions, in the order of pydqn.Batch.
 struct BatchTensors {
-  at::Tensor obs, action, reward, next_obs, terminated, truncated, discount, indices;
+  at::Tensor obs, action, reward, next_obs, terminated, truncated, discount, indices,
+      transition_ids, weights;
 };
 
 // The arguments of one add(): one row per env stream named in env_ids (all streams if absent).
@@ -43,6 +45,9 @@ struct ReplayState {
   at::Tensor window_ids;   // (N, frame_stack) int32
   at::Tensor window_reward, window_discount;       // (N,) float32
   at::Tensor window_terminated, window_truncated;  // (N,) bool
+  // prioritized only (undefined otherwise): each transition's p^alpha (0 where its window is open).
+  at::Tensor priorities;  // (N,) float64
+  double max_priority = 1.0;
   uint64_t rng_seed = 0;  // the sampling generator continues with draw `rng_draws` of `rng_seed`
   uint64_t rng_draws = 0;
 };
@@ -60,16 +65,24 @@ struct ReplayState {
 class ReplayBuffer {
  public:
   // n_step > 1: a sampled transition carries its n-step return (see TransitionWindow), and one
-  // whose window is still open is not sampled.
+  // whose window is still open is not sampled. prioritized: sample() draws proportionally to
+  // priority^alpha (see Priorities) and needs a beta; a new transition gets the running maximum.
   ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape, at::ScalarType obs_dtype,
                int64_t frame_stack, int64_t num_envs, std::optional<uint64_t> seed,
-               int64_t n_step = 1, double gamma = 0.99);
+               int64_t n_step = 1, double gamma = 0.99, bool prioritized = false,
+               double alpha = 0.6);
 
   // Writes the slot of each row to `slots`, which holds one per row (obs's leading size).
   void add(const TransitionRows& rows, std::span<int64_t> slots);
-  BatchTensors sample(int64_t batch_size);
-  void sample_into(const BatchTensors& out);
+  // beta: the importance-sampling exponent of a prioritized buffer; uniform buffers take none and
+  // return weights of 1.
+  BatchTensors sample(int64_t batch_size, std::optional<double> beta = std::nullopt);
+  void sample_into(const BatchTensors& out, std::optional<double> beta = std::nullopt);
   BatchTensors get(const at::Tensor& indices);
+  // Sets the priorities of the transitions numbered transition_ids (as sampled). A transition that
+  // was overwritten since (its slot holds a newer one) is skipped: the update is its, not the
+  // slot's. Returns how many were applied. Checks everything before it changes anything.
+  int64_t update_priorities(const at::Tensor& transition_ids, const at::Tensor& priorities);
 
   // A compact copy of the stored transitions and the sampling generator. Waits for no add() to
   // be running (it holds every env stream meanwhile); samples may run concurrently.
@@ -80,6 +93,7 @@ class ReplayBuffer {
 
   int64_t size() const { return ring_.size(); }
   int64_t capacity() const { return ring_.capacity(); }
+  bool prioritized() const { return priorities_ != nullptr; }
   // Everything allocated: frames, transition records, stream state, pooled sample blocks.
   int64_t nbytes() const;
 
@@ -104,6 +118,11 @@ class ReplayBuffer {
   void complete_window(int64_t seq, const TransitionWindow& window);
   // Copies one committed transition into row `row` of `out`; false if it changed under the read.
   bool try_read(int64_t slot, const BatchPointers& out, int64_t row) const;
+  // Fills row `row` from the slot that draw number `draw` picks, redrawing while it changes
+  // under the read.
+  void sample_uniform_row(uint64_t draw, const BatchPointers& out, int64_t row);
+  void sample_prioritized_row(uint64_t draw, int64_t rows, double total, double min_leaf,
+                              double beta, const BatchPointers& out, int64_t row);
 
   const std::vector<int64_t> obs_shape_;
   const at::ScalarType obs_dtype_;
@@ -117,6 +136,7 @@ class ReplayBuffer {
   std::unique_ptr<EnvStream[]> streams_;
   CounterRng rng_;
   std::shared_ptr<BlockPool> obs_blocks_;
+  std::unique_ptr<Priorities> priorities_;  // prioritized buffers only
   // Stored transitions whose window is open (n > 1): sampling needs at least one that is not.
   std::atomic<int64_t> incomplete_{0};
 };

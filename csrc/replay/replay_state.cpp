@@ -64,6 +64,10 @@ ReplayState ReplayBuffer::save_state() const {
   state.reward = at::empty({stored}, at::kFloat);
   state.terminated = at::empty({stored}, at::kBool);
   state.truncated = at::empty({stored}, at::kBool);
+  if (priorities_) {
+    state.priorities = at::zeros({stored}, at::kDouble);
+    state.max_priority = priorities_->max_priority();
+  }
   if (windows) {
     state.complete = at::zeros({stored}, at::kBool);
     state.window_ids = at::zeros({stored, frame_stack_}, at::kInt);
@@ -93,6 +97,7 @@ ReplayState ReplayBuffer::save_state() const {
     state.reward.mutable_data_ptr<float>()[i] = record.reward;
     state.terminated.mutable_data_ptr<bool>()[i] = (record.flags & kTerminated) != 0;
     state.truncated.mutable_data_ptr<bool>()[i] = (record.flags & kTruncated) != 0;
+    if (priorities_) state.priorities.mutable_data_ptr<double>()[i] = priorities_->leaf(slot);
     if (windows && TransitionRing::phase_of(version) == TransitionRing::kComplete) {
       TransitionWindow window;
       ring_.load_window(slot, record, window, gamma_);
@@ -137,6 +142,11 @@ void ReplayBuffer::load_state(const ReplayState& state) {
     check_field(state.window_terminated, "window_terminated", at::kBool, {stored});
     check_field(state.window_truncated, "window_truncated", at::kBool, {stored});
   }
+  if (priorities_) {
+    check_field(state.priorities, "priorities", at::kDouble, {stored});
+    TORCH_CHECK_VALUE(std::isfinite(state.max_priority) && state.max_priority > 0.0,
+                      "state['max_priority']: expected a finite value > 0, got ", state.max_priority);
+  }
   auto contiguous = [](const at::Tensor& t) { return t.defined() ? t.contiguous() : t; };
   const at::Tensor frames = state.frames.contiguous();
   const at::Tensor frame_ids = state.frame_ids.contiguous();
@@ -150,6 +160,7 @@ void ReplayBuffer::load_state(const ReplayState& state) {
   const at::Tensor window_discount = contiguous(state.window_discount);
   const at::Tensor window_terminated = contiguous(state.window_terminated);
   const at::Tensor window_truncated = contiguous(state.window_truncated);
+  const at::Tensor priorities = contiguous(state.priorities);
   auto check_rows_of_frames = [&](const at::Tensor& t, const char* name) {
     const int32_t* r = t.const_data_ptr<int32_t>();
     for (int64_t i = 0; i < t.numel(); ++i) {
@@ -167,6 +178,16 @@ void ReplayBuffer::load_state(const ReplayState& state) {
                         "']: expected finite values, got ", t->const_data_ptr<float>()[i],
                         " at row ", i);
     }
+  }
+
+  for (int64_t i = 0; priorities_ && i < stored; ++i) {
+    // A transition is sampled with probability proportional to its leaf, so one that can be
+    // sampled (its window complete) needs a positive leaf, and one that cannot needs 0.
+    const double leaf = priorities.const_data_ptr<double>()[i];
+    const bool sampleable = !windows || complete.const_data_ptr<bool>()[i];
+    TORCH_CHECK_VALUE(std::isfinite(leaf) && (sampleable ? leaf > 0.0 : leaf == 0.0),
+                      "state['priorities']: expected ", sampleable ? "a finite value > 0" : "0",
+                      " at row ", i, ", got ", leaf);
   }
 
   AllStreamsLease lease(streams_.get(), num_envs_);
@@ -193,6 +214,9 @@ void ReplayBuffer::load_state(const ReplayState& state) {
     record.flags = (terminated.const_data_ptr<bool>()[i] ? kTerminated : 0) |
                    (truncated.const_data_ptr<bool>()[i] ? kTruncated : 0);
     frames_.for_each_chunk(record.frame_ids, ids, [&](int32_t c) { frames_.retain(c); });
+    const double leaf = priorities_ ? priorities.const_data_ptr<double>()[i] : 0.0;
+    // Nothing samples before restore_claimed() below, so the leaves are set outside any hold.
+    if (priorities_ && leaf > 0.0) priorities_->set_leaf(seq % capacity(), leaf);
     ring_.commit(seq, record, /*complete=*/!windows);
     if (!windows) continue;
     if (!complete.const_data_ptr<bool>()[i]) {
@@ -209,7 +233,9 @@ void ReplayBuffer::load_state(const ReplayState& state) {
                    (window_truncated.const_data_ptr<bool>()[i] ? kTruncated : 0);
     incomplete_.fetch_add(1, std::memory_order_relaxed);
     complete_window(seq, window);
+    if (priorities_) priorities_->set_leaf(seq % capacity(), leaf);  // complete_window set the max
   }
+  if (priorities_) priorities_->restore_max_priority(state.max_priority);
   loader.unpin_all(frames_);
   rng_.restore(state.rng_seed, state.rng_draws);
   ring_.restore_claimed(state.added);

@@ -58,7 +58,7 @@ void TransitionRing::commit(int64_t seq, const TransitionRecord& record, bool co
   version_[slot].store(4 * seq + (complete ? kComplete : kCommitted), std::memory_order_release);
 }
 
-bool TransitionRing::complete(int64_t seq, const TransitionWindow& window) {
+bool TransitionRing::begin_complete(int64_t seq) {
   const int64_t slot = seq % capacity_;
   int64_t expected = 4 * seq + kCommitted;
   if (!version_[slot].compare_exchange_strong(expected, 4 * seq + kCompleting,
@@ -67,13 +67,39 @@ bool TransitionRing::complete(int64_t seq, const TransitionWindow& window) {
     return false;
   }
   std::atomic_thread_fence(std::memory_order_release);
+  return true;
+}
+
+void TransitionRing::end_complete(int64_t seq, const TransitionWindow& window) {
+  const int64_t slot = seq % capacity_;
   std::atomic<int32_t>* ids = &window_ids_[slot * frame_stack_];
   for (int32_t i = 0; i < frame_stack_; ++i) ids[i].store(window.next_ids[i], std::memory_order_relaxed);
   window_reward_[slot].store(window.reward, std::memory_order_relaxed);
   window_discount_[slot].store(window.discount, std::memory_order_relaxed);
   window_flags_[slot].store(window.flags, std::memory_order_relaxed);
   version_[slot].store(4 * seq + kComplete, std::memory_order_release);
-  return true;
+}
+
+bool TransitionRing::hold(int64_t seq) {
+  const int64_t slot = seq % capacity_;
+  SpinWait spin;
+  for (;;) {
+    int64_t version = version_[slot].load(std::memory_order_acquire);
+    if (version == 4 * seq + kCompleting) {  // its window is being written, or another hold
+      spin.pause();
+      continue;
+    }
+    if (version != 4 * seq + kComplete) return false;
+    if (version_[slot].compare_exchange_weak(version, 4 * seq + kCompleting,
+                                             std::memory_order_acquire,
+                                             std::memory_order_relaxed)) {
+      return true;
+    }
+  }
+}
+
+void TransitionRing::release(int64_t seq) {
+  version_[seq % capacity_].store(4 * seq + kComplete, std::memory_order_release);
 }
 
 int64_t TransitionRing::read_begin(int64_t slot) const {

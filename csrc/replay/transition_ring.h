@@ -40,7 +40,8 @@ struct TransitionWindow {
 //   <= 0        never written (initialised to 4*(slot - capacity) + 4)
 // A writer of `seq` waits until the slot's previous occupant, seq - capacity, is committed or
 // complete and takes the slot from it with a compare-and-swap to 4*seq + 1; the window's writer
-// takes 4*seq + 2 to 4*seq + 3 the same way. So a window is never written into a slot that moved
+// takes 4*seq + 2 to 4*seq + 3 the same way (and a priority update 4*seq + 4 to 4*seq + 3 and
+// back, see hold()). So a window is never written into a slot that moved
 // on, and a slot is never taken while a window is written into it. Writers wait only for smaller
 // seqs, so there is no cycle. Each writer then issues a release fence, stores the fields with
 // relaxed stores and publishes the next version with a release store. A reader loads the version
@@ -67,9 +68,17 @@ class TransitionRing {
   Occupant begin_write(int64_t seq);
   // Publishes the record; `complete` when its window is the record itself (n = 1) or was given.
   void commit(int64_t seq, const TransitionRecord& record, bool complete);
-  // Writes transition seq's window and makes it readable; false (nothing written) if the slot no
-  // longer holds seq, or its window was written already.
-  bool complete(int64_t seq, const TransitionWindow& window);
+  // Completing transition seq's window: begin_complete() takes the slot from "committed" to
+  // "completing" and returns false (the caller writes nothing) if the slot no longer holds seq or
+  // its window was written already; end_complete() writes the window and makes it readable.
+  bool begin_complete(int64_t seq);
+  void end_complete(int64_t seq, const TransitionWindow& window);
+  // Holds complete transition seq's slot in the "completing" phase, so neither a writer nor a
+  // second holder can touch it, for changes that leave the record as it is (its priority);
+  // false if the slot no longer holds seq complete. release() ends the hold; readers that
+  // overlapped it still validate, since the record did not change.
+  bool hold(int64_t seq);
+  void release(int64_t seq);
   // Loading a saved buffer into a ring nobody has written: commit() the last min(claimed,
   // capacity) transitions directly (they have no previous occupant to wait for), then set the
   // claimed count, which is what makes them visible to size() and so to samplers.
