@@ -103,7 +103,10 @@ def check_buffer_args(capacity: Any, obs_shape: Any, obs_dtype: Any, frame_stack
 
 
 def check_beta(prioritized: bool, beta: Any) -> float | None:
-    """sample()'s beta: in [0, 1] for a prioritized buffer, absent for a uniform one."""
+    """sample()'s beta: in [0, 1] for a prioritized buffer (default 0.4, Schaul et al.'s starting
+    value), absent for a uniform one."""
+    if prioritized and beta is None:
+        return 0.4
     if not prioritized:
         if beta is not None:
             raise ValueError(f"beta: only a prioritized buffer takes beta (construct it with "

@@ -101,8 +101,6 @@ class PyReplayBuffer:
         self.open_windows = still_open
 
     def sample(self, batch_size: int, beta: float | None = None) -> Batch:
-        if self.prioritized and beta is None:
-            beta = 0.4
         beta = _args.check_beta(self.prioritized, beta)
         if self.prioritized:
             return self._sample_proportional(batch_size, beta)

@@ -109,8 +109,6 @@ class ReplayBuffer:
         is written in place and ``out`` is returned: no allocation on the sampling path.
         """
         batch_size = _args.check_int("batch_size", batch_size, minimum=1)
-        if self.prioritized and beta is None:
-            beta = 0.4
         beta = _args.check_beta(self.prioritized, beta)
         if out is None:
             return Batch(*self._impl.sample(batch_size, beta))
@@ -131,9 +129,6 @@ class ReplayBuffer:
         priorities were applied. Priorities must be finite and > 0; ids must have been added.
         Every value is checked before any is applied, so a rejected call changes nothing.
         """
-        if not self.prioritized:
-            raise ValueError("update_priorities: this buffer samples uniformly; construct it with "
-                             "prioritized=True")
         ids = _args.as_cpu_tensor("transition_ids", transition_ids)
         values = _args.as_cpu_tensor("priorities", priorities, what="real numbers")
         if values.dtype == torch.bool or values.is_complex():
