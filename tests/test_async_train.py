@@ -25,10 +25,13 @@ def pydqn_threads():
     return [t for t in threading.enumerate() if t.name.startswith("pydqn-") and t.is_alive()]
 
 
-@pytest.mark.parametrize("num_envs,train_frequency", [(1, 2), (4, 1)])
-def test_replay_ratio_holds_within_the_window_all_along(tmp_path, num_envs, train_frequency):
-    config = build_config("cartpole", {**SMALL, "num_envs": num_envs,
-                                       "train_frequency": train_frequency})
+@pytest.mark.parametrize("num_envs,train_frequency,presets", [
+    (1, 2, ["cartpole"]), (4, 1, ["cartpole"]),
+    (1, 2, ["cartpole", "rainbow-lite"]),  # the learner thread also updates priorities
+])
+def test_replay_ratio_holds_within_the_window_all_along(tmp_path, num_envs, train_frequency, presets):
+    config = build_config(presets, {**SMALL, "num_envs": num_envs,
+                                    "train_frequency": train_frequency})
     result = train(config, tmp_path)
     owed = (config.total_steps - config.learning_starts) / train_frequency
     assert result.updates == int(owed)  # the learner catches up at the end, never overshoots
