@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from pydqn.components import frames_per_step, resolve_device
 from pydqn.config import TrainConfig, build_config
@@ -14,11 +14,18 @@ from pydqn.phase_clock import PHASES
 from pydqn.async_train import AsyncTrainer
 from pydqn.train import Trainer
 
-# name: (replay, asynchronous, cuda_graph)
-VARIANTS = {"sync, PyReplayBuffer": ("python", False, False),
-            "sync, C++ ReplayBuffer": ("cpp", False, False),
-            "async, C++ ReplayBuffer": ("cpp", True, False)}
-CUDA_VARIANTS = {"async, C++, CUDA graph": ("cpp", True, True)}  # on a GPU only
+class Variant(NamedTuple):
+    replay: str
+    asynchronous: bool = False
+    cuda_graph: bool = False
+    prioritized: bool = False
+
+
+VARIANTS = {"sync, PyReplayBuffer": Variant("python"),
+            "sync, C++ ReplayBuffer": Variant("cpp"),
+            "sync, C++, prioritized": Variant("cpp", prioritized=True),
+            "async, C++ ReplayBuffer": Variant("cpp", asynchronous=True)}
+CUDA_VARIANTS = {"async, C++, CUDA graph": Variant("cpp", asynchronous=True, cuda_graph=True)}
 
 
 @dataclass
@@ -31,17 +38,17 @@ class TrainBenchRow:
 
 
 def bench_config(env_id: str, steps: int, learning_starts: int, num_envs: int, device: str,
-                 torch_threads: int, replay: str, asynchronous: bool,
-                 cuda_graph: bool) -> TrainConfig:
+                 torch_threads: int, variant: Variant) -> TrainConfig:
     """The preset's settings (Atari: batch 32, one update per 4 env steps), shortened to a
     benchmark: no checkpoints, evaluations or TensorBoard inside the timed loop."""
     preset = "atari" if env_id.startswith("ALE/") else "cartpole"
     return build_config(preset, {
         "env_id": env_id, "total_steps": steps, "learning_starts": learning_starts,
         "num_envs": num_envs, "device": device, "torch_threads": torch_threads,
-        "replay": replay, "asynchronous": asynchronous, "buffer_size": steps,
-        "checkpoint_interval": steps, "log_interval": steps, "eval_interval": 0,
-        "tensorboard": False, "learner": {"cuda_graph": cuda_graph}})
+        "replay": variant.replay, "asynchronous": variant.asynchronous,
+        "prioritized": variant.prioritized, "buffer_size": steps, "checkpoint_interval": steps,
+        "log_interval": steps, "eval_interval": 0, "tensorboard": False,
+        "learner": {"cuda_graph": variant.cuda_graph}})
 
 
 def run_train_bench(env_id: str = "ALE/Pong-v5", steps: int = 6_000, learning_starts: int = 2_000,
@@ -54,13 +61,13 @@ def run_train_bench(env_id: str = "ALE/Pong-v5", steps: int = 6_000, learning_st
     variants = dict(VARIANTS)
     if resolve_device(device).type == "cuda":
         variants.update(CUDA_VARIANTS)
-    for variant, (replay, asynchronous, cuda_graph) in variants.items():
+    for name, variant in variants.items():
         config = bench_config(env_id, steps, learning_starts, num_envs, device, torch_threads,
-                              replay, asynchronous, cuda_graph)
-        log(f"bench --train: {variant}: {steps:,} env steps of {env_id}, updates from step "
+                              variant)
+        log(f"bench --train: {name}: {steps:,} env steps of {env_id}, updates from step "
             f"{learning_starts:,}")
         with tempfile.TemporaryDirectory(prefix="pydqn-bench-") as run_dir:
-            trainer = (AsyncTrainer if asynchronous else Trainer)(config, run_dir,
+            trainer = (AsyncTrainer if variant.asynchronous else Trainer)(config, run_dir,
                                                                   synchronize_phases=True)
             try:
                 result = trainer.run()
@@ -68,7 +75,7 @@ def run_train_bench(env_id: str = "ALE/Pong-v5", steps: int = 6_000, learning_st
                 trainer.close()
         booked, seconds = sum(result.phase_seconds.values()), result.timed_seconds
         frames = result.timed_steps * frames_per_step(config)
-        rows.append(TrainBenchRow(variant, frames / seconds, result.timed_updates / seconds, seconds,
+        rows.append(TrainBenchRow(name, frames / seconds, result.timed_updates / seconds, seconds,
                                   {p: s / booked for p, s in result.phase_seconds.items()}))
     return config, rows
 

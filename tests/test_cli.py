@@ -21,6 +21,16 @@ def test_bench_reports_every_operation(capsys):
     assert float(re.findall(r"(\d+\.\d+)x", memory)[0]) >= 4  # at most a quarter of the Python one
 
 
+def test_bench_prioritized_reports_sample_and_update_against_python_and_uniform(capsys):
+    assert main(["bench", "--prioritized", "--capacity", "4000", "--repeats", "5"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("Prioritized replay at capacity 4,000")
+    for operation, ratios in (("sample B=32", 2), ("sample B=256", 2), ("update_priorities B=32", 1)):
+        row = next(line for line in table if line.startswith(operation))
+        found = re.findall(r"(\d+\.\d+)x", row)
+        assert len(found) == ratios and all(float(r) > 0 for r in found), row
+
+
 @pytest.mark.parametrize("argv,message", [
     ([], "the following arguments are required: COMMAND"),
     (["fly"], "invalid choice: 'fly'"),
@@ -42,10 +52,11 @@ def test_bench_train_reports_both_buffers_and_the_time_split():
     assert "Training loop on CartPole-v1: 2 envs" in lines[0] and "timed from the first update" in lines[0]
     assert lines[1].split() == ["variant", "frames/s", "updates/s", "seconds", "acting", "env",
                                 "buffer", "learning", "waiting", "other"]
-    variants = ("sync, PyReplayBuffer", "sync, C++ ReplayBuffer", "async, C++ ReplayBuffer")
-    for line, variant in zip(lines[2:5], variants):
+    variants = ("sync, PyReplayBuffer", "sync, C++ ReplayBuffer", "sync, C++, prioritized",
+                "async, C++ ReplayBuffer")
+    for line, variant in zip(lines[2:6], variants):
         assert line.startswith(variant)
         fps, updates, seconds, *shares = line[len(variant):].split()
         assert float(fps.replace(",", "")) > 0 and float(updates) > 0
         assert sum(float(s.rstrip("%")) for s in shares) == pytest.approx(100, abs=0.5)
-    assert lines[5].startswith("frames/s vs the first row: sync, C++ ReplayBuffer ")
+    assert lines[6].startswith("frames/s vs the first row: sync, C++ ReplayBuffer ")
