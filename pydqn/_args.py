@@ -121,11 +121,11 @@ def as_cpu_tensor(name: str, value: Any, what: str = "integers") -> torch.Tensor
     if isinstance(value, torch.Tensor):
         tensor = value if value.device.type == "cpu" else value.cpu()
     else:
-        if isinstance(value, np.ndarray) and not value.flags.writeable:
-            value = value.copy()  # torch refuses to wrap read-only memory without a warning
-        try:
-            tensor = torch.as_tensor(value)
+        try:  # through numpy: Python floats stay float64 (torch would make them float32)
+            tensor = torch.from_numpy(np.array(value))
         except (TypeError, ValueError, RuntimeError, OverflowError) as error:
             raise TypeError(f"{name}: expected {what} as a sequence, numpy array or tensor, got "
                             f"{type(value).__name__} ({error})") from None
+        if tensor.numel() == 0 and what == "integers":
+            tensor = tensor.long()  # an empty list has no dtype of its own
     return tensor.reshape(1) if tensor.dim() == 0 else tensor

@@ -80,9 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--env", dest="set:env_id", default=None, metavar="ID",
                        help="ALE/<Game>-v5 or a classic-control id such as CartPole-v1")
     train.add_argument("--preset", nargs="+", choices=typing.get_args(PresetName), metavar="NAME",
-                       help="known-good settings, applied in order: atari (the default), "
-                            "nature2015, cartpole, rainbow-lite (Double + dueling + 3-step + "
-                            "prioritized; stacks on the others: --preset cartpole rainbow-lite)")
+                       help="known-good settings: atari (the default), nature2015, cartpole, "
+                            "and rainbow-lite (Double + dueling + 3-step + prioritized), which "
+                            "stacks on the others: --preset cartpole rainbow-lite")
     train.add_argument("--config", type=Path, metavar="FILE", help="a TOML file of settings")
     train.add_argument("--run-dir", type=Path, metavar="DIR",
                        help="where config, logs and checkpoints go (default: runs/<env>-<seed>)")

@@ -130,17 +130,23 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+COMPONENT_PRESETS = {"rainbow-lite"}
+
+
 def build_config(preset: str | Sequence[str] | None = None,
                  overrides: dict[str, Any] | None = None,
                  toml_path: str | Path | None = None) -> TrainConfig:
-    """Defaults, then the presets in order, then a TOML file, then explicit overrides; unknown
-    keys fail."""
+    """Defaults, then the presets (env presets in order, then component presets such as
+    rainbow-lite), then a TOML file, then explicit overrides; unknown keys fail."""
     config = TrainConfig()
-    layers = []
-    for name in [preset] if isinstance(preset, str) else preset or ():
+    names = [preset] if isinstance(preset, str) else list(preset or ())
+    for name in names:
         if name not in PRESETS:
             raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {name!r}")
-        layers.append(PRESETS[name])
+    # Component presets go after env presets whatever the order given, so that an env preset's
+    # choices (cartpole's double = false) never undo them.
+    names.sort(key=lambda name: name in COMPONENT_PRESETS)
+    layers = [PRESETS[name] for name in names]
     if toml_path is not None:
         with open(toml_path, "rb") as file:
             layers.append(tomllib.load(file))

@@ -100,7 +100,7 @@ class PyReplayBuffer:
                 self._set_leaf(transition_id, self.max_priority ** self.alpha)
         self.open_windows = still_open
 
-    def sample(self, batch_size: int, beta: float | None = None) -> Batch:
+    def sample(self, batch_size: int, *, beta: float | None = None) -> Batch:
         beta = _args.check_beta(self.prioritized, beta)
         if self.prioritized:
             return self._sample_proportional(batch_size, beta)
@@ -127,7 +127,9 @@ class PyReplayBuffer:
             while self.sums[slot] <= 0:  # rounding put the mass past the last open leaf
                 slot = self.sums.find_prefixsum_idx(self.rng.random() * total)
             p_sample = self.sums[slot] / total
-            weights.append((p_sample * len(self.buffer)) ** (-beta) / max_weight)
+            # At least the smallest normal float32, as the C++ buffer: a sample always counts.
+            weights.append(max((p_sample * len(self.buffer)) ** (-beta) / max_weight,
+                               float(np.finfo(np.float32).tiny)))
             positions.append((slot - oldest) % self.capacity)
         return self._batch(positions, weights)
 

@@ -12,6 +12,10 @@ from pydqn.batch import Batch
 
 _C = load_extension()
 
+# What states saved before prioritized replay existed lack: they are uniform buffers' states.
+_UNPRIORITIZED = {"prioritized": False, "alpha": 0.6}
+_UNPRIORITIZED_STATE = {"priorities": None, "max_priority": 1.0}
+
 
 class ReplayBuffer:
     """A circular replay buffer that stores every observation frame once.
@@ -94,7 +98,7 @@ class ReplayBuffer:
         # there), so this hot path does no Python-side work.
         return self._impl.add(obs, action, reward, next_obs, terminated, truncated, env_ids)
 
-    def sample(self, batch_size: int, beta: float | None = None, out: Batch | None = None) -> Batch:
+    def sample(self, batch_size: int, out: Batch | None = None, *, beta: float | None = None) -> Batch:
         """Draw ``batch_size`` transitions, with replacement, from those stored: uniformly, or
         for a prioritized buffer with probability P(i) = p_i^alpha / sum_j p_j^alpha.
 
@@ -147,7 +151,9 @@ class ReplayBuffer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a `state_dict` into this buffer, which must be new (nothing added yet) and have
-        the same capacity, obs_shape, obs_dtype, frame_stack and num_envs.
+        the same settings (capacity, obs_shape, obs_dtype, frame_stack, num_envs, n_step, gamma,
+        prioritized, alpha). States saved before prioritized replay existed load into uniform
+        buffers.
 
         Afterwards ``len``, every slot's ``get``, the slots later ``add`` calls return, and the
         sequence of ``sample`` batches are the saved buffer's. Env streams start afresh: each
@@ -156,7 +162,8 @@ class ReplayBuffer:
         """
         if not isinstance(state, dict) or "settings" not in state:
             raise TypeError(f"state: expected a dict from ReplayBuffer.state_dict(), got {type(state).__name__}")
-        saved, own = state["settings"], self._settings()
+        saved, own = {**_UNPRIORITIZED, **state["settings"]}, self._settings()
+        state = {**_UNPRIORITIZED_STATE, **state}
         for name, value in own.items():
             if saved.get(name) != value:
                 raise ValueError(f"state: saved from a buffer with {name}={saved.get(name)!r}, "

@@ -54,3 +54,7 @@ def test_rainbow_lite_sets_only_its_components_so_it_stacks_on_an_env_preset():
     assert alone.env_id == TrainConfig().env_id
     assert stacked.env_id == "CartPole-v1"
     assert stacked.learner.learning_rate == build_config("cartpole").learner.learning_rate
+
+
+def test_component_presets_apply_after_env_presets_whatever_the_order():
+    assert build_config(["rainbow-lite", "cartpole"]) == build_config(["cartpole", "rainbow-lite"])

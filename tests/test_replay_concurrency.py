@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 import pydqn
 
@@ -173,6 +174,8 @@ def test_priority_updates_racing_overwrites_never_reach_the_new_occupant(n_step)
     def learn():
         batch = buf.sample(32, beta=0.5)
         check(batch, n_step)
+        assert torch.equal(batch.indices, batch.transition_ids % 16)
+        assert bool(((batch.weights > 0) & (batch.weights <= 1)).all()), batch.weights
         pending.append(batch.transition_ids)
         if len(pending) > 2:  # by now many of that batch's transitions have been overwritten
             ids = pending.pop(0)
@@ -194,3 +197,35 @@ def test_priority_updates_racing_overwrites_never_reach_the_new_occupant(n_step)
             assert leaf == pytest.approx(marker ** 0.5), (first + row, leaf)
         else:  # untouched: the maximum from its add, or 0 while its window is open
             assert leaf == 1.0 or (n_step > 1 and leaf == 0.0), (first + row, leaf)
+
+
+@pytest.mark.slow
+def test_state_dict_while_priorities_update_loads_back():
+    """Saving holds off adds but not priority updates: a transition held by an update is saved as
+    the complete transition it is, so every state loads back and samples consistently."""
+    args = dict(frame_stack=K, num_envs=NUM_ENVS, n_step=3, gamma=float(GAMMA), prioritized=True)
+    buf = pydqn.ReplayBuffer(32, (K, SIDE, SIDE), seed=0, **args)
+    for env in range(NUM_ENVS):
+        add_step(buf, env, 0)
+    added, rounds = [1] * NUM_ENVS, [0, 0]
+
+    def write(env):
+        add_step(buf, env, added[env])
+        added[env] += 1
+
+    def learn():
+        batch = buf.sample(32, beta=0.5)
+        buf.update_priorities(batch.transition_ids, np.random.default_rng(rounds[0]).uniform(0.1, 5, 32))
+        rounds[0] += 1
+
+    def snapshot():
+        state = buf.state_dict()
+        assert state["max_priority"] ** 0.6 >= float(state["priorities"].max()) * (1 - 1e-12)
+        restored = pydqn.ReplayBuffer(32, (K, SIDE, SIDE), **args)
+        restored.load_state_dict(state)
+        check(restored.sample(64, beta=0.5), n_step=3)
+        rounds[1] += 1
+
+    enough = lambda: min(added[:2]) > 100 and rounds[1] > 30 and rounds[0] > 100  # noqa: E731
+    hammer([lambda e=e: write(e) for e in range(2)] + [learn, snapshot], enough)
+    assert enough(), (added, rounds)

@@ -217,3 +217,40 @@ def _saved(state):
     torch.save(state, stream)
     stream.seek(0)
     return stream
+
+
+def test_sample_into_an_out_batch_with_beta():
+    buf = filled(ReplayBuffer, 10, alpha=1.0)
+    buf.update_priorities(list(range(10)), np.linspace(1.0, 10.0, 10))
+    out = buf.sample(8, beta=1.0)
+    again = buf.sample(8, out=out, beta=0.5)
+    assert again is out
+    np.testing.assert_allclose(out.weights.numpy(), (out.action.numpy() + 1.0) ** -0.5, rtol=1e-6)
+
+
+@pytest.mark.parametrize("cls", BUFFERS)
+def test_priorities_are_read_as_float64_and_a_sum_that_would_overflow_is_refused(cls):
+    buf = filled(cls, 4, alpha=1.0)
+    if cls is ReplayBuffer:
+        with pytest.raises(ValueError, match=r"priorities: 1e\+308 at position 0 is too large"):
+            buf.update_priorities([0], [1e308])
+    assert buf.update_priorities([1], [1e39]) == 1  # a float32 would be inf
+    assert buf.update_priorities([], []) == 0
+    batch = buf.sample(64, beta=1.0)
+    assert (batch.transition_ids == 1).float().mean() > 0.9
+    assert float(batch.weights.min()) > 0  # 1e-39 is below float32's normal range: clamped, not 0
+
+
+def test_uniform_states_saved_before_prioritized_replay_still_load():
+    buf = ReplayBuffer(8, (2,), torch.float32, seed=1)
+    for t in range(5):
+        buf.add(np.full((1, 2), t, np.float32), [t], [0.0], np.full((1, 2), t + 1, np.float32),
+                [False], [False])
+    state = buf.state_dict()
+    for key in ("priorities", "max_priority"):
+        del state[key]
+    for key in ("prioritized", "alpha"):
+        del state["settings"][key]
+    restored = ReplayBuffer(8, (2,), torch.float32)
+    restored.load_state_dict(state)
+    assert torch.equal(restored.sample(16).obs, buf.sample(16).obs)

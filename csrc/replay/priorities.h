@@ -21,14 +21,15 @@ class Priorities {
 
   double alpha() const { return alpha_; }
   // The running maximum of the priorities given, which new transitions get (1 until one is given).
-  double max_priority() const { return max_priority_.load(std::memory_order_relaxed); }
+  double max_priority() const { return max_priority_.load(std::memory_order_acquire); }
 
+  // The maximum is raised before the leaf is stored (a saved state reads leaves, then the maximum).
   void set(int64_t slot, double priority) {
-    set_leaf(slot, std::pow(priority, alpha_));
     double seen = max_priority_.load(std::memory_order_relaxed);
     while (priority > seen &&
-           !max_priority_.compare_exchange_weak(seen, priority, std::memory_order_relaxed)) {
+           !max_priority_.compare_exchange_weak(seen, priority, std::memory_order_acq_rel)) {
     }
+    set_leaf(slot, std::pow(priority, alpha_));
   }
   void set_max(int64_t slot) { set_leaf(slot, std::pow(max_priority(), alpha_)); }
   void clear(int64_t slot) {
@@ -45,6 +46,8 @@ class Priorities {
   double leaf(int64_t slot) const { return sums_.get(slot); }
   double total() const { return sums_.root(); }
   double min_leaf() const { return minima_.root(); }
+  // The largest leaf update_priorities accepts: the sum of all leaves stays finite.
+  double max_leaf() const { return std::numeric_limits<double>::max() / static_cast<double>(2 * sums_.leaves()); }
   // The slot where the running sum of leaves passes `mass`, 0 <= mass < total().
   int64_t find(double mass) const { return sums_.find_prefix(mass); }
 

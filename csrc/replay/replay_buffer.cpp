@@ -439,13 +439,15 @@ struct ReplayBuffer::BatchPointers {
   float* weights;
 };
 
-bool ReplayBuffer::try_read(int64_t slot, const BatchPointers& out, int64_t row) const {
+bool ReplayBuffer::try_read(int64_t slot, const BatchPointers& out, int64_t row,
+                            double* leaf) const {
   const int64_t version = ring_.read_begin(slot);
   if (version == 0) return false;
   TransitionRecord record;
   TransitionWindow window;
   ring_.load(slot, record);
   ring_.load_window(slot, record, window, gamma_);
+  if (leaf != nullptr) *leaf = priorities_->leaf(slot);
   if (!ring_.read_valid(slot, version)) return false;  // the ids must be one record's
   const int64_t row_bytes = frame_stack_ * frame_bytes_;
   std::byte* obs = out.obs + row * row_bytes;
@@ -551,10 +553,14 @@ void ReplayBuffer::sample_into(const BatchTensors& out, std::optional<double> be
     for (int64_t row = 0; row < batch_size; ++row) sample_uniform_row(first_draw + row, pointers, row);
     return;
   }
-  const double total = priorities_->total();
-  const double min_leaf = priorities_->min_leaf();
-  TORCH_CHECK_VALUE(total > 0.0 && std::isfinite(total) && min_leaf > 0.0,
-                    "cannot sample: the stored priorities sum to ", total);
+  // Some stored transition is complete, so its leaf is positive; the trees may lag a concurrent
+  // writer's leaf for a moment (update_priorities keeps the sum finite).
+  double total = priorities_->total();
+  double min_leaf = priorities_->min_leaf();
+  for (SpinWait spin; !(total > 0.0 && min_leaf > 0.0 && std::isfinite(min_leaf)); spin.pause()) {
+    total = priorities_->total();
+    min_leaf = priorities_->min_leaf();
+  }
   for (int64_t row = 0; row < batch_size; ++row) {
     sample_prioritized_row(first_draw + row, batch_size, total, min_leaf, *beta, pointers, row);
   }
@@ -583,9 +589,12 @@ void ReplayBuffer::sample_prioritized_row(uint64_t draw, int64_t rows, double to
     const double mass = std::min(lower + width * CounterRng::unit(rng_.draw(draw)),
                                  std::nextafter(total, 0.0));
     const int64_t slot = priorities_->find(mass);
-    const double leaf = priorities_->leaf(slot);
-    if (slot < size() && leaf > 0.0 && try_read(slot, out, row)) {
-      out.weights[row] = static_cast<float>(std::min(1.0, std::pow(leaf / min_leaf, -beta)));
+    double leaf = 0.0;  // read with the transition: a writer that takes the slot sets its own
+    if (slot < size() && priorities_->leaf(slot) > 0.0 && try_read(slot, out, row, &leaf) &&
+        leaf > 0.0) {
+      // Smallest normal float at the bottom: a weight is never 0 (a sample always counts).
+      const double weight = std::min(1.0, std::pow(leaf / min_leaf, -beta));
+      out.weights[row] = std::max(static_cast<float>(weight), std::numeric_limits<float>::min());
       return;
     }
     // Only concurrent writes land here (a slot rewritten or cleared under the read): redraw from

@@ -117,7 +117,8 @@ class ReplayBuffer {
   // Publishes transition seq's window, unless the slot moved on (then nothing changes).
   void complete_window(int64_t seq, const TransitionWindow& window);
   // Copies one committed transition into row `row` of `out`; false if it changed under the read.
-  bool try_read(int64_t slot, const BatchPointers& out, int64_t row) const;
+  // `leaf`: also reads the transition's priority leaf, validated with the rest.
+  bool try_read(int64_t slot, const BatchPointers& out, int64_t row, double* leaf = nullptr) const;
   // Fills row `row` from the slot that draw number `draw` picks, redrawing while it changes
   // under the read.
   void sample_uniform_row(uint64_t draw, const BatchPointers& out, int64_t row);

@@ -33,6 +33,10 @@ int64_t ReplayBuffer::update_priorities(const at::Tensor& transition_ids_in,
     TORCH_CHECK_VALUE(std::isfinite(priorities[i]) && priorities[i] > 0.0,
                       "priorities: expected finite values > 0, got ", priorities[i],
                       " at position ", i, " (add a small epsilon to |TD error|)");
+    TORCH_CHECK_VALUE(std::pow(priorities[i], priorities_->alpha()) <= priorities_->max_leaf(),
+                      "priorities: ", priorities[i], " at position ", i, " is too large: p^alpha ",
+                      "must stay below ", priorities_->max_leaf(), " for the sum over the ",
+                      capacity(), " slots to stay finite");
   }
   int64_t applied = 0;
   for (int64_t i = 0; i < count; ++i) {

@@ -64,10 +64,7 @@ ReplayState ReplayBuffer::save_state() const {
   state.reward = at::empty({stored}, at::kFloat);
   state.terminated = at::empty({stored}, at::kBool);
   state.truncated = at::empty({stored}, at::kBool);
-  if (priorities_) {
-    state.priorities = at::zeros({stored}, at::kDouble);
-    state.max_priority = priorities_->max_priority();
-  }
+  if (priorities_) state.priorities = at::zeros({stored}, at::kDouble);
   if (windows) {
     state.complete = at::zeros({stored}, at::kBool);
     state.window_ids = at::zeros({stored, frame_stack_}, at::kInt);
@@ -98,7 +95,11 @@ ReplayState ReplayBuffer::save_state() const {
     state.terminated.mutable_data_ptr<bool>()[i] = (record.flags & kTerminated) != 0;
     state.truncated.mutable_data_ptr<bool>()[i] = (record.flags & kTruncated) != 0;
     if (priorities_) state.priorities.mutable_data_ptr<double>()[i] = priorities_->leaf(slot);
-    if (windows && TransitionRing::phase_of(version) == TransitionRing::kComplete) {
+    // With every stream held no window is being completed, so "completing" is a priority
+    // update's hold of a complete transition (see TransitionRing::hold).
+    const bool complete = TransitionRing::phase_of(version) == TransitionRing::kComplete ||
+                          TransitionRing::phase_of(version) == TransitionRing::kCompleting;
+    if (windows && complete) {
       TransitionWindow window;
       ring_.load_window(slot, record, window, gamma_);
       state.complete.mutable_data_ptr<bool>()[i] = true;
@@ -111,6 +112,9 @@ ReplayState ReplayBuffer::save_state() const {
       state.window_truncated.mutable_data_ptr<bool>()[i] = (window.flags & kTruncated) != 0;
     }
   }
+  // Read after the leaves: Priorities::set raises the maximum before it stores a leaf, so the
+  // saved maximum covers every saved leaf even while priority updates run.
+  if (priorities_) state.max_priority = priorities_->max_priority();
   const int64_t frame_count = static_cast<int64_t>(frame_order.size());
   state.frames = at::empty({frame_count, frame_bytes_}, at::kByte);
   auto* out = state.frames.mutable_data_ptr<uint8_t>();

@@ -35,7 +35,7 @@ struct TransitionWindow {
 // Each slot has a version word that is a seqlock with two phases:
 //   4*seq + 1   transition `seq` is being written
 //   4*seq + 2   committed; its n-step window is not complete yet (n > 1 only): not readable
-//   4*seq + 3   its window is being written
+//   4*seq + 3   its window is being written, or its priority (hold(): a complete transition)
 //   4*seq + 4   complete and readable
 //   <= 0        never written (initialised to 4*(slot - capacity) + 4)
 // A writer of `seq` waits until the slot's previous occupant, seq - capacity, is committed or
@@ -74,9 +74,10 @@ class TransitionRing {
   bool begin_complete(int64_t seq);
   void end_complete(int64_t seq, const TransitionWindow& window);
   // Holds complete transition seq's slot in the "completing" phase, so neither a writer nor a
-  // second holder can touch it, for changes that leave the record as it is (its priority);
-  // false if the slot no longer holds seq complete. release() ends the hold; readers that
-  // overlapped it still validate, since the record did not change.
+  // second holder can touch it, for changes that leave the record as it is (its priority).
+  // Waits while the slot is "completing" already (its window being written, or another hold);
+  // false if the slot holds another transition, or seq's window is still open. release() ends
+  // the hold; readers that overlapped it still validate, since the record did not change.
   bool hold(int64_t seq);
   void release(int64_t seq);
   // Loading a saved buffer into a ring nobody has written: commit() the last min(claimed,
