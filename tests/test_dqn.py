@@ -52,14 +52,20 @@ def test_polyak_sync_by_hand():
         assert torch.allclose(target, old + 0.25 * (online - old))
 
 
+@pytest.mark.parametrize("double", [True, False])
 @pytest.mark.parametrize("discount", [0.99, 0.99**3])  # one step; a 3-step window
-def test_double_dqn_target_uses_the_online_argmax_and_the_batch_discount(discount):
-    dqn = learner(double=True)
+def test_the_target_follows_the_double_option_and_the_batch_discount(double, discount):
+    dqn = learner(double=double)
     b = batch(discount=discount)
     with torch.no_grad():
-        expected_target = b.reward + discount * (~b.terminated) * dqn.target(b.next_obs).gather(
-            1, dqn.online(b.next_obs).argmax(1, keepdim=True)).squeeze(1)
+        for p in dqn.target.parameters():  # a target that lags the online net, as in training
+            p.add_(0.5 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+        next_q = dqn.target(b.next_obs)
+        online_argmax = next_q.gather(1, dqn.online(b.next_obs).argmax(1, keepdim=True)).squeeze(1)
+        bootstrap = online_argmax if double else next_q.max(1).values
+        expected_target = b.reward + discount * (~b.terminated) * bootstrap
         q_taken = dqn.online(b.obs).gather(1, b.action[:, None]).squeeze(1)
+        assert not torch.allclose(online_argmax, next_q.max(1).values)  # the option matters here
     td = dqn.update(b)["td_error"]
     assert torch.allclose(td, q_taken - expected_target, atol=1e-6)
 
