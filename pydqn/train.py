@@ -143,10 +143,8 @@ class Trainer:
         """One update on a sampled batch; with prioritized replay, the batch's priorities become
         its |TD errors| (from before the update's gradient step) plus priority_epsilon."""
         config = self.config
-        if not config.prioritized:
-            batch = self.buffer.sample(config.batch_size)
-        else:
-            batch = self.buffer.sample(config.batch_size, beta=self.priority_beta(self.step))
+        beta = self.priority_beta(self.step) if config.prioritized else None
+        batch = self.buffer.sample(config.batch_size, beta=beta)
         clock.lap("buffer")
         self.metrics = self.learner.update(batch)
         clock.lap("learning")

@@ -394,8 +394,7 @@ void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
                  streams_[envs[r]], records[r]);
     records[r].action = static_cast<int32_t>(in.action.integer(r));
     records[r].reward = static_cast<float>(in.reward.real(r));
-    records[r].flags = (in.terminated.flag(r) ? kTerminated : 0) |
-                       (in.truncated.flag(r) ? kTruncated : 0);
+    records[r].flags = transition_flags(in.terminated.flag(r), in.truncated.flag(r));
   }
   // Nothing below can fail: once claimed, every transition number is committed, because writers
   // of later numbers on the same slot wait for it.

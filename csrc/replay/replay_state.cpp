@@ -215,8 +215,8 @@ void ReplayBuffer::load_state(const ReplayState& state) {
     for (int32_t f = 0; f < ids; ++f) record.frame_ids[f] = frame_id[rows[i * ids + f]];
     record.action = action.const_data_ptr<int32_t>()[i];
     record.reward = reward.const_data_ptr<float>()[i];
-    record.flags = (terminated.const_data_ptr<bool>()[i] ? kTerminated : 0) |
-                   (truncated.const_data_ptr<bool>()[i] ? kTruncated : 0);
+    record.flags = transition_flags(terminated.const_data_ptr<bool>()[i],
+                                    truncated.const_data_ptr<bool>()[i]);
     frames_.for_each_chunk(record.frame_ids, ids, [&](int32_t c) { frames_.retain(c); });
     const double leaf = priorities_ ? priorities.const_data_ptr<double>()[i] : 0.0;
     // Nothing samples before restore_claimed() below, so the leaves are set outside any hold.
@@ -233,8 +233,8 @@ void ReplayBuffer::load_state(const ReplayState& state) {
     }
     window.reward = window_reward.const_data_ptr<float>()[i];
     window.discount = window_discount.const_data_ptr<float>()[i];
-    window.flags = (window_terminated.const_data_ptr<bool>()[i] ? kTerminated : 0) |
-                   (window_truncated.const_data_ptr<bool>()[i] ? kTruncated : 0);
+    window.flags = transition_flags(window_terminated.const_data_ptr<bool>()[i],
+                                    window_truncated.const_data_ptr<bool>()[i]);
     incomplete_.fetch_add(1, std::memory_order_relaxed);
     complete_window(seq, window);
     if (priorities_) priorities_->set_leaf(seq % capacity(), leaf);  // complete_window set the max

@@ -19,6 +19,9 @@ struct TransitionRecord {
 };
 constexpr uint8_t kTerminated = 1;
 constexpr uint8_t kTruncated = 2;
+inline uint8_t transition_flags(bool terminated, bool truncated) {
+  return (terminated ? kTerminated : 0) | (truncated ? kTruncated : 0);
+}
 
 // The n-step view of a transition t, as sampling returns it: its window is t, ..., t+m-1 of the same
 // env stream, with m = n unless the episode ended sooner. For n = 1 it is the transition itself.
