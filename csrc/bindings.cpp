@@ -314,10 +314,11 @@ PYBIND11_MODULE(_C, m) {
   // Tensor arguments are converted while the GIL is held; the copying runs without it.
   py::class_<ReplayBuffer>(m, "ReplayBuffer")
       .def(py::init<int64_t, std::vector<int64_t>, at::ScalarType, int64_t, int64_t,
-                    std::optional<uint64_t>, int64_t, double, bool, double>(),
+                    std::optional<uint64_t>, int64_t, double, bool, double,
+                    std::optional<c10::Device>>(),
            py::arg("capacity"), py::arg("obs_shape"), py::arg("obs_dtype"), py::arg("frame_stack"),
            py::arg("num_envs"), py::arg("seed"), py::arg("n_step"), py::arg("gamma"),
-           py::arg("prioritized"), py::arg("alpha"))
+           py::arg("prioritized"), py::arg("alpha"), py::arg("sample_device") = py::none())
       .def(
           "sample",
           [](ReplayBuffer& self, int64_t batch_size, std::optional<double> beta) {
@@ -391,7 +392,8 @@ PYBIND11_MODULE(_C, m) {
           py::arg("state"))
       .def("__len__", &ReplayBuffer::size)
       .def_property_readonly("capacity", &ReplayBuffer::capacity)
-      .def_property_readonly("nbytes", &ReplayBuffer::nbytes);
+      .def_property_readonly("nbytes", &ReplayBuffer::nbytes)
+      .def_property_readonly("device_nbytes", &ReplayBuffer::device_nbytes);
   // add() goes beside pybind11's methods as a plain CPython one (see replay_add).
   static PyMethodDef add_method = {
       "add", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(replay_add)),

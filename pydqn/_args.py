@@ -42,18 +42,26 @@ def check_dtype(obs_dtype: Any) -> torch.dtype:
     return obs_dtype
 
 
-def check_device(device: Any) -> torch.device:
+def check_device(device: Any, cuda_resident: bool) -> torch.device:
+    """'cpu', or with `cuda_resident` a CUDA device that exists (the buffer lives there)."""
     try:
         device = torch.device(device)
     except (TypeError, RuntimeError) as error:
         raise ValueError(f"device: expected 'cpu' or a torch.device, got {device!r} ({error})") from None
-    if device.type != "cpu":
-        raise ValueError(
-            f"device: the replay buffer is CPU-resident for now, got device={str(device)!r}; "
-            "pass device='cpu' and move sampled batches with .to(device) (a CUDA-resident buffer "
-            "is planned)"
-        )
-    return device
+    if device.type == "cpu":
+        return device
+    if device.type != "cuda" or not cuda_resident:
+        where = "'cpu' or 'cuda'" if cuda_resident else "'cpu' (this buffer is host-resident)"
+        raise ValueError(f"device: expected {where}, got device={str(device)!r}; sample on the "
+                         "CPU and move batches with .to(device)")
+    if not torch.cuda.is_available():
+        raise ValueError(f"device: {str(device)!r} was asked for, but torch sees no CUDA device "
+                         f"(torch {torch.__version__}, CUDA build: {torch.version.cuda})")
+    index = torch.cuda.current_device() if device.index is None else device.index
+    if index >= torch.cuda.device_count():
+        raise ValueError(f"device: {str(device)!r} does not exist; torch sees "
+                         f"{torch.cuda.device_count()} CUDA device(s)")
+    return torch.device("cuda", index)
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,7 @@ def check_fraction(name: str, value: Any) -> float:
 def check_buffer_args(capacity: Any, obs_shape: Any, obs_dtype: Any, frame_stack: Any,
                       num_envs: Any, device: Any, seed: Any, n_step: Any = 1,
                       gamma: Any = 0.99, prioritized: Any = False,
-                      alpha: Any = 0.6) -> BufferArgs:
+                      alpha: Any = 0.6, cuda_resident: bool = False) -> BufferArgs:
     if not isinstance(prioritized, bool):
         raise TypeError(f"prioritized: expected a bool, got {type(prioritized).__name__} {prioritized!r}")
     return BufferArgs(
@@ -93,7 +101,7 @@ def check_buffer_args(capacity: Any, obs_shape: Any, obs_dtype: Any, frame_stack
         obs_dtype=check_dtype(obs_dtype),
         frame_stack=check_int("frame_stack", frame_stack, minimum=1, maximum=32),
         num_envs=check_int("num_envs", num_envs, minimum=1, maximum=65536),
-        device=check_device(device),
+        device=check_device(device, cuda_resident),
         seed=None if seed is None else check_int("seed", seed, minimum=0, maximum=2**64 - 1),
         n_step=check_int("n_step", n_step, minimum=1, maximum=64),
         gamma=check_fraction("gamma", gamma),

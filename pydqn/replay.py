@@ -29,7 +29,9 @@ class ReplayBuffer:
         frame_stack: frames per observation. Consecutive observations of an env stream share
             k-1 frames, and the buffer keeps only the new ones.
         num_envs: number of env streams that ``add`` interleaves.
-        device: ``"cpu"``.
+        device: where sampled batches are built. ``"cpu"``, or ``"cuda"`` (``"cuda:i"``): the
+            buffer keeps its frames and transitions in that GPU's memory as well, and ``sample``
+            and ``get`` return CUDA tensors gathered there by one kernel (see `sample`).
         seed: seed of the buffer's own sampling generator (``None``: from the OS).
         n_step: sample n-step transitions (see `Batch`); a transition is sampled once its window
             is complete, n transitions later or at its episode's end.
@@ -38,10 +40,15 @@ class ReplayBuffer:
             (proportional prioritized replay, Schaul et al. 2016) instead of uniformly; see
             `sample` and `update_priorities`.
         alpha: how much priorities count (0: uniform).
+        sampler: ``"host"`` (the default on the CPU) copies batches out of the host store;
+            ``"kernel"`` (the default, and the only one, on CUDA) keeps a device copy of the
+            frames and transitions and samples with the device's kernels. ``device="cpu",
+            sampler="kernel"`` runs the CUDA path's CPU twin, which draws the same batches.
 
     ``add``, ``sample`` and ``get`` release the GIL while they copy. Threads may ``add`` at the same
     time for disjoint ``env_ids`` while other threads ``sample``; no sample returns a transition
-    mixed from two writes.
+    mixed from two writes. A ``"kernel"`` sampler takes one call at a time (its device work is
+    ordered on the current CUDA stream): overlapping calls raise ValueError.
     """
 
     def __init__(
@@ -57,16 +64,24 @@ class ReplayBuffer:
         gamma: float = 0.99,
         prioritized: bool = False,
         alpha: float = 0.6,
+        sampler: str | None = None,
     ) -> None:
         args = _args.check_buffer_args(capacity, obs_shape, obs_dtype, frame_stack, num_envs,
-                                       device, seed, n_step, gamma, prioritized, alpha)
+                                       device, seed, n_step, gamma, prioritized, alpha,
+                                       cuda_resident=True)
+        self.sampler = _check_sampler(sampler, args.device)
+        if args.device.type == "cuda" and not _C.WITH_CUDA:
+            raise ValueError(f"device: {args.device} asked for, but pydqn was built without CUDA "
+                             "kernels (against a CPU torch, or without nvcc); reinstall it with "
+                             "`pip install --no-build-isolation .` in an environment with a CUDA torch")
         self.obs_shape, self.obs_dtype, self.device = args.obs_shape, args.obs_dtype, args.device
         self.frame_stack, self.num_envs = args.frame_stack, args.num_envs
         self.n_step, self.gamma = args.n_step, args.gamma
         self.prioritized, self.alpha = args.prioritized, args.alpha
         self._impl = _C.ReplayBuffer(args.capacity, list(args.obs_shape), args.obs_dtype,
                                      args.frame_stack, args.num_envs, args.seed, args.n_step,
-                                     args.gamma, args.prioritized, args.alpha)
+                                     args.gamma, args.prioritized, args.alpha,
+                                     args.device if self.sampler == "kernel" else None)
         if type(self).add is ReplayBuffer.add:
             # add() runs once per environment step: calls go straight to the extension's method,
             # whose arguments and behaviour are those of the method below, without the ~0.9 us
@@ -109,8 +124,15 @@ class ReplayBuffer:
         0.4) is required in [0, 1] for a prioritized buffer and refused by a uniform one, whose
         weights are 1.
 
-        With ``out`` (a Batch of contiguous CPU tensors of the right shapes and dtypes) the batch
-        is written in place and ``out`` is returned: no allocation on the sampling path.
+        With ``out`` (a Batch of contiguous tensors on ``device`` of the right shapes and dtypes)
+        the batch is written in place and ``out`` is returned: no allocation on the sampling path.
+
+        On CUDA the slots are drawn on the device (by a counter-based generator whose position
+        lives in device memory) and one kernel gathers the stacked ``obs``/``next_obs`` and every
+        other field: the call queues work on the current stream and never waits for the GPU, so
+        ``sample(B, out=batch)`` can be captured in a CUDA graph, whose replays sample afresh
+        from what the buffer then holds. With the same seed and ``add`` calls, every sampler
+        draws the same batches.
         """
         batch_size = _args.check_int("batch_size", batch_size, minimum=1)
         beta = _args.check_beta(self.prioritized, beta)
@@ -140,7 +162,8 @@ class ReplayBuffer:
         return self._impl.update_priorities(ids, values.to(torch.float64))
 
     def get(self, indices: Sequence[int] | torch.Tensor) -> Batch:
-        """Read the transitions in the given slots (as returned by ``add``)."""
+        """Read the transitions in the given slots (as returned by ``add``), as tensors on
+        ``device``: bit for bit what a CPU buffer given the same ``add`` calls returns."""
         return Batch(*self._impl.get(_args.as_cpu_tensor("indices", indices)))
 
     def state_dict(self) -> dict[str, Any]:
@@ -189,13 +212,30 @@ class ReplayBuffer:
     @property
     def nbytes(self) -> int:
         """Every byte the buffer has allocated: frames, transition records and bookkeeping, plus
-        the (at most two) observation blocks that ``sample`` keeps for reuse."""
+        the (at most two) observation blocks that ``sample`` keeps for reuse, and ``device_nbytes``."""
         return self._impl.nbytes
+
+    @property
+    def device_nbytes(self) -> int:
+        """The bytes of the ``"kernel"`` sampler's copy on ``device`` (0 for the host sampler)."""
+        return self._impl.device_nbytes
 
     def __repr__(self) -> str:
         return (
             f"ReplayBuffer(capacity={self.capacity}, obs_shape={self.obs_shape}, "
             f"obs_dtype={self.obs_dtype}, frame_stack={self.frame_stack}, "
             f"num_envs={self.num_envs}, n_step={self.n_step}, prioritized={self.prioritized}, "
+            f"device={str(self.device)!r}, sampler={self.sampler!r}, "
             f"len={len(self)}, nbytes={self.nbytes})"
         )
+
+
+def _check_sampler(sampler: Any, device: torch.device) -> str:
+    if sampler is None:
+        return "host" if device.type == "cpu" else "kernel"
+    if sampler not in ("host", "kernel"):
+        raise ValueError(f"sampler: expected 'host' or 'kernel', got {sampler!r}")
+    if sampler == "host" and device.type != "cpu":
+        raise ValueError(f"sampler: 'host' samples into CPU memory; a buffer on {device} uses "
+                         "'kernel' (or leave sampler unset)")
+    return sampler

@@ -161,7 +161,7 @@ def test_bad_out_batch(setup):
         buf.sample(4, out=good._replace(obs=torch.empty(4, 4, 6, 5, dtype=torch.uint8)))
     with pytest.raises(TypeError, match="out.reward: expected dtype torch.float32, got torch.float64"):
         buf.sample(4, out=good._replace(reward=torch.empty(4, dtype=torch.float64)))
-    with pytest.raises(ValueError, match="out.action: expected a contiguous CPU tensor"):
+    with pytest.raises(ValueError, match="out.action: expected a contiguous tensor on cpu"):
         buf.sample(4, out=good._replace(action=torch.empty(8, dtype=torch.int64)[::2]))
     with pytest.raises(ValueError, match="out: expected a Batch of 5 rows"):
         buf.sample(5, out=good)
@@ -178,7 +178,7 @@ CONSTRUCTOR_CASES = [
     (dict(obs_dtype="uint8"), TypeError, "obs_dtype: expected a torch.dtype"),
     (dict(obs_dtype=torch.complex64), TypeError, "obs_dtype: expected a standard integer, floating point"),
     (dict(obs_dtype=torch.qint8), TypeError, "obs_dtype: expected a standard integer, floating point"),
-    (dict(device="cuda"), ValueError, "device: the replay buffer is CPU-resident for now"),
+    (dict(device="mps"), ValueError, "device: expected 'cpu'"),
     (dict(device="gpu0"), ValueError, "device: expected 'cpu' or a torch.device"),
     (dict(seed=-1), ValueError, "seed: expected an int in [0, 18446744073709551615], got -1"),
 ]

@@ -1,6 +1,7 @@
 #include "replay/replay_buffer.h"
 
 #include <ATen/EmptyTensor.h>
+#include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
 
 #include <algorithm>
@@ -146,7 +147,8 @@ at::Tensor empty_cpu(c10::IntArrayRef sizes, at::ScalarType dtype) {
 ReplayBuffer::ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape,
                            at::ScalarType obs_dtype, int64_t frame_stack, int64_t num_envs,
                            std::optional<uint64_t> seed, int64_t n_step, double gamma,
-                           bool prioritized, double alpha)
+                           bool prioritized, double alpha,
+                           std::optional<c10::Device> sample_device)
     : obs_shape_(std::move(obs_shape)),
       obs_dtype_(obs_dtype),
       frame_stack_(static_cast<int32_t>(frame_stack)),
@@ -168,11 +170,19 @@ ReplayBuffer::ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape,
     priorities_ = std::make_unique<Priorities>(capacity, alpha);
   }
   for (int64_t env = 0; env < num_envs; ++env) streams_[env].open_windows.reserve(n_step);
+  if (sample_device.has_value()) {
+    TORCH_CHECK_VALUE(!prioritized, "prioritized: a buffer that samples on ", *sample_device,
+                      " draws uniformly; prioritized replay samples on the host (device='cpu')");
+    mirror_ = std::make_unique<TransitionMirror>(
+        *sample_device, capacity, frame_stack_, frame_bytes_,
+        chunk_frames_for(capacity, frame_stack, num_envs),
+        static_cast<int32_t>(max_chunks_for(capacity, frame_stack, num_envs)), rng_.seed());
+  }
 }
 
 int64_t ReplayBuffer::nbytes() const {
   return frames_.nbytes() + ring_.nbytes() + num_envs_ * static_cast<int64_t>(sizeof(EnvStream)) +
-         obs_blocks_->cached_bytes() + (priorities_ ? priorities_->nbytes() : 0);
+         obs_blocks_->cached_bytes() + (priorities_ ? priorities_->nbytes() : 0) + device_nbytes();
 }
 
 // ---- add -----------------------------------------------------------------------------------------
@@ -282,12 +292,14 @@ void ReplayBuffer::report_discontinuity(const std::byte* obs, const std::byte* n
 // before it in the stream (padding at an episode start, a static screen) is referenced again
 // instead of stored again, so a stream's distinct frames are consecutive allocations.
 void ReplayBuffer::store_frames(const std::byte* obs, const std::byte* next_obs,
-                                bool repeats_newest, EnvStream& stream, TransitionRecord& record) {
+                                bool repeats_newest, EnvStream& stream, TransitionRecord& record,
+                                c10::SmallVector<int32_t, 16>* stored) {
   int32_t* ids = record.frame_ids;
   auto keep = [&](const std::byte* frame, const std::byte* previous, int32_t previous_id) {
     if (previous != nullptr && std::memcmp(frame, previous, frame_bytes_) == 0) return previous_id;
     const int32_t id = stream.new_frame(frames_);
     copy_to_shared(frames_.frame(id), frame, frame_bytes_);
+    if (stored != nullptr) stored->push_back(id);
     return id;
   };
   if (stream.in_episode) {
@@ -333,18 +345,20 @@ void ReplayBuffer::write_transition(int64_t seq, const TransitionRecord& record)
 // The window's frames are the stream's current stack, held by the transition just added, which
 // outlives every transition whose window ends there only in FIFO order of seq; evictions of
 // different slots do not wait for each other, so the window holds its own chunk references.
-void ReplayBuffer::complete_window(int64_t seq, const TransitionWindow& window) {
+bool ReplayBuffer::complete_window(int64_t seq, const TransitionWindow& window) {
   frames_.for_each_chunk(window.next_ids, frame_stack_, [&](int32_t c) { frames_.retain(c); });
   if (!ring_.begin_complete(seq)) {  // evicted meanwhile, by another stream's writer
     frames_.for_each_chunk(window.next_ids, frame_stack_, [&](int32_t c) { frames_.release(c); });
-    return;
+    return false;
   }
   if (priorities_) priorities_->set_max(seq % ring_.capacity());
   ring_.end_complete(seq, window);
   incomplete_.fetch_sub(1, std::memory_order_relaxed);
+  return true;
 }
 
-void ReplayBuffer::advance_windows(EnvStream& stream, int64_t seq, const TransitionRecord& record) {
+void ReplayBuffer::advance_windows(EnvStream& stream, int64_t seq, const TransitionRecord& record,
+                                   c10::SmallVector<int64_t, 16>* completed) {
   auto& open = stream.open_windows;
   open.push_back({seq, record.reward});
   const bool episode_ended = record.flags != 0;
@@ -362,7 +376,9 @@ void ReplayBuffer::advance_windows(EnvStream& stream, int64_t seq, const Transit
     }
     window.reward = reward;
     window.discount = discount;
-    complete_window(open[w].seq, window);
+    if (complete_window(open[w].seq, window) && completed != nullptr) {
+      completed->push_back(open[w].seq);
+    }
   }
   open.erase(open.begin(), open.begin() + static_cast<std::ptrdiff_t>(closing));
 }
@@ -376,6 +392,7 @@ void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
   const std::byte* obs = in.obs.bytes();
   const std::byte* next_obs = in.next_obs.bytes();
 
+  const MirrorCall call(mirror_.get(), mirror_in_use_);
   StreamLease lease(streams_.get(), envs.data(), rows);
   // This thread may not be the one that took the streams' chunks from the free list; its own
   // release fence orders its frame writes after everything that led to their recycling (readers
@@ -389,9 +406,11 @@ void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
   // New frames go into slots of chunks the streams own and no transition references yet, so they
   // are invisible to readers until the transitions that reference them commit.
   c10::SmallVector<TransitionRecord, 8> records(rows);
+  c10::SmallVector<int32_t, 16> new_frames;   // for the mirror
+  c10::SmallVector<int64_t, 16> changed;      // transitions whose slots the mirror must copy
   for (int64_t r = 0; r < rows; ++r) {
     store_frames(obs + r * row_bytes, next_obs + r * row_bytes, repeats_newest[r],
-                 streams_[envs[r]], records[r]);
+                 streams_[envs[r]], records[r], mirror_ ? &new_frames : nullptr);
     records[r].action = static_cast<int32_t>(in.action.integer(r));
     records[r].reward = static_cast<float>(in.reward.real(r));
     records[r].flags = transition_flags(in.terminated.flag(r), in.truncated.flag(r));
@@ -407,36 +426,44 @@ void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
     stream.in_episode = records[r].flags == 0;
     stream.episode_step = stream.in_episode ? stream.episode_step + 1 : 0;
     ++stream.transitions;
-    if (n_step_ > 1) advance_windows(stream, first + r, records[r]);
+    if (mirror_) changed.push_back(first + r);
+    if (n_step_ > 1) advance_windows(stream, first + r, records[r], mirror_ ? &changed : nullptr);
     stream.repin(frames_, frame_stack_);
   }
+  if (mirror_) mirror_->sync(frames_, new_frames, ring_, changed, gamma_, size());
+}
+
+void ReplayBuffer::sync_mirror_all() {
+  const int64_t stored = size();
+  const int64_t first = ring_.claimed() - stored;
+  std::vector<int64_t> seqs(stored);
+  std::vector<bool> seen;
+  std::vector<int32_t> frame_ids;
+  auto collect = [&](const int32_t* ids, int32_t count) {
+    for (int32_t i = 0; i < count; ++i) {
+      if (static_cast<size_t>(ids[i]) >= seen.size()) seen.resize(ids[i] + 1, false);
+      if (!seen[ids[i]]) {
+        seen[ids[i]] = true;
+        frame_ids.push_back(ids[i]);
+      }
+    }
+  };
+  for (int64_t i = 0; i < stored; ++i) {
+    seqs[i] = first + i;
+    const int64_t slot = seqs[i] % ring_.capacity();
+    TransitionRecord record;
+    ring_.load(slot, record);
+    collect(record.frame_ids, frame_stack_ + 1);
+    if (TransitionRing::phase_of(ring_.version(slot)) == TransitionRing::kComplete) {
+      TransitionWindow window;
+      ring_.load_window(slot, record, window, gamma_);
+      collect(window.next_ids, frame_stack_);
+    }
+  }
+  mirror_->sync(frames_, frame_ids, ring_, seqs, gamma_, stored);
 }
 
 // ---- read ----------------------------------------------------------------------------------------
-
-struct ReplayBuffer::BatchPointers {
-  explicit BatchPointers(const BatchTensors& b)
-      : obs(static_cast<std::byte*>(b.obs.mutable_data_ptr())),
-        next_obs(static_cast<std::byte*>(b.next_obs.mutable_data_ptr())),
-        action(b.action.mutable_data_ptr<int64_t>()),
-        reward(b.reward.mutable_data_ptr<float>()),
-        terminated(b.terminated.mutable_data_ptr<bool>()),
-        truncated(b.truncated.mutable_data_ptr<bool>()),
-        discount(b.discount.mutable_data_ptr<float>()),
-        indices(b.indices.mutable_data_ptr<int64_t>()),
-        transition_ids(b.transition_ids.mutable_data_ptr<int64_t>()),
-        weights(b.weights.mutable_data_ptr<float>()) {}
-  std::byte* obs;
-  std::byte* next_obs;
-  int64_t* action;
-  float* reward;
-  bool* terminated;
-  bool* truncated;
-  float* discount;
-  int64_t* indices;
-  int64_t* transition_ids;
-  float* weights;
-};
 
 bool ReplayBuffer::try_read(int64_t slot, const BatchPointers& out, int64_t row,
                             double* leaf) const {
@@ -478,8 +505,17 @@ bool ReplayBuffer::try_read(int64_t slot, const BatchPointers& out, int64_t row,
 }
 
 BatchTensors ReplayBuffer::empty_batch(int64_t batch_size, bool pooled) const {
-  // sample() takes obs and next_obs from the pool (see BlockPool for why).
   const auto sizes = batched(batch_size, obs_shape_);
+  if (mirror_) {
+    const auto on_device = at::TensorOptions().device(mirror_->device());
+    auto empty = [&](c10::IntArrayRef s, at::ScalarType dtype) { return at::empty(s, on_device.dtype(dtype)); };
+    return {empty(sizes, obs_dtype_),          empty({batch_size}, at::kLong),
+            empty({batch_size}, at::kFloat),   empty(sizes, obs_dtype_),
+            empty({batch_size}, at::kBool),    empty({batch_size}, at::kBool),
+            empty({batch_size}, at::kFloat),   empty({batch_size}, at::kLong),
+            empty({batch_size}, at::kLong),    empty({batch_size}, at::kFloat)};
+  }
+  // sample() takes obs and next_obs from the pool (see BlockPool for why).
   auto [obs, next_obs] =
       pooled ? obs_blocks_->empty_pair(sizes, obs_dtype_)
              : std::pair{empty_cpu(sizes, obs_dtype_), empty_cpu(sizes, obs_dtype_)};
@@ -507,8 +543,10 @@ void ReplayBuffer::check_batch(const BatchTensors& out, int64_t batch_size) cons
   for (size_t i = 0; i < std::size(fields); ++i) {
     const at::Tensor& t = *fields[i].first;
     const char* name = fields[i].second;
-    TORCH_CHECK_VALUE(t.defined() && t.device().is_cpu() && t.is_contiguous(), "out.", name,
-                      ": expected a contiguous CPU tensor");
+    TORCH_CHECK_VALUE(t.defined() && t.device() == sample_device() && t.is_contiguous(), "out.",
+                      name, ": expected a contiguous tensor on ", sample_device(), " (where the ",
+                      "buffer samples), got ", t.defined() ? t.device().str() : "None",
+                      t.defined() && !t.is_contiguous() ? " (not contiguous)" : "");
     TORCH_CHECK_TYPE(t.scalar_type() == dtypes[i], "out.", name, ": expected dtype ", dtype_text(dtypes[i]),
                      ", got ", dtype_text(t.scalar_type()));
     const bool is_obs = i == 0 || i == 3;
@@ -541,11 +579,13 @@ void ReplayBuffer::sample_into(const BatchTensors& out, std::optional<double> be
     TORCH_CHECK_VALUE(!beta.has_value(), "beta: only a prioritized buffer takes beta (construct ",
                       "it with prioritized=True); uniform sampling has weights of 1");
   }
+  const MirrorCall call(mirror_.get(), mirror_in_use_);
   check_batch(out, batch_size);
   TORCH_CHECK_VALUE(size() > 0, "cannot sample from an empty buffer: add transitions first");
   TORCH_CHECK_VALUE(size() > incomplete_.load(std::memory_order_relaxed),
                     "cannot sample yet: no stored transition has a complete ", n_step_,
                     "-step window (one completes n_step transitions later, or at its episode's end)");
+  if (mirror_) return mirror_->sample_into(out);
   const BatchPointers pointers(out);
   const uint64_t first_draw = rng_.reserve(batch_size);
   if (!priorities_) {
@@ -567,10 +607,13 @@ void ReplayBuffer::sample_into(const BatchTensors& out, std::optional<double> be
 
 void ReplayBuffer::sample_uniform_row(uint64_t draw, const BatchPointers& out, int64_t row) {
   SpinWait spin;
-  // A slot being rewritten under the read is redrawn, which keeps the draw uniform over the
-  // transitions that are readable; single-threaded use never redraws, so seeds reproduce.
-  while (!try_read(static_cast<int64_t>(CounterRng::below(rng_.draw(draw), size())), out, row)) {
-    draw = rng_.reserve(1);
+  // A slot whose window is open, or that is rewritten under the read, is redrawn, which keeps the
+  // draw uniform over the transitions that are readable. The redraw derives from the row's own
+  // draw, as the sampling kernels' does (TransitionMirror), so a seed gives the same batches on
+  // every sampler.
+  uint64_t random = rng_.draw(draw);
+  while (!try_read(static_cast<int64_t>(CounterRng::below(random, size())), out, row)) {
+    random = CounterRng::redraw(random);
     spin.pause();
   }
 }
@@ -610,7 +653,8 @@ BatchTensors ReplayBuffer::get(const at::Tensor& indices_in) {
                    "indices: expected integers, got ", dtype_text(indices_in.scalar_type()));
   TORCH_CHECK_VALUE(indices_in.dim() == 1, "indices: expected a 1-D sequence, got shape ",
                     shape_text(indices_in.sizes()));
-  const at::Tensor indices = indices_in.to(at::kLong).contiguous();
+  const MirrorCall call(mirror_.get(), mirror_in_use_);
+  const at::Tensor indices = indices_in.to(at::kCPU, at::kLong).contiguous();
   const int64_t* slots = indices.const_data_ptr<int64_t>();
   const int64_t count = indices.numel();
   const int64_t stored = size();
@@ -619,14 +663,22 @@ BatchTensors ReplayBuffer::get(const at::Tensor& indices_in) {
                       " at position ", i, " is out of range; the buffer holds ", stored,
                       " transitions in slots [0, ", stored, ")");
   }
+  auto check_complete = [&](int64_t row) {
+    TORCH_CHECK_VALUE(TransitionRing::phase_of(ring_.version(slots[row])) != TransitionRing::kCommitted,
+                      "indices: slot ", slots[row], " at position ", row, " holds a transition whose ",
+                      n_step_, "-step window is not complete yet");
+  };
   BatchTensors out = empty_batch(count, /*pooled=*/false);
+  if (mirror_) {
+    for (int64_t row = 0; row < count; ++row) check_complete(row);
+    mirror_->get_into(out, indices);
+    return out;
+  }
   const BatchPointers pointers(out);
   for (int64_t row = 0; row < count; ++row) {
     SpinWait spin;
     while (!try_read(slots[row], pointers, row)) {
-      TORCH_CHECK_VALUE(TransitionRing::phase_of(ring_.version(slots[row])) != TransitionRing::kCommitted,
-                        "indices: slot ", slots[row], " at position ", row, " holds a transition whose ",
-                        n_step_, "-step window is not complete yet");
+      check_complete(row);
       spin.pause();  // mid-write: wait for its commit
     }
   }

@@ -8,21 +8,17 @@
 #include <span>
 #include <vector>
 
+#include "replay/batch.h"
 #include "replay/block_pool.h"
 #include "replay/counter_rng.h"
 #include "replay/env_stream.h"
 #include "replay/frame_store.h"
 #include "replay/host_array.h"
 #include "replay/priorities.h"
+#include "replay/transition_mirror.h"
 #include "replay/transition_ring.h"
 
 namespace pydqn {
-
-// The tensors of a batch of transitions, in the order of pydqn.Batch.
-struct BatchTensors {
-  at::Tensor obs, action, reward, next_obs, terminated, truncated, discount, indices,
-      transition_ids, weights;
-};
 
 // The arguments of one add(): one row per env stream named in env_ids (all streams if absent).
 struct TransitionRows {
@@ -67,10 +63,13 @@ class ReplayBuffer {
   // n_step > 1: a sampled transition carries its n-step return (see TransitionWindow), and one
   // whose window is still open is not sampled. prioritized: sample() draws proportionally to
   // priority^alpha (see Priorities) and needs a beta; a new transition gets the running maximum.
+  // sample_device: sample() and get() gather batches with the kernels of a TransitionMirror on
+  // that device (CUDA, or its CPU twin) instead of copying from the host store; its calls must
+  // not overlap (they are ordered on the device's current stream).
   ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape, at::ScalarType obs_dtype,
                int64_t frame_stack, int64_t num_envs, std::optional<uint64_t> seed,
                int64_t n_step = 1, double gamma = 0.99, bool prioritized = false,
-               double alpha = 0.6);
+               double alpha = 0.6, std::optional<c10::Device> sample_device = std::nullopt);
 
   // Writes the slot of each row to `slots`, which holds one per row (obs's leading size).
   void add(const TransitionRows& rows, std::span<int64_t> slots);
@@ -94,11 +93,14 @@ class ReplayBuffer {
   int64_t size() const { return ring_.size(); }
   int64_t capacity() const { return ring_.capacity(); }
   bool prioritized() const { return priorities_ != nullptr; }
-  // Everything allocated: frames, transition records, stream state, pooled sample blocks.
+  // Where batches are gathered: the CPU for the host sampler, else the mirror's device.
+  c10::Device sample_device() const { return mirror_ ? mirror_->device() : c10::Device(c10::kCPU); }
+  // Everything allocated: frames, transition records, stream state, pooled sample blocks, and the
+  // mirror's device memory (device_nbytes).
   int64_t nbytes() const;
+  int64_t device_nbytes() const { return mirror_ ? mirror_->nbytes() : 0; }
 
  private:
-  struct BatchPointers;
   BatchTensors empty_batch(int64_t batch_size, bool pooled) const;
   void check_batch(const BatchTensors& out, int64_t batch_size) const;
   // Checks shapes, dtypes and values; returns the env id of every row.
@@ -108,14 +110,21 @@ class ReplayBuffer {
   bool check_continuity(const std::byte* obs, const std::byte* next_obs, int64_t env) const;
   [[noreturn]] void report_discontinuity(const std::byte* obs, const std::byte* next_obs,
                                          int64_t env) const;
+  // `stored`: when not null, collects the ids of the frames written (for the mirror).
   void store_frames(const std::byte* obs, const std::byte* next_obs, bool repeats_newest,
-                    EnvStream& stream, TransitionRecord& record);
+                    EnvStream& stream, TransitionRecord& record,
+                    c10::SmallVector<int32_t, 16>* stored);
   void write_transition(int64_t seq, const TransitionRecord& record);
   // n > 1: records the stream's new transition `seq` in its open windows and completes those that
   // it closes (all of them when the episode ended). Cannot fail.
-  void advance_windows(EnvStream& stream, int64_t seq, const TransitionRecord& record);
-  // Publishes transition seq's window, unless the slot moved on (then nothing changes).
-  void complete_window(int64_t seq, const TransitionWindow& window);
+  // `completed`: when not null, collects the transitions whose windows were published.
+  void advance_windows(EnvStream& stream, int64_t seq, const TransitionRecord& record,
+                       c10::SmallVector<int64_t, 16>* completed);
+  // Publishes transition seq's window, unless the slot moved on (then nothing changes and it
+  // returns false).
+  bool complete_window(int64_t seq, const TransitionWindow& window);
+  // The mirror's copy of every stored transition and frame, after a load.
+  void sync_mirror_all();
   // Copies one committed transition into row `row` of `out`; false if it changed under the read.
   // `leaf`: also reads the transition's priority leaf, validated with the rest.
   bool try_read(int64_t slot, const BatchPointers& out, int64_t row, double* leaf = nullptr) const;
@@ -140,6 +149,8 @@ class ReplayBuffer {
   std::unique_ptr<Priorities> priorities_;  // prioritized buffers only
   // Stored transitions whose window is open (n > 1): sampling needs at least one that is not.
   std::atomic<int64_t> incomplete_{0};
+  std::unique_ptr<TransitionMirror> mirror_;  // with a sample_device only
+  mutable std::atomic<bool> mirror_in_use_{false};
 };
 
 }  // namespace pydqn

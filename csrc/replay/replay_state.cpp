@@ -50,6 +50,7 @@ void check_field(const at::Tensor& t, const char* name, at::ScalarType dtype,
 }  // namespace
 
 ReplayState ReplayBuffer::save_state() const {
+  const MirrorCall call(mirror_.get(), mirror_in_use_);
   AllStreamsLease lease(streams_.get(), num_envs_);
   const int64_t added = ring_.claimed();
   const int64_t stored = added < ring_.capacity() ? added : ring_.capacity();
@@ -58,7 +59,7 @@ ReplayState ReplayBuffer::save_state() const {
   ReplayState state;
   state.added = added;
   state.rng_seed = rng_.seed();
-  state.rng_draws = rng_.draws();
+  state.rng_draws = mirror_ ? mirror_->draws() : rng_.draws();
   state.frame_ids = at::empty({stored, ids}, at::kInt);
   state.action = at::empty({stored}, at::kInt);
   state.reward = at::empty({stored}, at::kFloat);
@@ -194,6 +195,7 @@ void ReplayBuffer::load_state(const ReplayState& state) {
                       " at row ", i, ", got ", leaf);
   }
 
+  const MirrorCall call(mirror_.get(), mirror_in_use_);
   AllStreamsLease lease(streams_.get(), num_envs_);
   TORCH_CHECK_VALUE(ring_.claimed() == 0,
                     "load_state_dict: expected a buffer nothing was added to, but it holds ",
@@ -243,6 +245,10 @@ void ReplayBuffer::load_state(const ReplayState& state) {
   loader.unpin_all(frames_);
   rng_.restore(state.rng_seed, state.rng_draws);
   ring_.restore_claimed(state.added);
+  if (mirror_) {
+    mirror_->restore_rng(state.rng_seed, state.rng_draws);
+    sync_mirror_all();
+  }
 }
 
 }  // namespace pydqn

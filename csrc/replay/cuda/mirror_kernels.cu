@@ -1,0 +1,134 @@
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
+
+#include <algorithm>
+
+#include "replay/mirror_kernels.h"
+#include "replay/transition_ring.h"
+
+namespace pydqn {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kMaxBlocks = 65535;
+
+int blocks_for(int64_t items) { return static_cast<int>(std::clamp<int64_t>(items, 1, kMaxBlocks)); }
+
+// Copies `bytes` (a multiple of sizeof(Word)) with the block's threads.
+template <typename Word>
+__device__ void copy_words(std::byte* target, const std::byte* source, int64_t bytes) {
+  const int64_t words = bytes / static_cast<int64_t>(sizeof(Word));
+  for (int64_t w = threadIdx.x; w < words; w += blockDim.x) {
+    reinterpret_cast<Word*>(target)[w] = reinterpret_cast<const Word*>(source)[w];
+  }
+}
+
+// The widest word that divides every address a copy of whole frames touches.
+int word_bytes(int64_t frame_bytes, uintptr_t a, uintptr_t b) {
+  const uint64_t bits = static_cast<uint64_t>(frame_bytes) | a | b;
+  if (bits % 16 == 0) return 16;
+  if (bits % 4 == 0) return 4;
+  return 1;
+}
+
+// Blocks [0, frames) copy one frame each; the others write the slot images and chunk addresses.
+template <typename Word>
+__global__ void apply_kernel(MirrorTables t, MirrorUpdate u) {
+  for (int64_t block = blockIdx.x; block < u.frames; block += gridDim.x) {
+    copy_words<Word>(reinterpret_cast<std::byte*>(u.frame_address[block]),
+                     u.frame_data + block * t.frame_bytes, t.frame_bytes);
+  }
+  if (blockIdx.x != 0) return;
+  auto* chunk_address = const_cast<int64_t*>(t.chunk_address);
+  for (int64_t i = threadIdx.x; i < u.chunks; i += blockDim.x) {
+    chunk_address[u.chunk_index[i]] = u.new_address[i];
+  }
+  const int64_t k = t.frame_stack;
+  for (int64_t i = threadIdx.x; i < u.rows; i += blockDim.x) {
+    const int64_t slot = u.slots[i];
+    for (int64_t f = 0; f < k; ++f) {
+      t.obs_ids[slot * k + f] = u.obs_ids[i * k + f];
+      t.next_ids[slot * k + f] = u.next_ids[i * k + f];
+    }
+    t.action[slot] = u.action[i];
+    t.reward[slot] = u.reward[i];
+    t.discount[slot] = u.discount[i];
+    t.flags[slot] = u.flags[i];
+    t.transition_id[slot] = u.transition_id[i];
+  }
+  if (threadIdx.x == 0) t.counters[0] = u.stored;
+}
+
+// One block per row (grid-stride): thread 0 picks the slot, then the block copies its 2k frames.
+template <typename Word>
+__global__ void gather_kernel(MirrorTables t, BatchPointers out, int64_t rows,
+                              const int64_t* slots) {
+  __shared__ int64_t picked;
+  const int64_t k = t.frame_stack;
+  const int64_t row_bytes = k * t.frame_bytes;
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    if (threadIdx.x == 0) picked = slots != nullptr ? slots[row] : t.draw_slot(row);
+    __syncthreads();
+    const int64_t slot = picked;
+    for (int64_t f = 0; f < k; ++f) {
+      copy_words<Word>(out.obs + row * row_bytes + f * t.frame_bytes,
+                       t.frame(t.obs_ids[slot * k + f]), t.frame_bytes);
+      copy_words<Word>(out.next_obs + row * row_bytes + f * t.frame_bytes,
+                       t.frame(t.next_ids[slot * k + f]), t.frame_bytes);
+    }
+    if (threadIdx.x == 0) {
+      out.action[row] = t.action[slot];
+      out.reward[row] = t.reward[slot];
+      out.terminated[row] = (t.flags[slot] & kTerminated) != 0;
+      out.truncated[row] = (t.flags[slot] & kTruncated) != 0;
+      out.discount[row] = t.discount[slot];
+      out.indices[row] = slot;
+      out.transition_ids[row] = t.transition_id[slot];
+      out.weights[row] = 1.0f;
+    }
+    __syncthreads();  // `picked` is rewritten by the next row
+  }
+}
+
+// After the gather, so that every row read the same draw counter.
+__global__ void advance_draws_kernel(int64_t* counters, int64_t rows) { counters[1] += rows; }
+
+}  // namespace
+
+void apply_mirror_update_cuda(const MirrorTables& t, const MirrorUpdate& u) {
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  // Frame addresses are chunk bases (256-byte aligned) plus multiples of frame_bytes, and the
+  // packed frame data starts aligned too.
+  const int word = word_bytes(t.frame_bytes, reinterpret_cast<uintptr_t>(u.frame_data), 0);
+  const int blocks = blocks_for(u.frames);
+  if (word == 16) {
+    apply_kernel<uint4><<<blocks, kThreads, 0, stream>>>(t, u);
+  } else if (word == 4) {
+    apply_kernel<uint32_t><<<blocks, kThreads, 0, stream>>>(t, u);
+  } else {
+    apply_kernel<uint8_t><<<blocks, kThreads, 0, stream>>>(t, u);
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+void gather_transitions_cuda(const MirrorTables& t, const BatchPointers& out, int64_t rows,
+                             const int64_t* slots) {
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const int word = word_bytes(t.frame_bytes, reinterpret_cast<uintptr_t>(out.obs),
+                              reinterpret_cast<uintptr_t>(out.next_obs));
+  const int blocks = blocks_for(rows);
+  if (word == 16) {
+    gather_kernel<uint4><<<blocks, kThreads, 0, stream>>>(t, out, rows, slots);
+  } else if (word == 4) {
+    gather_kernel<uint32_t><<<blocks, kThreads, 0, stream>>>(t, out, rows, slots);
+  } else {
+    gather_kernel<uint8_t><<<blocks, kThreads, 0, stream>>>(t, out, rows, slots);
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  if (slots == nullptr) {
+    advance_draws_kernel<<<1, 1, 0, stream>>>(t.counters, rows);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+}
+
+}  // namespace pydqn

@@ -1,0 +1,85 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "replay/batch.h"
+#include "replay/counter_rng.h"
+
+namespace pydqn {
+
+// A TransitionMirror's tables as raw pointers into memory of its device, for its kernels
+// (cpu/mirror_kernels.cpp and cuda/mirror_kernels.cu, twins that do the same row by row).
+struct MirrorTables {
+  const int64_t* chunk_address;  // (max_chunks,) where each frame chunk lives, 0 until allocated
+  int32_t chunk_shift;           // frame id >> chunk_shift = chunk; the low bits: the frame in it
+  int64_t frame_bytes;
+  int32_t frame_stack;
+  // Per slot: the frames of obs and of next_obs (oldest first), action, n-step reward and
+  // discount, kTerminated | kTruncated, and the transition's number, or -1 if the slot holds
+  // nothing sampleable (never written, or its n-step window is still open).
+  int32_t* obs_ids;   // (capacity, frame_stack)
+  int32_t* next_ids;  // (capacity, frame_stack)
+  int32_t* action;
+  float* reward;
+  float* discount;
+  uint8_t* flags;
+  int64_t* transition_id;
+  // [stored transitions, draws made, generator seed]: read by the sampling kernel at run time, so
+  // a captured CUDA graph samples from what the buffer holds when it is replayed.
+  int64_t* counters;
+
+  PYDQN_HOST_DEVICE const std::byte* frame(int32_t id) const {
+    const int64_t chunk_mask = (int64_t{1} << chunk_shift) - 1;
+    return reinterpret_cast<const std::byte*>(chunk_address[id >> chunk_shift]) +
+           (id & chunk_mask) * frame_bytes;
+  }
+
+  // The slot of row `row` of a batch drawn at draw `draws`: uniform over the stored slots, and
+  // redrawn (deterministically, as ReplayBuffer's host sampler does) while it holds nothing
+  // sampleable. The caller has checked that some slot holds a sampleable transition.
+  PYDQN_HOST_DEVICE int64_t draw_slot(int64_t row) const {
+    const uint64_t stored = static_cast<uint64_t>(counters[0]);
+    uint64_t random = CounterRng::draw(static_cast<uint64_t>(counters[2]),
+                                       static_cast<uint64_t>(counters[1] + row));
+    int64_t slot = static_cast<int64_t>(CounterRng::below(random, stored));
+    while (transition_id[slot] < 0) {
+      random = CounterRng::redraw(random);
+      slot = static_cast<int64_t>(CounterRng::below(random, stored));
+    }
+    return slot;
+  }
+};
+
+// One batch of changes to a mirror, packed in one buffer on its device (one copy from the host):
+// frames to write, frame chunks that became addressable, and slot images; then the stored count.
+struct MirrorUpdate {
+  const std::byte* frame_data;       // (frames, frame_bytes)
+  const int64_t* frame_address;      // (frames,) where each goes
+  const int64_t* chunk_index;        // (chunks,) chunk_address[chunk_index[i]] = new_address[i]
+  const int64_t* new_address;        // (chunks,)
+  const int64_t* slots;              // (rows,) and each slot's image in the tables' layout:
+  const int32_t* obs_ids;            // (rows, frame_stack)
+  const int32_t* next_ids;           // (rows, frame_stack)
+  const int32_t* action;
+  const float* reward;
+  const float* discount;
+  const uint8_t* flags;
+  const int64_t* transition_id;
+  int64_t frames = 0, chunks = 0, rows = 0;
+  int64_t stored = 0;
+};
+
+// Both devices: the update applied to the tables; the batch's rows gathered from the slots
+// `slots` (device memory, `rows` of them), or drawn when slots is null, which advances the draw
+// counter by `rows`.
+void apply_mirror_update_cpu(const MirrorTables& tables, const MirrorUpdate& update);
+void gather_transitions_cpu(const MirrorTables& tables, const BatchPointers& out, int64_t rows,
+                            const int64_t* slots);
+#ifdef PYDQN_WITH_CUDA
+void apply_mirror_update_cuda(const MirrorTables& tables, const MirrorUpdate& update);
+void gather_transitions_cuda(const MirrorTables& tables, const BatchPointers& out, int64_t rows,
+                             const int64_t* slots);
+#endif
+
+}  // namespace pydqn

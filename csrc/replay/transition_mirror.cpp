@@ -1,0 +1,272 @@
+#include "replay/transition_mirror.h"
+
+#include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/full.h>
+#include <ATen/ops/zeros.h>
+#include <c10/core/DeviceGuard.h>
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace pydqn {
+namespace {
+
+// Frame bytes per packed update at most (a load syncs the whole buffer, in pieces of this size).
+constexpr int64_t kMaxUpdateBytes = int64_t{64} << 20;
+// Device memory for frames is allocated in blocks of about this many bytes.
+constexpr int64_t kBlockBytes = int64_t{64} << 20;
+
+int32_t log2_of(int32_t power_of_two) {
+  int32_t shift = 0;
+  while ((int32_t{1} << shift) < power_of_two) ++shift;
+  return shift;
+}
+
+// Blocks of at most kBlockBytes, and at most 1/32 of the frames a full buffer references once each,
+// so that a block not yet filled is a small part of the device memory.
+int64_t chunks_per_block(int64_t capacity, int32_t chunk_frames, int64_t frame_bytes) {
+  const int64_t by_bytes = kBlockBytes / (int64_t{chunk_frames} * frame_bytes);
+  const int64_t by_capacity = capacity / (int64_t{chunk_frames} * 32);
+  return std::max<int64_t>(1, std::min(by_bytes, by_capacity));
+}
+
+// Byte offsets of the sections of one packed MirrorUpdate, each 16-byte aligned.
+struct PackedLayout {
+  PackedLayout(int64_t frames, int64_t frame_bytes, int64_t chunks, int64_t rows, int64_t k) {
+    frame_data = section(frames * frame_bytes);
+    frame_address = section(frames * 8);
+    chunk_index = section(chunks * 8);
+    new_address = section(chunks * 8);
+    slots = section(rows * 8);
+    obs_ids = section(rows * k * 4);
+    next_ids = section(rows * k * 4);
+    action = section(rows * 4);
+    reward = section(rows * 4);
+    discount = section(rows * 4);
+    transition_id = section(rows * 8);
+    flags = section(rows);
+  }
+  int64_t section(int64_t bytes) {
+    const int64_t start = total;
+    total += (bytes + 15) / 16 * 16;
+    return start;
+  }
+  int64_t frame_data, frame_address, chunk_index, new_address, slots, obs_ids, next_ids, action,
+      reward, discount, transition_id, flags;
+  int64_t total = 0;
+};
+
+template <typename T>
+T* at_offset(std::byte* base, int64_t offset) {
+  return reinterpret_cast<T*>(base + offset);
+}
+
+}  // namespace
+
+TransitionMirror::TransitionMirror(c10::Device device, int64_t capacity, int32_t frame_stack,
+                                   int64_t frame_bytes, int32_t chunk_frames, int32_t max_chunks,
+                                   uint64_t seed)
+    : device_(device),
+      frame_stack_(frame_stack),
+      frame_bytes_(frame_bytes),
+      chunk_frames_(chunk_frames),
+      chunk_shift_(log2_of(chunk_frames)),
+      chunks_per_block_(chunks_per_block(capacity, chunk_frames, frame_bytes)),
+      host_chunk_address_(max_chunks, 0) {
+  TORCH_CHECK_VALUE(device.is_cpu() || device.is_cuda(),
+                    "device: expected 'cpu' or 'cuda', got ", device);
+#ifndef PYDQN_WITH_CUDA
+  TORCH_CHECK_VALUE(device.is_cpu(), "device: pydqn was built without CUDA kernels (a CPU torch, ",
+                    "or no nvcc at build time), so a buffer cannot live on ", device,
+                    "; rebuild it against a CUDA torch with nvcc present");
+#endif
+  const c10::DeviceGuard guard(device_);
+  const auto on_device = at::TensorOptions().device(device_);
+  chunk_address_ = at::zeros({max_chunks}, on_device.dtype(at::kLong));
+  obs_ids_ = at::zeros({capacity, frame_stack}, on_device.dtype(at::kInt));
+  next_ids_ = at::zeros({capacity, frame_stack}, on_device.dtype(at::kInt));
+  action_ = at::zeros({capacity}, on_device.dtype(at::kInt));
+  reward_ = at::zeros({capacity}, on_device.dtype(at::kFloat));
+  discount_ = at::zeros({capacity}, on_device.dtype(at::kFloat));
+  flags_ = at::zeros({capacity}, on_device.dtype(at::kByte));
+  transition_id_ = at::full({capacity}, -1, on_device.dtype(at::kLong));
+  counters_ = at::zeros({3}, on_device.dtype(at::kLong));
+  restore_rng(seed, 0);
+}
+
+MirrorTables TransitionMirror::tables() {
+  return {chunk_address_.const_data_ptr<int64_t>(),
+          chunk_shift_,
+          frame_bytes_,
+          frame_stack_,
+          obs_ids_.mutable_data_ptr<int32_t>(),
+          next_ids_.mutable_data_ptr<int32_t>(),
+          action_.mutable_data_ptr<int32_t>(),
+          reward_.mutable_data_ptr<float>(),
+          discount_.mutable_data_ptr<float>(),
+          flags_.mutable_data_ptr<uint8_t>(),
+          transition_id_.mutable_data_ptr<int64_t>(),
+          counters_.mutable_data_ptr<int64_t>()};
+}
+
+int64_t TransitionMirror::chunk_address(int32_t chunk) {
+  if (host_chunk_address_[chunk] != 0) return host_chunk_address_[chunk];
+  const int64_t block = chunk / chunks_per_block_;
+  if (static_cast<int64_t>(blocks_.size()) <= block) blocks_.resize(block + 1);
+  if (!blocks_[block].defined()) {
+    const int64_t chunk_bytes = int64_t{chunk_frames_} * frame_bytes_;
+    blocks_[block] = at::empty({chunks_per_block_ * chunk_bytes},
+                               at::TensorOptions().dtype(at::kByte).device(device_));
+  }
+  const int64_t offset = (chunk % chunks_per_block_) * int64_t{chunk_frames_} * frame_bytes_;
+  host_chunk_address_[chunk] =
+      reinterpret_cast<int64_t>(static_cast<std::byte*>(blocks_[block].mutable_data_ptr()) + offset);
+  return host_chunk_address_[chunk];
+}
+
+void TransitionMirror::sync(const FrameStore& store, std::span<const int32_t> frame_ids,
+                            const TransitionRing& ring, std::span<const int64_t> seqs, float gamma,
+                            int64_t stored) {
+  const c10::DeviceGuard guard(device_);
+  const int64_t capacity = ring.capacity();
+  std::vector<int64_t> slots(seqs.size());
+  std::transform(seqs.begin(), seqs.end(), slots.begin(), [&](int64_t seq) { return seq % capacity; });
+  std::sort(slots.begin(), slots.end());
+  slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
+  const int64_t k = frame_stack_;
+  const int64_t frames_per_update = std::max<int64_t>(1, kMaxUpdateBytes / frame_bytes_);
+  // Frames in pieces; the slots, which reference them, with the last piece.
+  size_t next_frame = 0;
+  do {
+    const auto piece = frame_ids.subspan(
+        next_frame, std::min<size_t>(frames_per_update, frame_ids.size() - next_frame));
+    next_frame += piece.size();
+    const bool last = next_frame == frame_ids.size();
+    std::vector<int32_t> new_chunks;
+    for (const int32_t id : piece) {
+      const int32_t chunk = store.chunk_of(id);
+      if (host_chunk_address_[chunk] == 0) {
+        chunk_address(chunk);
+        new_chunks.push_back(chunk);
+      }
+    }
+    const int64_t rows = last ? static_cast<int64_t>(slots.size()) : 0;
+    const int64_t frames = static_cast<int64_t>(piece.size());
+    const int64_t chunks = static_cast<int64_t>(new_chunks.size());
+    const PackedLayout layout(frames, frame_bytes_, chunks, rows, k);
+    const at::Tensor packed =
+        at::empty({layout.total}, at::TensorOptions().dtype(at::kByte).pinned_memory(device_.is_cuda()));
+    auto* base = static_cast<std::byte*>(packed.mutable_data_ptr());
+    for (int64_t i = 0; i < frames; ++i) {
+      const int32_t id = piece[i];
+      std::memcpy(base + layout.frame_data + i * frame_bytes_, store.frame(id), frame_bytes_);
+      at_offset<int64_t>(base, layout.frame_address)[i] =
+          host_chunk_address_[store.chunk_of(id)] + (id & (chunk_frames_ - 1)) * frame_bytes_;
+    }
+    for (int64_t i = 0; i < chunks; ++i) {
+      at_offset<int64_t>(base, layout.chunk_index)[i] = new_chunks[i];
+      at_offset<int64_t>(base, layout.new_address)[i] = host_chunk_address_[new_chunks[i]];
+    }
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t slot = slots[i];
+      const int64_t version = ring.version(slot);
+      TransitionRecord record;
+      ring.load(slot, record);
+      TransitionWindow window;
+      const bool complete = TransitionRing::phase_of(version) == TransitionRing::kComplete;
+      if (complete) {
+        ring.load_window(slot, record, window, gamma);
+      } else {  // its window is open: not sampleable, and get() refuses it on the host
+        std::copy(record.frame_ids + 1, record.frame_ids + k + 1, window.next_ids);
+        window.reward = record.reward;
+        window.discount = gamma;
+        window.flags = record.flags;
+      }
+      at_offset<int64_t>(base, layout.slots)[i] = slot;
+      std::copy(record.frame_ids, record.frame_ids + k, at_offset<int32_t>(base, layout.obs_ids) + i * k);
+      std::copy(window.next_ids, window.next_ids + k, at_offset<int32_t>(base, layout.next_ids) + i * k);
+      at_offset<int32_t>(base, layout.action)[i] = record.action;
+      at_offset<float>(base, layout.reward)[i] = window.reward;
+      at_offset<float>(base, layout.discount)[i] = window.discount;
+      at_offset<int64_t>(base, layout.transition_id)[i] = complete ? TransitionRing::seq_of(version) : -1;
+      at_offset<uint8_t>(base, layout.flags)[i] = window.flags;
+    }
+    // The pinned buffer is recycled only after the copy ran (the caching host allocator records
+    // the copy on the stream), and the device copy only by work ordered after the kernel.
+    const at::Tensor on_device = device_.is_cuda() ? packed.to(device_, /*non_blocking=*/true) : packed;
+    const auto* data = static_cast<const std::byte*>(on_device.const_data_ptr());
+    MirrorUpdate update;
+    update.frame_data = data + layout.frame_data;
+    update.frame_address = reinterpret_cast<const int64_t*>(data + layout.frame_address);
+    update.chunk_index = reinterpret_cast<const int64_t*>(data + layout.chunk_index);
+    update.new_address = reinterpret_cast<const int64_t*>(data + layout.new_address);
+    update.slots = reinterpret_cast<const int64_t*>(data + layout.slots);
+    update.obs_ids = reinterpret_cast<const int32_t*>(data + layout.obs_ids);
+    update.next_ids = reinterpret_cast<const int32_t*>(data + layout.next_ids);
+    update.action = reinterpret_cast<const int32_t*>(data + layout.action);
+    update.reward = reinterpret_cast<const float*>(data + layout.reward);
+    update.discount = reinterpret_cast<const float*>(data + layout.discount);
+    update.flags = reinterpret_cast<const uint8_t*>(data + layout.flags);
+    update.transition_id = reinterpret_cast<const int64_t*>(data + layout.transition_id);
+    update.frames = frames;
+    update.chunks = chunks;
+    update.rows = rows;
+    update.stored = stored;
+    apply(update);
+  } while (next_frame < frame_ids.size());
+}
+
+void TransitionMirror::apply(const MirrorUpdate& update) {
+#ifdef PYDQN_WITH_CUDA
+  if (device_.is_cuda()) return apply_mirror_update_cuda(tables(), update);
+#endif
+  apply_mirror_update_cpu(tables(), update);
+}
+
+void TransitionMirror::sample_into(const BatchTensors& out) {
+  const c10::DeviceGuard guard(device_);
+  const BatchPointers pointers(out);
+  const int64_t rows = out.indices.numel();
+#ifdef PYDQN_WITH_CUDA
+  if (device_.is_cuda()) return gather_transitions_cuda(tables(), pointers, rows, nullptr);
+#endif
+  gather_transitions_cpu(tables(), pointers, rows, nullptr);
+}
+
+void TransitionMirror::get_into(const BatchTensors& out, const at::Tensor& slots) {
+  const c10::DeviceGuard guard(device_);
+  const at::Tensor on_device = slots.to(device_, at::kLong).contiguous();
+  const BatchPointers pointers(out);
+  const int64_t rows = on_device.numel();
+  if (rows == 0) return;
+#ifdef PYDQN_WITH_CUDA
+  if (device_.is_cuda()) {
+    return gather_transitions_cuda(tables(), pointers, rows, on_device.const_data_ptr<int64_t>());
+  }
+#endif
+  gather_transitions_cpu(tables(), pointers, rows, on_device.const_data_ptr<int64_t>());
+}
+
+uint64_t TransitionMirror::draws() const {
+  return static_cast<uint64_t>(counters_[1].item<int64_t>());
+}
+
+void TransitionMirror::restore_rng(uint64_t seed, uint64_t draws) {
+  const c10::DeviceGuard guard(device_);
+  const int64_t values[] = {static_cast<int64_t>(draws), static_cast<int64_t>(seed)};
+  counters_.slice(0, 1, 3).copy_(at::from_blob(const_cast<int64_t*>(values), {2}, at::kLong));
+}
+
+int64_t TransitionMirror::nbytes() const {
+  int64_t total = 0;
+  for (const at::Tensor& block : blocks_) total += block.defined() ? block.nbytes() : 0;
+  for (const at::Tensor* t : {&chunk_address_, &obs_ids_, &next_ids_, &action_, &reward_,
+                              &discount_, &flags_, &transition_id_, &counters_}) {
+    total += t->nbytes();
+  }
+  return total;
+}
+
+}  // namespace pydqn

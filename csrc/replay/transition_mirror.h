@@ -1,0 +1,92 @@
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <c10/util/Exception.h>
+
+#include <atomic>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "replay/batch.h"
+#include "replay/frame_store.h"
+#include "replay/mirror_kernels.h"
+#include "replay/transition_ring.h"
+
+namespace pydqn {
+
+// A copy of a ReplayBuffer's frames and transitions in the memory of a device, laid out for one
+// sampling kernel: the buffer does its bookkeeping on the host (streams, windows, frame
+// references) and then sync()s the frames and slots an add() changed; sample_into() draws slots
+// and gathers whole batches on the device, with no host synchronization, so it can be captured in
+// a CUDA graph. All its work is ordered on the device's current stream.
+//
+//   host:    FrameStore chunk c ──sync()──> device: chunk_address[c] ──> frames of chunk c
+//            TransitionRing slot s ──sync()──> device: slot tables row s (frame ids, fields)
+//   device:  counters [stored, draws, seed] ──sample_into()──> draw slots ──> gather 2k frames
+//
+// On the CPU the same tables and kernels run on host memory: the twin that tests check the CUDA
+// path against.
+class TransitionMirror {
+ public:
+  TransitionMirror(c10::Device device, int64_t capacity, int32_t frame_stack, int64_t frame_bytes,
+                   int32_t chunk_frames, int32_t max_chunks, uint64_t seed);
+
+  c10::Device device() const { return device_; }
+  // Copies the frames `frame_ids` from `store` and the slots of transitions `seqs` as `ring` holds
+  // them now (with n-step windows discounted by `gamma`), then sets the stored count to `stored`.
+  void sync(const FrameStore& store, std::span<const int32_t> frame_ids,
+            const TransitionRing& ring, std::span<const int64_t> seqs, float gamma,
+            int64_t stored);
+  // Fills `out` (tensors on the mirror's device) with rows drawn by the device-side generator.
+  void sample_into(const BatchTensors& out);
+  // Fills `out` with the transitions in `slots` (int64, on the mirror's device).
+  void get_into(const BatchTensors& out, const at::Tensor& slots);
+  // The generator's position: draws waits for the device.
+  uint64_t draws() const;
+  void restore_rng(uint64_t seed, uint64_t draws);
+  int64_t nbytes() const;
+
+ private:
+  MirrorTables tables();
+  // Device memory for chunk `chunk`, allocated with its neighbours in blocks of chunks_per_block_.
+  int64_t chunk_address(int32_t chunk);
+  void apply(const MirrorUpdate& update);
+
+  const c10::Device device_;
+  const int32_t frame_stack_;
+  const int64_t frame_bytes_;
+  const int32_t chunk_frames_;
+  const int32_t chunk_shift_;
+  const int64_t chunks_per_block_;
+  std::vector<at::Tensor> blocks_;
+  std::vector<int64_t> host_chunk_address_;  // what the device's table holds, or will once applied
+  at::Tensor chunk_address_, obs_ids_, next_ids_, action_, reward_, discount_, flags_,
+      transition_id_, counters_;
+};
+
+// One call on a buffer with a TransitionMirror, which takes one at a time: its host-side staging
+// and the order of its device work assume calls do not overlap. Overlapping calls get an error,
+// never a corrupted mirror. A no-op without a mirror (nullptr: the buffer samples on the host).
+class MirrorCall {
+ public:
+  MirrorCall(const TransitionMirror* mirror, std::atomic<bool>& in_use)
+      : in_use_(mirror != nullptr ? &in_use : nullptr) {
+    if (in_use_ == nullptr) return;
+    TORCH_CHECK_VALUE(!in_use_->exchange(true, std::memory_order_acquire),
+                      "a ReplayBuffer that samples on ", mirror->device(),
+                      " takes one call at a time: add(), sample(), get(), state_dict() and "
+                      "load_state_dict() overlapped from two threads");
+  }
+  ~MirrorCall() {
+    if (in_use_ != nullptr) in_use_->store(false, std::memory_order_release);
+  }
+  MirrorCall(const MirrorCall&) = delete;
+  MirrorCall& operator=(const MirrorCall&) = delete;
+
+ private:
+  std::atomic<bool>* in_use_;
+};
+
+}  // namespace pydqn
