@@ -35,6 +35,8 @@ class AsyncTrainer(Trainer):
     checkpoint), with its original traceback. Ctrl-C checkpoints and returns, as in `Trainer`.
     """
 
+    buffer_on_device = False  # the actor adds while the learner samples
+
     def __init__(self, config: TrainConfig | None, run_dir: Path, resume: bool = False,
                  synchronize_phases: bool = False, checkpoint: dict | None = None) -> None:
         super().__init__(config, run_dir, resume, synchronize_phases, checkpoint)

@@ -72,12 +72,13 @@ class DQNLearner:
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One gradient step on ``batch``; syncs the target network when its interval is due."""
-        if self.device.type == "cuda":
-            if self._staging is None:
-                self._staging = PinnedStaging(self.device)
-            batch = self._staging.to_device(batch)
-        else:
-            batch = Batch(*(t.to(self.device) for t in batch))
+        if batch.obs.device != self.device:  # a CUDA-resident buffer's batches are there already
+            if self.device.type == "cuda":
+                if self._staging is None:
+                    self._staging = PinnedStaging(self.device)
+                batch = self._staging.to_device(batch)
+            else:
+                batch = Batch(*(t.to(self.device) for t in batch))
         if self.config.cuda_graph:
             if self._captured is None:
                 self._captured = CapturedStep(self._gradient_step, self.online, self.optimizer, batch)

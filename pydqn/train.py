@@ -54,6 +54,10 @@ class Trainer:
     every phase boundary so that the phase times are exact (slower; for `pydqn bench --train`).
     """
 
+    # On a GPU the C++ buffer lives there and samples with its kernel. It takes one call at a
+    # time, so trainers that add and sample from two threads keep it on the host.
+    buffer_on_device = True
+
     def __init__(self, config: TrainConfig | None, run_dir: Path, resume: bool = False,
                  synchronize_phases: bool = False, checkpoint: dict | None = None) -> None:
         self.run_dir = Path(run_dir)
@@ -72,7 +76,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.env = make_run_env(config, config.num_envs, config.seed)
         self.learner = make_learner(config, self.env, self.device)
-        self.buffer = make_buffer(config, self.env)
+        self.buffer = make_buffer(config, self.env,
+                                  self.device if self.buffer_on_device else None)
         self.rng = np.random.default_rng(config.seed)
         self.step, self.episodes, self.best_eval = 0, 0, float("-inf")
         self.updates_from = config.learning_starts  # env step of the first update

@@ -260,3 +260,21 @@ def test_rainbow_lite_stacks_on_the_cartpole_preset_and_runs(tmp_path, capsys, r
                  "priority_alpha = 0.5", "double = true"):
         assert line in saved
     assert "trained 800 env steps" in capsys.readouterr().out
+
+
+@pytest.mark.cuda
+def test_training_on_a_gpu_keeps_the_replay_buffer_there(tmp_path):
+    config = build_config("cartpole", {**SMALL, "total_steps": 1_200, "device": "cuda",
+                                       "save_buffer": True})
+    trainer = Trainer(config, tmp_path / "run")
+    try:
+        assert (trainer.buffer.device.type, trainer.buffer.sampler) == ("cuda", "kernel")
+        trainer.run()
+        assert trainer.learner.updates > 0 and trainer.buffer.sample(8).obs.is_cuda
+    finally:
+        trainer.close()
+    resumed = Trainer(None, tmp_path / "run", resume=True)
+    try:
+        assert len(resumed.buffer) == len(trainer.buffer) and resumed.updates_from == resumed.step
+    finally:
+        resumed.close()
