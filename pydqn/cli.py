@@ -118,13 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
                     "full observation copies). With --train: run the training loop with each "
                     "buffer instead and report frames/s, updates/s and where the time goes. With "
                     "--prioritized: prioritized sample and update_priorities against the Python "
-                    "segment trees and against uniform sampling.")
+                    "segment trees and against uniform sampling. With --sample-device: batches "
+                    "delivered on a device by each buffer.")
     bench.add_argument("--capacity", type=positive_int, default=None,
                        help="transitions per buffer (default: 100,000; 1,000,000 with --prioritized)")
     bench.add_argument("--repeats", type=positive_int, default=300,
                        help="timed calls per operation; the median is reported (default: 300)")
     bench.add_argument("--prioritized", action="store_true",
                        help="benchmark prioritized replay (small observations, about 2 GB at 1M)")
+    bench.add_argument("--sample-device", metavar="DEVICE",
+                       help="benchmark delivering batches on DEVICE (cuda, or cpu for the CUDA "
+                            "path's CPU twin): the device-resident buffer against the host one plus "
+                            "a pinned copy and the Python one plus .to(); default capacity 1,000,000 "
+                            "(the Python buffer then needs about 60 GB of host memory)")
     loop = bench.add_argument_group("--train: the training loop")
     loop.add_argument("--train", action="store_true", help="benchmark the training loop")
     loop.add_argument("--env", default="ALE/Pong-v5", metavar="ID", help="default: ALE/Pong-v5")
@@ -213,6 +219,13 @@ def main(argv: list[str] | None = None) -> int:
             args.env, args.steps, args.learning_starts, args.num_envs, args.device,
             args.torch_threads))
         print(format_train_table(config, rows, torch.get_num_threads()))
+    elif args.command == "bench" and args.sample_device:
+        from pydqn.bench_device import format_device_table, run_device_bench
+
+        capacity = args.capacity or 1_000_000
+        rows = usage_error_on(parser, ValueError,
+                              lambda: run_device_bench(args.sample_device, capacity, args.repeats))
+        print(format_device_table(rows, args.sample_device, capacity))
     elif args.command == "bench" and args.prioritized:
         from pydqn.bench_prioritized import format_prioritized_table, run_prioritized_bench
 

@@ -31,10 +31,21 @@ def test_bench_prioritized_reports_sample_and_update_against_python_and_uniform(
         assert len(found) == ratios and all(float(r) > 0 for r in found), row
 
 
+def test_bench_sample_device_compares_three_ways_to_deliver_batches(capsys):
+    assert main(["bench", "--sample-device", "cpu", "--capacity", "1000", "--repeats", "5"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("Batches of (4, 84, 84) uint8 stacks delivered on cpu, capacity 1,000")
+    for batch_size in (32, 256):
+        row = next(line for line in table if line.startswith(f"B={batch_size} "))
+        found = re.findall(r"(\d+\.\d+)x", row)
+        assert len(found) == 2 and all(float(r) > 0 for r in found), row
+
+
 @pytest.mark.parametrize("argv,message", [
     ([], "the following arguments are required: COMMAND"),
     (["fly"], "invalid choice: 'fly'"),
     (["bench", "--capacity", "-5"], "argument --capacity: expected a positive integer, got '-5'"),
+    (["bench", "--sample-device", "tpu"], "device: expected 'cpu' or a torch.device"),
     (["bench", "--repeats", "many"], "argument --repeats: expected a positive integer, got 'many'"),
 ])
 def test_bad_command_lines_are_usage_errors(argv, message):

@@ -506,7 +506,7 @@ bool ReplayBuffer::try_read(int64_t slot, const BatchPointers& out, int64_t row,
 
 BatchTensors ReplayBuffer::empty_batch(int64_t batch_size, bool pooled) const {
   const auto sizes = batched(batch_size, obs_shape_);
-  if (mirror_) {
+  if (mirror_ && !mirror_->device().is_cpu()) {
     const auto on_device = at::TensorOptions().device(mirror_->device());
     auto empty = [&](c10::IntArrayRef s, at::ScalarType dtype) { return at::empty(s, on_device.dtype(dtype)); };
     return {empty(sizes, obs_dtype_),          empty({batch_size}, at::kLong),

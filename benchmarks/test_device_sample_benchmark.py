@@ -1,0 +1,50 @@
+"""Batches of Atari stacks delivered on a device: the device-resident buffer (one gather kernel)
+against the host C++ buffer plus a pinned asynchronous copy and the pure-Python buffer plus
+``.to(device)``; each call waits for the device. On CPU the first is the CUDA path's CPU twin.
+
+Capacity: PYDQN_DEVICE_CAPACITY (default 1,000,000; the Python buffer then needs ~60 GB of host
+memory). Run: pytest benchmarks/test_device_sample_benchmark.py --benchmark-group-by=group
+"""
+
+import os
+
+import pytest
+import torch
+from test_update_benchmark import DEVICES
+
+from pydqn.bench_device import HOST, PYTHON, RESIDENT, delivery
+from pydqn.bench_replay import FRAME_STACK, OBS_SHAPE, AtariStreams, fill
+from pydqn.py_replay import PyReplayBuffer
+from pydqn.replay import ReplayBuffer
+
+CAPACITY = int(os.environ.get("PYDQN_DEVICE_CAPACITY", "1000000"))
+
+
+@pytest.fixture(scope="module", params=DEVICES)
+def filled(request):
+    """One buffer per variant, filled past capacity (built as its first test needs it)."""
+    device = request.param
+    args = dict(capacity=CAPACITY, obs_shape=OBS_SHAPE, frame_stack=FRAME_STACK, num_envs=1, seed=0)
+    makers = {RESIDENT: lambda: ReplayBuffer(**args, device=device, sampler="kernel"),
+              HOST: lambda: ReplayBuffer(**args), PYTHON: lambda: PyReplayBuffer(**args)}
+    buffers = {}
+
+    def buffer(name):
+        if name not in buffers:
+            buffers.clear()  # one full buffer in memory at a time
+            buffers[name] = makers[name]()
+            fill(buffers[name], AtariStreams(1), CAPACITY + 1000)
+        return buffers[name]
+
+    return device, buffer
+
+
+@pytest.mark.parametrize("name", [RESIDENT, HOST, PYTHON])
+@pytest.mark.parametrize("batch_size", [32, 256])
+def test_deliver_batch(benchmark, filled, name, batch_size):
+    device, buffer = filled
+    deliver = delivery(torch.device(device))[name]
+    benchmark.group = f"batch on {device}, B={batch_size}"
+    target = buffer(name)
+    deliver(target, batch_size)  # warm-up
+    benchmark(deliver, target, batch_size)
