@@ -11,6 +11,7 @@ from typing import Callable
 
 import torch
 
+from pydqn._args import check_device
 from pydqn.batch import Batch
 from pydqn.bench_replay import FRAME_STACK, OBS_SHAPE, AtariStreams, fill, median_seconds
 from pydqn.cuda_graph import PinnedStaging
@@ -55,7 +56,7 @@ def run_device_bench(device: str, capacity: int = 1_000_000, repeats: int = 300,
                      ) -> list[DeviceRow]:
     """Medians of delivering B = 32 and 256 samples on `device`, one buffer filled at a time."""
     torch.set_num_threads(1)
-    device = torch.device(device)
+    device = check_device(device, cuda_resident=True)
     args = dict(capacity=capacity, obs_shape=OBS_SHAPE, frame_stack=FRAME_STACK, num_envs=1, seed=0)
     makers = {RESIDENT: lambda: ReplayBuffer(**args, device=device, sampler="kernel"),
               HOST: lambda: ReplayBuffer(**args), PYTHON: lambda: PyReplayBuffer(**args)}
