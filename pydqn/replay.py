@@ -47,8 +47,10 @@ class ReplayBuffer:
 
     ``add``, ``sample`` and ``get`` release the GIL while they copy. Threads may ``add`` at the same
     time for disjoint ``env_ids`` while other threads ``sample``; no sample returns a transition
-    mixed from two writes. A ``"kernel"`` sampler takes one call at a time (its device work is
-    ordered on the current CUDA stream): overlapping calls raise ValueError.
+    mixed from two writes. A ``"kernel"`` sampler takes one call at a time: overlapping calls raise
+    RuntimeError and change nothing. Its device work goes on the current CUDA stream, and a call on
+    another stream than the previous call's waits for that call's work first; CUDA graphs that
+    capture ``sample`` must be replayed on the stream the adds use (torch's current one).
     """
 
     def __init__(
@@ -169,7 +171,8 @@ class ReplayBuffer:
     def state_dict(self) -> dict[str, Any]:
         """The stored transitions and the sampling generator's position, compactly (every frame
         once, about ``nbytes``): save it with ``torch.save`` and restore it into a new buffer with
-        `load_state_dict`. Holds off concurrent ``add`` calls while it copies."""
+        `load_state_dict`. Holds off concurrent ``add`` calls while it copies (a ``"kernel"``
+        sampler refuses them instead)."""
         return {"settings": self._settings(), **self._impl.save_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@ the host sampler returns for the same ``add`` calls: every slot's ``get`` and, w
 every ``sample`` batch. The host buffer is checked against the pure-Python oracle elsewhere."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -60,6 +61,7 @@ def sampleable_slots(host: pydqn.ReplayBuffer) -> list[int]:
 def test_kernel_sampler_matches_host_bit_for_bit(device, capacity, k, num_envs, n_step, dtype,
                                                  padding, repeat_prob, data):
     seed = data.draw(st.integers(0, 2**16), label="seed")
+    capacity = max(capacity, 2 * num_envs * (n_step - 1) + 1)  # the kernel sampler's minimum
     envs = StackedEnvs(num_envs, (3, 5), k, dtype, padding, repeat_prob, seed=seed)
     host, kernel = make_pair(envs, capacity, device, seed=seed, n_step=n_step)
     rng = np.random.default_rng(seed)
@@ -108,9 +110,8 @@ def test_sample_into_writes_the_batch_in_place(device):
     rng = np.random.default_rng(2)
     for _ in range(20):
         add_rows([host, kernel], envs, [0], ["run"], rng)
-    out = Batch(*(t.to(device) for t in host.sample(6)))
-    host.state_dict()  # a sample drew 6; the kernel buffer must draw the same next
-    kernel.sample(6)
+    out = Batch(*(t.to(device) for t in host.sample(6)))  # the host's first 6 draws...
+    kernel.sample(6)  # ...and the kernel buffer's
     pointers = [t.data_ptr() for t in out]
     assert kernel.sample(6, out=out) is out
     assert [t.data_ptr() for t in out] == pointers
@@ -143,6 +144,47 @@ def test_kernel_sampler_errors(device):
         pydqn.ReplayBuffer(8, (4,), sampler="gpu")
 
 
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
+def test_a_load_larger_than_one_device_copy_arrives_whole(device):
+    # 1,500 transitions of 64 KiB frames: loading copies them to the device in 64 MiB pieces.
+    envs = StackedEnvs(1, (256, 256), 4, torch.uint8, "distinct", seed=9)
+    host, _ = make_pair(envs, 1500, device, seed=9)
+    rng = np.random.default_rng(9)
+    for step in range(1600):
+        add_rows([host], envs, [0], ["terminated" if step % 400 == 399 else "run"], rng)
+    _, kernel = make_pair(envs, 1500, device, seed=9)
+    kernel.load_state_dict(host.state_dict())
+    slots = list(range(len(host)))
+    assert_same_bits(kernel.get(slots), host.get(slots), device)
+    assert_same_bits(kernel.sample(64), host.sample(64), device)
+
+
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
+def test_capacity_must_exceed_the_windows_that_can_be_open(device):
+    with pytest.raises(ValueError, match=r"capacity: .* needs more than 8 slots .* got 8"):
+        pydqn.ReplayBuffer(8, (4,), num_envs=2, n_step=3, device=device, sampler="kernel")
+    pydqn.ReplayBuffer(9, (4,), num_envs=2, n_step=3, device=device, sampler="kernel")
+
+
+@pytest.mark.cuda
+def test_cuda_sampling_into_unaligned_out_tensors():
+    # 36-byte frames into tensors offset by one byte: the kernel falls back to narrower words.
+    envs = StackedEnvs(1, (6, 6), 4, torch.uint8, seed=10)
+    host, kernel = make_pair(envs, 32, "cuda", seed=10)
+    rng = np.random.default_rng(10)
+    for _ in range(40):
+        add_rows([host, kernel], envs, [0], ["run"], rng)
+    expected = host.sample(8)
+
+    def unaligned(t):
+        storage = torch.empty(t.numel() * t.element_size() + 1, dtype=torch.uint8, device="cuda")
+        return storage[1:].view(t.dtype).view(t.shape) if t.dtype == torch.uint8 else t.cuda()
+
+    out = Batch(*(unaligned(t) for t in expected))
+    assert out.obs.data_ptr() % 2 == 1
+    assert_same_bits(kernel.sample(8, out=out), expected, "cuda")
+
+
 @pytest.mark.skipif(cuda_ready(), reason="checks the error of a machine without a usable GPU")
 def test_cuda_device_without_a_gpu_is_refused_clearly():
     with pytest.raises(ValueError, match="device: 'cuda'.*(no CUDA device|without CUDA kernels)"):
@@ -171,41 +213,47 @@ def test_frames_are_stored_once_on_the_device():
 
 @pytest.mark.parametrize("device", KERNEL_DEVICES)
 def test_overlapping_calls_are_refused_and_corrupt_nothing(device):
-    # One thread adds while another samples; an overlapping call raises and changes nothing, so
-    # the buffer ends equal to a host buffer given exactly the adds that went through.
-    envs = StackedEnvs(1, (8, 8), 4, torch.uint8, "distinct", seed=6)
-    host, kernel = make_pair(envs, 32, device, seed=6)
+    # One thread adds while another samples large batches, until calls have overlapped; an
+    # overlapping call raises and changes nothing, so the buffer ends equal to a host buffer given
+    # exactly the adds that went through.
+    envs = StackedEnvs(1, (84, 84), 4, torch.uint8, "distinct", seed=6)
+    host, kernel = make_pair(envs, 64, device, seed=6)
     rng = np.random.default_rng(6)
-    rows = [envs.step(0, step % 17 == 16) for step in range(400)]
     refused = {"add": 0, "sample": 0}
     done = threading.Event()
 
     def sampler():
         while not done.is_set():
             try:
-                kernel.sample(16)
+                kernel.sample(256)
+            except RuntimeError as error:
+                assert "one call at a time" in str(error)
+                refused["sample"] += 1
             except ValueError as error:
-                if "one call at a time" not in str(error) and "empty" not in str(error):
-                    raise
-                refused["sample"] += "one call at a time" in str(error)
+                assert "empty" in str(error)
 
     thread = threading.Thread(target=sampler)
     thread.start()
+    deadline = time.monotonic() + 60
     try:
-        for step, (obs, next_obs) in enumerate(rows):
+        step = 0
+        while (step < 200 or sum(refused.values()) < 5) and time.monotonic() < deadline:
+            obs, next_obs = envs.step(0, step % 17 == 16)
             args = (obs[None], rng.integers(0, 4, 1), rng.standard_normal(1).astype(np.float32),
                     next_obs[None], np.array([step % 17 == 16]), np.array([False]))
             while True:
                 try:
                     kernel.add(*args)
                     break
-                except ValueError as error:
+                except RuntimeError as error:
                     assert "one call at a time" in str(error)
                     refused["add"] += 1
             host.add(*args)
+            step += 1
     finally:
         done.set()
         thread.join()
+    assert sum(refused.values()) >= 5, refused  # the calls did overlap
     slots = list(range(len(host)))
     assert_same_bits(kernel.get(slots), host.get(slots), device)
 
@@ -228,8 +276,8 @@ def test_cuda_sampling_is_captured_in_a_cuda_graph():
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         kernel.sample(32, out=out)  # captured, not run: the draw counter stays where it was
-    for step in range(5):
-        add_rows([host, kernel], envs, [0, 1], ["run", "terminated" if step == 2 else "run"], rng)
+    for step in range(60):  # past the 64-slot ring's capacity: evictions, recycled frame chunks
+        add_rows([host, kernel], envs, [0, 1], ["run", "terminated" if step % 9 == 2 else "run"], rng)
         graph.replay()
         assert_same_bits(out, host.sample(32), "cuda")
 

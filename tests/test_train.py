@@ -271,6 +271,7 @@ def test_training_on_a_gpu_keeps_the_replay_buffer_there(tmp_path):
         assert (trainer.buffer.device.type, trainer.buffer.sampler) == ("cuda", "kernel")
         trainer.run()
         assert trainer.learner.updates > 0 and trainer.buffer.sample(8).obs.is_cuda
+        assert trainer.learner._staging is None  # no batch went through host memory
     finally:
         trainer.close()
     resumed = Trainer(None, tmp_path / "run", resume=True)

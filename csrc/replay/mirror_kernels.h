@@ -37,13 +37,17 @@ struct MirrorTables {
 
   // The slot of row `row` of a batch drawn at draw `draws`: uniform over the stored slots, and
   // redrawn (deterministically, as ReplayBuffer's host sampler does) while it holds nothing
-  // sampleable. The caller has checked that some slot holds a sampleable transition.
+  // sampleable; -1 after kMaxRedraws redraws. The eager caller has checked that a sampleable slot
+  // exists, and a kernel-sampled buffer's capacity keeps one there from then on (see
+  // ReplayBuffer's constructor), so only a CUDA graph replayed too early could see -1.
+  static constexpr int32_t kMaxRedraws = 1 << 20;
   PYDQN_HOST_DEVICE int64_t draw_slot(int64_t row) const {
     const uint64_t stored = static_cast<uint64_t>(counters[0]);
     uint64_t random = CounterRng::draw(static_cast<uint64_t>(counters[2]),
                                        static_cast<uint64_t>(counters[1] + row));
     int64_t slot = static_cast<int64_t>(CounterRng::below(random, stored));
-    while (transition_id[slot] < 0) {
+    for (int32_t redraws = 0; stored == 0 || transition_id[slot] < 0; ++redraws) {
+      if (stored == 0 || redraws == kMaxRedraws) return -1;
       random = CounterRng::redraw(random);
       slot = static_cast<int64_t>(CounterRng::below(random, stored));
     }
@@ -80,6 +84,23 @@ void gather_transitions_cpu(const MirrorTables& tables, const BatchPointers& out
 void apply_mirror_update_cuda(const MirrorTables& tables, const MirrorUpdate& update);
 void gather_transitions_cuda(const MirrorTables& tables, const BatchPointers& out, int64_t rows,
                              const int64_t* slots);
+#endif
+
+// Orders a mirror's calls across CUDA streams, so that work queued on one stream never overtakes
+// the previous call's on another (an apply recycling frames a gather still reads, a gather of
+// half-applied tables): a call on a new stream first waits for an event recorded at the end of the
+// previous call. Inside a CUDA graph capture nothing is waited for or recorded (the graph's
+// replays are ordered on the stream they run on). The CUDA types are opaque here.
+struct CudaStreamOrder {
+  void* event = nullptr;        // cudaEvent_t, created on first use
+  void* last_stream = nullptr;  // cudaStream_t of the previous call
+  bool last_recorded = false;   // the event marks the end of the previous call
+};
+#ifdef PYDQN_WITH_CUDA
+// begin: waits as above; refuses (an error naming `call`) a capture when `capturable` is false.
+void begin_cuda_call(CudaStreamOrder& order, bool capturable, const char* call);
+void end_cuda_call(CudaStreamOrder& order);
+void destroy_cuda_stream_order(CudaStreamOrder& order);
 #endif
 
 }  // namespace pydqn

@@ -173,6 +173,14 @@ ReplayBuffer::ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape,
   if (sample_device.has_value()) {
     TORCH_CHECK_VALUE(!prioritized, "prioritized: a buffer that samples on ", *sample_device,
                       " draws uniformly; prioritized replay samples on the host (device='cpu')");
+    // Open n-step windows number at most num_envs * (n - 1), twice that just after a load (the
+    // loaded ones stay open until evicted): with more slots than that, a full ring always holds
+    // a sampleable transition, so a sampling kernel replayed in a CUDA graph always finds one.
+    const int64_t open_windows = 2 * num_envs * (n_step - 1);
+    TORCH_CHECK_VALUE(capacity > open_windows, "capacity: a buffer that samples on ", *sample_device,
+                      " with num_envs=", num_envs, " and n_step=", n_step, " needs more than ",
+                      open_windows, " slots (2 * num_envs * (n_step - 1), the n-step windows that ",
+                      "can be open at once), got ", capacity);
     mirror_ = std::make_unique<TransitionMirror>(
         *sample_device, capacity, frame_stack_, frame_bytes_,
         chunk_frames_for(capacity, frame_stack, num_envs),
@@ -393,6 +401,7 @@ void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
   const std::byte* next_obs = in.next_obs.bytes();
 
   const MirrorCall call(mirror_.get(), mirror_in_use_);
+  refresh_mirror();
   StreamLease lease(streams_.get(), envs.data(), rows);
   // This thread may not be the one that took the streams' chunks from the free list; its own
   // release fence orders its frame writes after everything that led to their recycling (readers
@@ -408,6 +417,7 @@ void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
   c10::SmallVector<TransitionRecord, 8> records(rows);
   c10::SmallVector<int32_t, 16> new_frames;   // for the mirror
   c10::SmallVector<int64_t, 16> changed;      // transitions whose slots the mirror must copy
+  if (mirror_) changed.reserve(rows * (n_step_ + 1));  // no allocation after the claim
   for (int64_t r = 0; r < rows; ++r) {
     store_frames(obs + r * row_bytes, next_obs + r * row_bytes, repeats_newest[r],
                  streams_[envs[r]], records[r], mirror_ ? &new_frames : nullptr);
@@ -415,8 +425,10 @@ void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
     records[r].reward = static_cast<float>(in.reward.real(r));
     records[r].flags = transition_flags(in.terminated.flag(r), in.truncated.flag(r));
   }
-  // Nothing below can fail: once claimed, every transition number is committed, because writers
-  // of later numbers on the same slot wait for it.
+  if (mirror_) mirror_->reserve(frames_, new_frames);
+  // Nothing below can fail (the mirror's copy needs only its staging buffer, and a device that
+  // fails a copy or kernel leaves the process's CUDA context unusable anyway): once claimed, every
+  // transition number is committed, because writers of later numbers on the same slot wait for it.
   const int64_t first = ring_.claim(rows);
   for (int64_t r = 0; r < rows; ++r) {
     write_transition(first + r, records[r]);
@@ -430,7 +442,20 @@ void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
     if (n_step_ > 1) advance_windows(stream, first + r, records[r], mirror_ ? &changed : nullptr);
     stream.repin(frames_, frame_stack_);
   }
-  if (mirror_) mirror_->sync(frames_, new_frames, ring_, changed, gamma_, size());
+  if (mirror_) {
+    try {
+      mirror_->sync(frames_, new_frames, ring_, changed, gamma_, size());
+    } catch (...) {
+      mirror_stale_ = true;
+      throw;
+    }
+  }
+}
+
+void ReplayBuffer::refresh_mirror() {
+  if (!mirror_stale_) return;
+  sync_mirror_all();
+  mirror_stale_ = false;
 }
 
 void ReplayBuffer::sync_mirror_all() {
@@ -580,6 +605,7 @@ void ReplayBuffer::sample_into(const BatchTensors& out, std::optional<double> be
                       "it with prioritized=True); uniform sampling has weights of 1");
   }
   const MirrorCall call(mirror_.get(), mirror_in_use_);
+  refresh_mirror();
   check_batch(out, batch_size);
   TORCH_CHECK_VALUE(size() > 0, "cannot sample from an empty buffer: add transitions first");
   TORCH_CHECK_VALUE(size() > incomplete_.load(std::memory_order_relaxed),
@@ -654,6 +680,7 @@ BatchTensors ReplayBuffer::get(const at::Tensor& indices_in) {
   TORCH_CHECK_VALUE(indices_in.dim() == 1, "indices: expected a 1-D sequence, got shape ",
                     shape_text(indices_in.sizes()));
   const MirrorCall call(mirror_.get(), mirror_in_use_);
+  refresh_mirror();
   const at::Tensor indices = indices_in.to(at::kCPU, at::kLong).contiguous();
   const int64_t* slots = indices.const_data_ptr<int64_t>();
   const int64_t count = indices.numel();

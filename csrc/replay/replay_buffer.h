@@ -123,8 +123,11 @@ class ReplayBuffer {
   // Publishes transition seq's window, unless the slot moved on (then nothing changes and it
   // returns false).
   bool complete_window(int64_t seq, const TransitionWindow& window);
-  // The mirror's copy of every stored transition and frame, after a load.
+  // The mirror's copy of every stored transition and frame (after a load, or a failed sync).
   void sync_mirror_all();
+  // A failed sync (out of device memory, say) leaves the mirror stale: the next call on the
+  // buffer copies everything again before it goes on.
+  void refresh_mirror();
   // Copies one committed transition into row `row` of `out`; false if it changed under the read.
   // `leaf`: also reads the transition's priority leaf, validated with the rest.
   bool try_read(int64_t slot, const BatchPointers& out, int64_t row, double* leaf = nullptr) const;
@@ -151,6 +154,7 @@ class ReplayBuffer {
   std::atomic<int64_t> incomplete_{0};
   std::unique_ptr<TransitionMirror> mirror_;  // with a sample_device only
   mutable std::atomic<bool> mirror_in_use_{false};
+  bool mirror_stale_ = false;  // read and written under a MirrorCall
 };
 
 }  // namespace pydqn

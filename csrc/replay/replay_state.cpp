@@ -246,8 +246,9 @@ void ReplayBuffer::load_state(const ReplayState& state) {
   rng_.restore(state.rng_seed, state.rng_draws);
   ring_.restore_claimed(state.added);
   if (mirror_) {
+    mirror_stale_ = true;  // until the copy below has gone through
     mirror_->restore_rng(state.rng_seed, state.rng_draws);
-    sync_mirror_all();
+    refresh_mirror();
   }
 }
 

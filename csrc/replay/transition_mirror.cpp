@@ -74,7 +74,8 @@ TransitionMirror::TransitionMirror(c10::Device device, int64_t capacity, int32_t
       chunk_frames_(chunk_frames),
       chunk_shift_(log2_of(chunk_frames)),
       chunks_per_block_(chunks_per_block(capacity, chunk_frames, frame_bytes)),
-      host_chunk_address_(max_chunks, 0) {
+      host_chunk_address_(max_chunks, 0),
+      chunk_published_(max_chunks, false) {
   TORCH_CHECK_VALUE(device.is_cpu() || device.is_cuda(),
                     "device: expected 'cpu' or 'cuda', got ", device);
 #ifndef PYDQN_WITH_CUDA
@@ -93,7 +94,36 @@ TransitionMirror::TransitionMirror(c10::Device device, int64_t capacity, int32_t
   flags_ = at::zeros({capacity}, on_device.dtype(at::kByte));
   transition_id_ = at::full({capacity}, -1, on_device.dtype(at::kLong));
   counters_ = at::zeros({3}, on_device.dtype(at::kLong));
+  for (const at::Tensor* t : {&chunk_address_, &obs_ids_, &next_ids_, &action_, &reward_,
+                              &discount_, &flags_, &transition_id_, &counters_}) {
+    nbytes_ += t->nbytes();
+  }
   restore_rng(seed, 0);
+}
+
+TransitionMirror::~TransitionMirror() {
+#ifdef PYDQN_WITH_CUDA
+  if (device_.is_cuda()) destroy_cuda_stream_order(order_);
+#endif
+}
+
+template <typename Work>
+void TransitionMirror::ordered(const char* call, bool capturable, Work&& work) const {
+  const c10::DeviceGuard guard(device_);
+#ifdef PYDQN_WITH_CUDA
+  if (device_.is_cuda()) {
+    begin_cuda_call(order_, capturable, call);
+    try {
+      work();
+    } catch (...) {
+      end_cuda_call(order_);  // what the call queued before it failed is ordered too
+      throw;
+    }
+    end_cuda_call(order_);
+    return;
+  }
+#endif
+  work();
 }
 
 MirrorTables TransitionMirror::tables() {
@@ -119,6 +149,7 @@ int64_t TransitionMirror::chunk_address(int32_t chunk) {
     const int64_t chunk_bytes = int64_t{chunk_frames_} * frame_bytes_;
     blocks_[block] = at::empty({chunks_per_block_ * chunk_bytes},
                                at::TensorOptions().dtype(at::kByte).device(device_));
+    nbytes_ += blocks_[block].nbytes();
   }
   const int64_t offset = (chunk % chunks_per_block_) * int64_t{chunk_frames_} * frame_bytes_;
   host_chunk_address_[chunk] =
@@ -126,10 +157,20 @@ int64_t TransitionMirror::chunk_address(int32_t chunk) {
   return host_chunk_address_[chunk];
 }
 
+void TransitionMirror::reserve(const FrameStore& store, std::span<const int32_t> frame_ids) {
+  const c10::DeviceGuard guard(device_);
+  for (const int32_t id : frame_ids) chunk_address(store.chunk_of(id));
+}
+
 void TransitionMirror::sync(const FrameStore& store, std::span<const int32_t> frame_ids,
                             const TransitionRing& ring, std::span<const int64_t> seqs, float gamma,
                             int64_t stored) {
-  const c10::DeviceGuard guard(device_);
+  ordered("add()", /*capturable=*/false, [&] { copy(store, frame_ids, ring, seqs, gamma, stored); });
+}
+
+void TransitionMirror::copy(const FrameStore& store, std::span<const int32_t> frame_ids,
+                            const TransitionRing& ring, std::span<const int64_t> seqs, float gamma,
+                            int64_t stored) {
   const int64_t capacity = ring.capacity();
   std::vector<int64_t> slots(seqs.size());
   std::transform(seqs.begin(), seqs.end(), slots.begin(), [&](int64_t seq) { return seq % capacity; });
@@ -147,7 +188,8 @@ void TransitionMirror::sync(const FrameStore& store, std::span<const int32_t> fr
     std::vector<int32_t> new_chunks;
     for (const int32_t id : piece) {
       const int32_t chunk = store.chunk_of(id);
-      if (host_chunk_address_[chunk] == 0) {
+      if (!chunk_published_[chunk] &&
+          std::find(new_chunks.begin(), new_chunks.end(), chunk) == new_chunks.end()) {
         chunk_address(chunk);
         new_chunks.push_back(chunk);
       }
@@ -215,6 +257,7 @@ void TransitionMirror::sync(const FrameStore& store, std::span<const int32_t> fr
     update.rows = rows;
     update.stored = stored;
     apply(update);
+    for (const int32_t chunk : new_chunks) chunk_published_[chunk] = true;
   } while (next_frame < frame_ids.size());
 }
 
@@ -225,48 +268,37 @@ void TransitionMirror::apply(const MirrorUpdate& update) {
   apply_mirror_update_cpu(tables(), update);
 }
 
-void TransitionMirror::sample_into(const BatchTensors& out) {
-  const c10::DeviceGuard guard(device_);
+void TransitionMirror::gather(const BatchTensors& out, const at::Tensor& slots) {
   const BatchPointers pointers(out);
   const int64_t rows = out.indices.numel();
+  const int64_t* picked = slots.defined() ? slots.const_data_ptr<int64_t>() : nullptr;
+  if (rows == 0) return;
 #ifdef PYDQN_WITH_CUDA
-  if (device_.is_cuda()) return gather_transitions_cuda(tables(), pointers, rows, nullptr);
+  if (device_.is_cuda()) return gather_transitions_cuda(tables(), pointers, rows, picked);
 #endif
-  gather_transitions_cpu(tables(), pointers, rows, nullptr);
+  gather_transitions_cpu(tables(), pointers, rows, picked);
+}
+
+void TransitionMirror::sample_into(const BatchTensors& out) {
+  ordered("sample()", /*capturable=*/true, [&] { gather(out, at::Tensor()); });
 }
 
 void TransitionMirror::get_into(const BatchTensors& out, const at::Tensor& slots) {
-  const c10::DeviceGuard guard(device_);
-  const at::Tensor on_device = slots.to(device_, at::kLong).contiguous();
-  const BatchPointers pointers(out);
-  const int64_t rows = on_device.numel();
-  if (rows == 0) return;
-#ifdef PYDQN_WITH_CUDA
-  if (device_.is_cuda()) {
-    return gather_transitions_cuda(tables(), pointers, rows, on_device.const_data_ptr<int64_t>());
-  }
-#endif
-  gather_transitions_cpu(tables(), pointers, rows, on_device.const_data_ptr<int64_t>());
+  ordered("get()", /*capturable=*/false,
+          [&] { gather(out, slots.to(device_, at::kLong).contiguous()); });
 }
 
 uint64_t TransitionMirror::draws() const {
-  return static_cast<uint64_t>(counters_[1].item<int64_t>());
+  int64_t draws = 0;
+  ordered("state_dict()", /*capturable=*/false, [&] { draws = counters_[1].item<int64_t>(); });
+  return static_cast<uint64_t>(draws);
 }
 
 void TransitionMirror::restore_rng(uint64_t seed, uint64_t draws) {
-  const c10::DeviceGuard guard(device_);
   const int64_t values[] = {static_cast<int64_t>(draws), static_cast<int64_t>(seed)};
-  counters_.slice(0, 1, 3).copy_(at::from_blob(const_cast<int64_t*>(values), {2}, at::kLong));
-}
-
-int64_t TransitionMirror::nbytes() const {
-  int64_t total = 0;
-  for (const at::Tensor& block : blocks_) total += block.defined() ? block.nbytes() : 0;
-  for (const at::Tensor* t : {&chunk_address_, &obs_ids_, &next_ids_, &action_, &reward_,
-                              &discount_, &flags_, &transition_id_, &counters_}) {
-    total += t->nbytes();
-  }
-  return total;
+  ordered("load_state_dict()", /*capturable=*/false, [&] {
+    counters_.slice(0, 1, 3).copy_(at::from_blob(const_cast<int64_t*>(values), {2}, at::kLong));
+  });
 }
 
 }  // namespace pydqn

@@ -32,8 +32,14 @@ class TransitionMirror {
  public:
   TransitionMirror(c10::Device device, int64_t capacity, int32_t frame_stack, int64_t frame_bytes,
                    int32_t chunk_frames, int32_t max_chunks, uint64_t seed);
+  ~TransitionMirror();
+  TransitionMirror(const TransitionMirror&) = delete;
+  TransitionMirror& operator=(const TransitionMirror&) = delete;
 
   c10::Device device() const { return device_; }
+  // Allocates the device memory of the chunks holding `frame_ids`, ahead of sync(): the one step
+  // that can fail (out of device memory) runs before the buffer commits anything.
+  void reserve(const FrameStore& store, std::span<const int32_t> frame_ids);
   // Copies the frames `frame_ids` from `store` and the slots of transitions `seqs` as `ring` holds
   // them now (with n-step windows discounted by `gamma`), then sets the stored count to `stored`.
   void sync(const FrameStore& store, std::span<const int32_t> frame_ids,
@@ -46,13 +52,22 @@ class TransitionMirror {
   // The generator's position: draws waits for the device.
   uint64_t draws() const;
   void restore_rng(uint64_t seed, uint64_t draws);
-  int64_t nbytes() const;
+  // Device bytes allocated; safe to read while another thread calls the mirror.
+  int64_t nbytes() const { return nbytes_.load(std::memory_order_relaxed); }
 
  private:
   MirrorTables tables();
+  void copy(const FrameStore& store, std::span<const int32_t> frame_ids,
+            const TransitionRing& ring, std::span<const int64_t> seqs, float gamma, int64_t stored);
+  // Gathers the rows of `slots` (on the device), or draws them when it is undefined.
+  void gather(const BatchTensors& out, const at::Tensor& slots);
   // Device memory for chunk `chunk`, allocated with its neighbours in blocks of chunks_per_block_.
   int64_t chunk_address(int32_t chunk);
   void apply(const MirrorUpdate& update);
+  // Runs `work`, which queues device work on the current stream, ordered after the previous
+  // call's (CudaStreamOrder); `capturable`: whether it may run inside a CUDA graph capture.
+  template <typename Work>
+  void ordered(const char* call, bool capturable, Work&& work) const;
 
   const c10::Device device_;
   const int32_t frame_stack_;
@@ -61,9 +76,12 @@ class TransitionMirror {
   const int32_t chunk_shift_;
   const int64_t chunks_per_block_;
   std::vector<at::Tensor> blocks_;
-  std::vector<int64_t> host_chunk_address_;  // what the device's table holds, or will once applied
+  std::vector<int64_t> host_chunk_address_;  // 0 until the chunk's memory is allocated
+  std::vector<bool> chunk_published_;        // its address was sent to the device's table
   at::Tensor chunk_address_, obs_ids_, next_ids_, action_, reward_, discount_, flags_,
       transition_id_, counters_;
+  std::atomic<int64_t> nbytes_{0};
+  mutable CudaStreamOrder order_;
 };
 
 // One call on a buffer with a TransitionMirror, which takes one at a time: its host-side staging
@@ -74,7 +92,7 @@ class MirrorCall {
   MirrorCall(const TransitionMirror* mirror, std::atomic<bool>& in_use)
       : in_use_(mirror != nullptr ? &in_use : nullptr) {
     if (in_use_ == nullptr) return;
-    TORCH_CHECK_VALUE(!in_use_->exchange(true, std::memory_order_acquire),
+    TORCH_CHECK(!in_use_->exchange(true, std::memory_order_acquire),
                       "a ReplayBuffer that samples on ", mirror->device(),
                       " takes one call at a time: add(), sample(), get(), state_dict() and "
                       "load_state_dict() overlapped from two threads");

@@ -1,3 +1,5 @@
+#include <c10/util/Exception.h>
+
 #include <cstring>
 
 #include "replay/mirror_kernels.h"
@@ -32,6 +34,7 @@ void gather_transitions_cpu(const MirrorTables& t, const BatchPointers& out, int
   const int64_t row_bytes = k * t.frame_bytes;
   for (int64_t row = 0; row < rows; ++row) {
     const int64_t slot = slots != nullptr ? slots[row] : t.draw_slot(row);
+    TORCH_CHECK(slot >= 0, "sample: no stored transition is sampleable (every n-step window open)");
     for (int64_t f = 0; f < k; ++f) {
       std::memcpy(out.obs + row * row_bytes + f * t.frame_bytes, t.frame(t.obs_ids[slot * k + f]),
                   t.frame_bytes);

@@ -31,7 +31,8 @@ int word_bytes(int64_t frame_bytes, uintptr_t a, uintptr_t b) {
   return 1;
 }
 
-// Blocks [0, frames) copy one frame each; the others write the slot images and chunk addresses.
+// Blocks [0, frames) copy one frame each (grid-stride); block 0 then writes the slot images and
+// chunk addresses as well.
 template <typename Word>
 __global__ void apply_kernel(MirrorTables t, MirrorUpdate u) {
   for (int64_t block = blockIdx.x; block < u.frames; block += gridDim.x) {
@@ -67,9 +68,12 @@ __global__ void gather_kernel(MirrorTables t, BatchPointers out, int64_t rows,
   const int64_t k = t.frame_stack;
   const int64_t row_bytes = k * t.frame_bytes;
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
-    if (threadIdx.x == 0) picked = slots != nullptr ? slots[row] : t.draw_slot(row);
+    if (threadIdx.x == 0) {
+      picked = slots != nullptr ? slots[row] : t.draw_slot(row);
+      CUDA_KERNEL_ASSERT(picked >= 0 && "sample: no stored transition is sampleable");
+    }
     __syncthreads();
-    const int64_t slot = picked;
+    const int64_t slot = picked < 0 ? 0 : picked;
     for (int64_t f = 0; f < k; ++f) {
       copy_words<Word>(out.obs + row * row_bytes + f * t.frame_bytes,
                        t.frame(t.obs_ids[slot * k + f]), t.frame_bytes);
@@ -93,12 +97,50 @@ __global__ void gather_kernel(MirrorTables t, BatchPointers out, int64_t rows,
 // After the gather, so that every row read the same draw counter.
 __global__ void advance_draws_kernel(int64_t* counters, int64_t rows) { counters[1] += rows; }
 
+bool capturing(cudaStream_t stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  C10_CUDA_CHECK(cudaStreamIsCapturing(stream, &status));
+  return status != cudaStreamCaptureStatusNone;
+}
+
 }  // namespace
+
+void begin_cuda_call(CudaStreamOrder& order, bool capturable, const char* call) {
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  if (capturing(stream)) {
+    TORCH_CHECK(capturable, call, " cannot be captured in a CUDA graph (its copy from host ",
+                "memory would replay stale data); only sample() can");
+    return;
+  }
+  if (order.last_recorded && order.last_stream != static_cast<void*>(stream)) {
+    C10_CUDA_CHECK(cudaStreamWaitEvent(stream, static_cast<cudaEvent_t>(order.event), 0));
+  }
+  order.last_stream = stream;
+  order.last_recorded = false;
+}
+
+void end_cuda_call(CudaStreamOrder& order) {
+  if (capturing(at::cuda::getCurrentCUDAStream())) return;
+  if (order.event == nullptr) {
+    cudaEvent_t event;
+    C10_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+    order.event = event;
+  }
+  C10_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(order.event),
+                                 at::cuda::getCurrentCUDAStream()));
+  order.last_recorded = true;
+}
+
+void destroy_cuda_stream_order(CudaStreamOrder& order) {
+  if (order.event != nullptr) C10_CUDA_IGNORE_ERROR(cudaEventDestroy(static_cast<cudaEvent_t>(order.event)));
+  order.event = nullptr;
+}
 
 void apply_mirror_update_cuda(const MirrorTables& t, const MirrorUpdate& u) {
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  // Frame addresses are chunk bases (256-byte aligned) plus multiples of frame_bytes, and the
-  // packed frame data starts aligned too.
+  // Frame addresses are block bases (the caching allocator's, 512-byte aligned) plus multiples of
+  // frame_bytes, and the packed frame data starts 16-byte aligned: a word that divides
+  // frame_bytes and the data's address divides every address the copies touch.
   const int word = word_bytes(t.frame_bytes, reinterpret_cast<uintptr_t>(u.frame_data), 0);
   const int blocks = blocks_for(u.frames);
   if (word == 16) {
