@@ -48,13 +48,12 @@ def make_learner(config: TrainConfig, env, device: torch.device) -> DQNLearner:
 def make_buffer(config: TrainConfig, env, device: torch.device | None = None
                 ) -> ReplayBuffer | PyReplayBuffer:
     """The configured replay buffer (``config.replay``) for ``env``'s observations; with a CUDA
-    ``device`` the C++ buffer lives there (uniform sampling only), so batches never cross PCIe."""
+    ``device`` the C++ buffer lives there, so batches never cross PCIe."""
     space = env.single_observation_space
     frame_stack = space.shape[0] if len(space.shape) == 3 else 1
     buffer_class = ReplayBuffer if config.replay == "cpp" else PyReplayBuffer
     options = {}
-    if (buffer_class is ReplayBuffer and device is not None and device.type == "cuda"
-            and not config.prioritized):
+    if buffer_class is ReplayBuffer and device is not None and device.type == "cuda":
         options["device"] = device
     return buffer_class(config.buffer_size, space.shape, torch.from_numpy(np.zeros(0, space.dtype)).dtype,
                         frame_stack=frame_stack, num_envs=config.num_envs, seed=config.seed,

@@ -133,8 +133,9 @@ class ReplayBuffer:
         lives in device memory) and one kernel gathers the stacked ``obs``/``next_obs`` and every
         other field: the call queues work on the current stream and never waits for the GPU, so
         ``sample(B, out=batch)`` can be captured in a CUDA graph, whose replays sample afresh
-        from what the buffer then holds. With the same seed and ``add`` calls, every sampler
-        draws the same batches.
+        from what the buffer then holds. A prioritized buffer on CUDA draws the slots and
+        weights on the host, from its trees, and copies them without waiting; that sample cannot
+        be captured. With the same seed and ``add`` calls, every sampler draws the same batches.
         """
         batch_size = _args.check_int("batch_size", batch_size, minimum=1)
         beta = _args.check_beta(self.prioritized, beta)

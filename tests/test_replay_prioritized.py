@@ -2,6 +2,7 @@
 hand, new transitions at the running maximum, the overwritten-id rule, bad priorities, state."""
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -10,7 +11,11 @@ import torch
 from pydqn import ReplayBuffer
 from pydqn.py_replay import PyReplayBuffer
 
-BUFFERS = [ReplayBuffer, PyReplayBuffer]
+# The host sampler, the oracle, and the device sampler (drawn on the host from the same trees,
+# gathered by the kernel): its CPU twin and CUDA.
+BUFFERS = [ReplayBuffer, PyReplayBuffer,
+           pytest.param(partial(ReplayBuffer, sampler="kernel"), id="kernel-cpu"),
+           pytest.param(partial(ReplayBuffer, device="cuda"), id="kernel-cuda", marks=pytest.mark.cuda)]
 
 
 def filled(cls, count, capacity=None, n_step=1, alpha=0.6, seed=0, episode=None):
@@ -38,7 +43,7 @@ def chi_square_critical(df, z=3.09):
 def draw_counts(buf, count, draws, beta=0.4):
     counts = np.zeros(count)
     for _ in range(draws // 250):
-        ids = buf.sample(250, beta=beta).transition_ids.numpy()
+        ids = buf.sample(250, beta=beta).transition_ids.cpu().numpy()
         counts += np.bincount(ids, minlength=count)[:count]
     return counts
 

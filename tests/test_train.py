@@ -263,9 +263,10 @@ def test_rainbow_lite_stacks_on_the_cartpole_preset_and_runs(tmp_path, capsys, r
 
 
 @pytest.mark.cuda
-def test_training_on_a_gpu_keeps_the_replay_buffer_there(tmp_path):
+@pytest.mark.parametrize("prioritized", [False, True])
+def test_training_on_a_gpu_keeps_the_replay_buffer_there(tmp_path, prioritized):
     config = build_config("cartpole", {**SMALL, "total_steps": 1_200, "device": "cuda",
-                                       "save_buffer": True})
+                                       "save_buffer": True, "prioritized": prioritized})
     trainer = Trainer(config, tmp_path / "run")
     try:
         assert (trainer.buffer.device.type, trainer.buffer.sampler) == ("cuda", "kernel")

@@ -76,14 +76,14 @@ struct MirrorUpdate {
 
 // Both devices: the update applied to the tables; the batch's rows gathered from the slots
 // `slots` (device memory, `rows` of them), or drawn when slots is null, which advances the draw
-// counter by `rows`.
+// counter by `rows`; the rows' weights from `weights` (device memory), or 1 when it is null.
 void apply_mirror_update_cpu(const MirrorTables& tables, const MirrorUpdate& update);
 void gather_transitions_cpu(const MirrorTables& tables, const BatchPointers& out, int64_t rows,
-                            const int64_t* slots);
+                            const int64_t* slots, const float* weights);
 #ifdef PYDQN_WITH_CUDA
 void apply_mirror_update_cuda(const MirrorTables& tables, const MirrorUpdate& update);
 void gather_transitions_cuda(const MirrorTables& tables, const BatchPointers& out, int64_t rows,
-                             const int64_t* slots);
+                             const int64_t* slots, const float* weights);
 #endif
 
 // Orders a mirror's calls across CUDA streams, so that work queued on one stream never overtakes

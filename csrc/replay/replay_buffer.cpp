@@ -171,8 +171,6 @@ ReplayBuffer::ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape,
   }
   for (int64_t env = 0; env < num_envs; ++env) streams_[env].open_windows.reserve(n_step);
   if (sample_device.has_value()) {
-    TORCH_CHECK_VALUE(!prioritized, "prioritized: a buffer that samples on ", *sample_device,
-                      " draws uniformly; prioritized replay samples on the host (device='cpu')");
     // Open n-step windows number at most num_envs * (n - 1), twice that just after a load (the
     // loaded ones stay open until evicted): with more slots than that, a full ring always holds
     // a sampleable transition, so a sampling kernel replayed in a CUDA graph always finds one.
@@ -611,10 +609,10 @@ void ReplayBuffer::sample_into(const BatchTensors& out, std::optional<double> be
   TORCH_CHECK_VALUE(size() > incomplete_.load(std::memory_order_relaxed),
                     "cannot sample yet: no stored transition has a complete ", n_step_,
                     "-step window (one completes n_step transitions later, or at its episode's end)");
-  if (mirror_) return mirror_->sample_into(out);
-  const BatchPointers pointers(out);
+  if (mirror_ && !priorities_) return mirror_->sample_into(out);
   const uint64_t first_draw = rng_.reserve(batch_size);
   if (!priorities_) {
+    const BatchPointers pointers(out);
     for (int64_t row = 0; row < batch_size; ++row) sample_uniform_row(first_draw + row, pointers, row);
     return;
   }
@@ -626,8 +624,27 @@ void ReplayBuffer::sample_into(const BatchTensors& out, std::optional<double> be
     total = priorities_->total();
     min_leaf = priorities_->min_leaf();
   }
+  if (mirror_) {
+    // Drawn on the host, from the trees, and gathered on the device. The mirror takes one call at
+    // a time, so nothing changes under these reads.
+    const auto [slots, weights] = mirror_->staged_rows(batch_size);
+    auto* slot = slots.mutable_data_ptr<int64_t>();
+    auto* weight = weights.mutable_data_ptr<float>();
+    for (int64_t row = 0; row < batch_size; ++row) {
+      weight[row] = draw_prioritized(first_draw + row, batch_size, row, total, min_leaf, *beta,
+                                     [&](int64_t s, double* leaf) {
+                                       slot[row] = s;
+                                       *leaf = priorities_->leaf(s);
+                                       return ring_.read_begin(s) != 0;
+                                     });
+    }
+    return mirror_->gather_rows(out, slots, weights);
+  }
+  const BatchPointers pointers(out);
   for (int64_t row = 0; row < batch_size; ++row) {
-    sample_prioritized_row(first_draw + row, batch_size, total, min_leaf, *beta, pointers, row);
+    pointers.weights[row] = draw_prioritized(
+        first_draw + row, batch_size, row, total, min_leaf, *beta,
+        [&](int64_t slot, double* leaf) { return try_read(slot, pointers, row, leaf); });
   }
 }
 
@@ -647,9 +664,9 @@ void ReplayBuffer::sample_uniform_row(uint64_t draw, const BatchPointers& out, i
 // Stratified: row r of B draws its mass uniformly from [r, r + 1) * total / B, so a batch covers
 // the whole distribution (Schaul et al., appendix B.2.1). The weight is (N P(i))^-beta divided by
 // the largest weight a stored transition has, which simplifies to (leaf_i / min leaf)^-beta.
-void ReplayBuffer::sample_prioritized_row(uint64_t draw, int64_t rows, double total,
-                                          double min_leaf, double beta, const BatchPointers& out,
-                                          int64_t row) {
+template <typename Read>
+float ReplayBuffer::draw_prioritized(uint64_t draw, int64_t rows, int64_t row, double total,
+                                     double min_leaf, double beta, Read&& read) {
   double lower = total * static_cast<double>(row) / static_cast<double>(rows);
   double width = total / static_cast<double>(rows);
   SpinWait spin;
@@ -658,12 +675,10 @@ void ReplayBuffer::sample_prioritized_row(uint64_t draw, int64_t rows, double to
                                  std::nextafter(total, 0.0));
     const int64_t slot = priorities_->find(mass);
     double leaf = 0.0;  // read with the transition: a writer that takes the slot sets its own
-    if (slot < size() && priorities_->leaf(slot) > 0.0 && try_read(slot, out, row, &leaf) &&
-        leaf > 0.0) {
+    if (slot < size() && priorities_->leaf(slot) > 0.0 && read(slot, &leaf) && leaf > 0.0) {
       // Smallest normal float at the bottom: a weight is never 0 (a sample always counts).
       const double weight = std::min(1.0, std::pow(leaf / min_leaf, -beta));
-      out.weights[row] = std::max(static_cast<float>(weight), std::numeric_limits<float>::min());
-      return;
+      return std::max(static_cast<float>(weight), std::numeric_limits<float>::min());
     }
     // Only concurrent writes land here (a slot rewritten or cleared under the read): redraw from
     // the whole distribution, as a uniform buffer redraws from all slots.

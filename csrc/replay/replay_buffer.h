@@ -134,8 +134,11 @@ class ReplayBuffer {
   // Fills row `row` from the slot that draw number `draw` picks, redrawing while it changes
   // under the read.
   void sample_uniform_row(uint64_t draw, const BatchPointers& out, int64_t row);
-  void sample_prioritized_row(uint64_t draw, int64_t rows, double total, double min_leaf,
-                              double beta, const BatchPointers& out, int64_t row);
+  // Row `row` of `rows`' transition, drawn by priority: `read(slot, &leaf)` reads the slot (and
+  // its leaf, validated with it), false if it changed under the read. Returns its weight.
+  template <typename Read>
+  float draw_prioritized(uint64_t draw, int64_t rows, int64_t row, double total, double min_leaf,
+                         double beta, Read&& read);
 
   const std::vector<int64_t> obs_shape_;
   const at::ScalarType obs_dtype_;

@@ -59,7 +59,8 @@ ReplayState ReplayBuffer::save_state() const {
   ReplayState state;
   state.added = added;
   state.rng_seed = rng_.seed();
-  state.rng_draws = mirror_ ? mirror_->draws() : rng_.draws();
+  // A uniform mirror draws on the device; prioritized ones draw on the host.
+  state.rng_draws = mirror_ && !priorities_ ? mirror_->draws() : rng_.draws();
   state.frame_ids = at::empty({stored, ids}, at::kInt);
   state.action = at::empty({stored}, at::kInt);
   state.reward = at::empty({stored}, at::kFloat);

@@ -268,24 +268,39 @@ void TransitionMirror::apply(const MirrorUpdate& update) {
   apply_mirror_update_cpu(tables(), update);
 }
 
-void TransitionMirror::gather(const BatchTensors& out, const at::Tensor& slots) {
+void TransitionMirror::gather(const BatchTensors& out, const at::Tensor& slots,
+                              const at::Tensor& weights) {
   const BatchPointers pointers(out);
   const int64_t rows = out.indices.numel();
   const int64_t* picked = slots.defined() ? slots.const_data_ptr<int64_t>() : nullptr;
+  const float* weighted = weights.defined() ? weights.const_data_ptr<float>() : nullptr;
   if (rows == 0) return;
 #ifdef PYDQN_WITH_CUDA
-  if (device_.is_cuda()) return gather_transitions_cuda(tables(), pointers, rows, picked);
+  if (device_.is_cuda()) return gather_transitions_cuda(tables(), pointers, rows, picked, weighted);
 #endif
-  gather_transitions_cpu(tables(), pointers, rows, picked);
+  gather_transitions_cpu(tables(), pointers, rows, picked, weighted);
 }
 
 void TransitionMirror::sample_into(const BatchTensors& out) {
-  ordered("sample()", /*capturable=*/true, [&] { gather(out, at::Tensor()); });
+  ordered("sample()", /*capturable=*/true, [&] { gather(out, at::Tensor(), at::Tensor()); });
 }
 
 void TransitionMirror::get_into(const BatchTensors& out, const at::Tensor& slots) {
   ordered("get()", /*capturable=*/false,
-          [&] { gather(out, slots.to(device_, at::kLong).contiguous()); });
+          [&] { gather(out, slots.to(device_, at::kLong).contiguous(), at::Tensor()); });
+}
+
+std::pair<at::Tensor, at::Tensor> TransitionMirror::staged_rows(int64_t rows) const {
+  const auto host = at::TensorOptions().pinned_memory(device_.is_cuda());
+  return {at::empty({rows}, host.dtype(at::kLong)), at::empty({rows}, host.dtype(at::kFloat))};
+}
+
+void TransitionMirror::gather_rows(const BatchTensors& out, const at::Tensor& slots,
+                                   const at::Tensor& weights) {
+  // Slots drawn on the host: a prioritized sample cannot be replayed by a CUDA graph.
+  ordered("sample() of a prioritized buffer", /*capturable=*/false, [&] {
+    gather(out, slots.to(device_, /*non_blocking=*/true), weights.to(device_, /*non_blocking=*/true));
+  });
 }
 
 uint64_t TransitionMirror::draws() const {

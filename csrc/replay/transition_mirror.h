@@ -47,8 +47,12 @@ class TransitionMirror {
             int64_t stored);
   // Fills `out` (tensors on the mirror's device) with rows drawn by the device-side generator.
   void sample_into(const BatchTensors& out);
-  // Fills `out` with the transitions in `slots` (int64, on the mirror's device).
+  // Fills `out` with the transitions in `slots` (int64, any device).
   void get_into(const BatchTensors& out, const at::Tensor& slots);
+  // Host tensors (pinned for CUDA) for `rows` slots (int64) and weights (float32) drawn on the
+  // host, which gather_rows() then copies asynchronously and gathers with.
+  std::pair<at::Tensor, at::Tensor> staged_rows(int64_t rows) const;
+  void gather_rows(const BatchTensors& out, const at::Tensor& slots, const at::Tensor& weights);
   // The generator's position: draws waits for the device.
   uint64_t draws() const;
   void restore_rng(uint64_t seed, uint64_t draws);
@@ -59,8 +63,9 @@ class TransitionMirror {
   MirrorTables tables();
   void copy(const FrameStore& store, std::span<const int32_t> frame_ids,
             const TransitionRing& ring, std::span<const int64_t> seqs, float gamma, int64_t stored);
-  // Gathers the rows of `slots` (on the device), or draws them when it is undefined.
-  void gather(const BatchTensors& out, const at::Tensor& slots);
+  // Gathers the rows of `slots` (on the device), or draws them when it is undefined; weights of
+  // `weights` (on the device), or 1 when it is undefined.
+  void gather(const BatchTensors& out, const at::Tensor& slots, const at::Tensor& weights);
   // Device memory for chunk `chunk`, allocated with its neighbours in blocks of chunks_per_block_.
   int64_t chunk_address(int32_t chunk);
   void apply(const MirrorUpdate& update);

@@ -29,7 +29,7 @@ void apply_mirror_update_cpu(const MirrorTables& t, const MirrorUpdate& u) {
 }
 
 void gather_transitions_cpu(const MirrorTables& t, const BatchPointers& out, int64_t rows,
-                            const int64_t* slots) {
+                            const int64_t* slots, const float* weights) {
   const int64_t k = t.frame_stack;
   const int64_t row_bytes = k * t.frame_bytes;
   for (int64_t row = 0; row < rows; ++row) {
@@ -48,7 +48,7 @@ void gather_transitions_cpu(const MirrorTables& t, const BatchPointers& out, int
     out.discount[row] = t.discount[slot];
     out.indices[row] = slot;
     out.transition_ids[row] = t.transition_id[slot];
-    out.weights[row] = 1.0f;
+    out.weights[row] = weights != nullptr ? weights[row] : 1.0f;
   }
   if (slots == nullptr) t.counters[1] += rows;
 }

@@ -63,7 +63,7 @@ __global__ void apply_kernel(MirrorTables t, MirrorUpdate u) {
 // One block per row (grid-stride): thread 0 picks the slot, then the block copies its 2k frames.
 template <typename Word>
 __global__ void gather_kernel(MirrorTables t, BatchPointers out, int64_t rows,
-                              const int64_t* slots) {
+                              const int64_t* slots, const float* weights) {
   __shared__ int64_t picked;
   const int64_t k = t.frame_stack;
   const int64_t row_bytes = k * t.frame_bytes;
@@ -88,7 +88,7 @@ __global__ void gather_kernel(MirrorTables t, BatchPointers out, int64_t rows,
       out.discount[row] = t.discount[slot];
       out.indices[row] = slot;
       out.transition_ids[row] = t.transition_id[slot];
-      out.weights[row] = 1.0f;
+      out.weights[row] = weights != nullptr ? weights[row] : 1.0f;
     }
     __syncthreads();  // `picked` is rewritten by the next row
   }
@@ -154,17 +154,17 @@ void apply_mirror_update_cuda(const MirrorTables& t, const MirrorUpdate& u) {
 }
 
 void gather_transitions_cuda(const MirrorTables& t, const BatchPointers& out, int64_t rows,
-                             const int64_t* slots) {
+                             const int64_t* slots, const float* weights) {
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const int word = word_bytes(t.frame_bytes, reinterpret_cast<uintptr_t>(out.obs),
                               reinterpret_cast<uintptr_t>(out.next_obs));
   const int blocks = blocks_for(rows);
   if (word == 16) {
-    gather_kernel<uint4><<<blocks, kThreads, 0, stream>>>(t, out, rows, slots);
+    gather_kernel<uint4><<<blocks, kThreads, 0, stream>>>(t, out, rows, slots, weights);
   } else if (word == 4) {
-    gather_kernel<uint32_t><<<blocks, kThreads, 0, stream>>>(t, out, rows, slots);
+    gather_kernel<uint32_t><<<blocks, kThreads, 0, stream>>>(t, out, rows, slots, weights);
   } else {
-    gather_kernel<uint8_t><<<blocks, kThreads, 0, stream>>>(t, out, rows, slots);
+    gather_kernel<uint8_t><<<blocks, kThreads, 0, stream>>>(t, out, rows, slots, weights);
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   if (slots == nullptr) {
