@@ -30,8 +30,9 @@ class ReplayBuffer:
             k-1 frames, and the buffer keeps only the new ones.
         num_envs: number of env streams that ``add`` interleaves.
         device: where sampled batches are built. ``"cpu"``, or ``"cuda"`` (``"cuda:i"``): the
-            buffer keeps its frames and transitions in that GPU's memory as well, and ``sample``
-            and ``get`` return CUDA tensors gathered there by one kernel (see `sample`).
+            buffer keeps its frames in that GPU's memory (only there) with a copy of its
+            transitions, and ``sample`` and ``get`` return CUDA tensors gathered there by one
+            kernel (see `sample`); the host keeps the bookkeeping.
         seed: seed of the buffer's own sampling generator (``None``: from the OS).
         n_step: sample n-step transitions (see `Batch`); a transition is sampled once its window
             is complete, n transitions later or at its episode's end.

@@ -217,18 +217,19 @@ def test_cuda_device_refuses_the_host_sampler():
         pydqn.ReplayBuffer(8, (4,), device="cuda", sampler="host")
 
 
-def test_frames_are_stored_once_on_the_device():
+def test_frames_are_stored_once_and_only_on_the_device():
     # Atari-sized frames, one stream, long episodes: the device holds about one frame per
-    # transition (plus its per-slot tables and at most one partly used block of chunks).
+    # transition (plus its per-slot tables and at most one partly used block of chunks), and the
+    # host only the bookkeeping: no frame twice.
     envs = StackedEnvs(1, (84, 84), 4, torch.uint8, seed=4)
     host, kernel = make_pair(envs, 2000, "cpu")
     rng = np.random.default_rng(4)
     for _ in range(2000):
-        add_rows([kernel], envs, [0], ["run"], rng)
+        add_rows([host, kernel], envs, [0], ["run"], rng)
     frame_bytes = 84 * 84
-    assert kernel.device_nbytes < 2000 * frame_bytes * 1.05 + 2000 * 64
-    assert kernel.device_nbytes > 2000 * frame_bytes
-    assert host.device_nbytes == 0
+    assert 2000 * frame_bytes < kernel.device_nbytes < 2000 * frame_bytes * 1.05 + 2000 * 64
+    assert host.device_nbytes == 0 and host.nbytes > 2000 * frame_bytes
+    assert kernel.nbytes - kernel.device_nbytes < 0.1 * host.nbytes
 
 
 @pytest.mark.parametrize("device", KERNEL_DEVICES)

@@ -20,8 +20,9 @@ int32_t log2_exact(int32_t power_of_two) {
 
 }  // namespace
 
-FrameStore::FrameStore(int64_t frame_bytes, int32_t chunk_frames, int32_t max_chunks)
-    : frame_stride_((frame_bytes + 7) / 8 * 8),  // 8-byte aligned frames (see racy_copy.h)
+FrameStore::FrameStore(int64_t frame_bytes, int32_t chunk_frames, int32_t max_chunks,
+                       bool holds_bytes)
+    : frame_stride_(holds_bytes ? (frame_bytes + 7) / 8 * 8 : 0),  // 8-byte aligned (racy_copy.h)
       chunk_frames_(chunk_frames),
       chunk_shift_(log2_exact(chunk_frames)),
       max_chunks_(max_chunks),
@@ -56,8 +57,11 @@ int32_t FrameStore::acquire_chunk() {
   }
   // Memory first, then an id: a failure leaves allocated_ untouched, and ids are never handed back
   // (a concurrent allocation may already have taken the next one).
-  void* memory = std::malloc(static_cast<size_t>(frame_stride_) * chunk_frames_);
-  if (memory == nullptr) throw std::bad_alloc();
+  void* memory = nullptr;
+  if (frame_stride_ > 0) {
+    memory = std::malloc(static_cast<size_t>(frame_stride_) * chunk_frames_);
+    if (memory == nullptr) throw std::bad_alloc();
+  }
   int32_t chunk = allocated_.load(std::memory_order_relaxed);
   do {
     if (chunk >= max_chunks_) {

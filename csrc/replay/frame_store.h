@@ -25,9 +25,13 @@ constexpr int32_t kMaxFrameStack = 32;
 // against ABA) and is reused by the next stream that needs one. Chunks are never returned to the
 // system while the store lives, so a frame id from a consistent metadata snapshot always points
 // into valid memory; readers detect recycled contents through the transition ring's versions.
+//
+// Without `holds_bytes` the store is bookkeeping only: ids, chunks and references, while the frames
+// themselves live elsewhere (a TransitionMirror's device memory, laid out by the same chunks), and
+// frame() must not be called.
 class FrameStore {
  public:
-  FrameStore(int64_t frame_bytes, int32_t chunk_frames, int32_t max_chunks);
+  FrameStore(int64_t frame_bytes, int32_t chunk_frames, int32_t max_chunks, bool holds_bytes = true);
   ~FrameStore();
   FrameStore(const FrameStore&) = delete;
   FrameStore& operator=(const FrameStore&) = delete;
@@ -67,7 +71,7 @@ class FrameStore {
   int64_t nbytes() const;
 
  private:
-  const int64_t frame_stride_;
+  const int64_t frame_stride_;  // 0 without bytes
   const int32_t chunk_frames_;
   const int32_t chunk_shift_;
   const int32_t max_chunks_;

@@ -5,6 +5,7 @@
 
 #include "replay/batch.h"
 #include "replay/counter_rng.h"
+#include "replay/transition_ring.h"
 
 namespace pydqn {
 
@@ -53,6 +54,19 @@ struct MirrorTables {
     }
     return slot;
   }
+
+  // Row `row`'s fields other than the frames, from slot `slot`; weight 1 unless `weights`.
+  PYDQN_HOST_DEVICE void write_fields(const BatchPointers& out, int64_t row, int64_t slot,
+                                      const float* weights) const {
+    out.action[row] = action[slot];
+    out.reward[row] = reward[slot];
+    out.terminated[row] = (flags[slot] & kTerminated) != 0;
+    out.truncated[row] = (flags[slot] & kTruncated) != 0;
+    out.discount[row] = discount[slot];
+    out.indices[row] = slot;
+    out.transition_ids[row] = transition_id[slot];
+    out.weights[row] = weights != nullptr ? weights[row] : 1.0f;
+  }
 };
 
 // One batch of changes to a mirror, packed in one buffer on its device (one copy from the host):
@@ -80,10 +94,13 @@ struct MirrorUpdate {
 void apply_mirror_update_cpu(const MirrorTables& tables, const MirrorUpdate& update);
 void gather_transitions_cpu(const MirrorTables& tables, const BatchPointers& out, int64_t rows,
                             const int64_t* slots, const float* weights);
+// Both devices: the frames `ids` (`count` of them) copied to `out`, one after the other.
+void copy_frames_cpu(const MirrorTables& tables, const int32_t* ids, int64_t count, std::byte* out);
 #ifdef PYDQN_WITH_CUDA
 void apply_mirror_update_cuda(const MirrorTables& tables, const MirrorUpdate& update);
 void gather_transitions_cuda(const MirrorTables& tables, const BatchPointers& out, int64_t rows,
                              const int64_t* slots, const float* weights);
+void copy_frames_cuda(const MirrorTables& tables, const int32_t* ids, int64_t count, std::byte* out);
 #endif
 
 // Orders a mirror's calls across CUDA streams, so that work queued on one stream never overtakes

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <numeric>
 #include <random>
 #include <sstream>
 #include <string>
@@ -157,7 +158,8 @@ ReplayBuffer::ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape,
       n_step_(static_cast<int32_t>(n_step)),
       gamma_(static_cast<float>(gamma)),
       frames_(frame_bytes_, chunk_frames_for(capacity, frame_stack, num_envs),
-              static_cast<int32_t>(max_chunks_for(capacity, frame_stack, num_envs))),
+              static_cast<int32_t>(max_chunks_for(capacity, frame_stack, num_envs)),
+              /*holds_bytes=*/!sample_device.has_value()),
       ring_(capacity, frame_stack_, n_step > 1),
       streams_(new EnvStream[num_envs]),
       rng_(seed.has_value() ? *seed : (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}()),
@@ -179,6 +181,7 @@ ReplayBuffer::ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape,
                       " with num_envs=", num_envs, " and n_step=", n_step, " needs more than ",
                       open_windows, " slots (2 * num_envs * (n_step - 1), the n-step windows that ",
                       "can be open at once), got ", capacity);
+    stacks_.resize(num_envs * frame_stack_ * frame_bytes_);
     mirror_ = std::make_unique<TransitionMirror>(
         *sample_device, capacity, frame_stack_, frame_bytes_,
         chunk_frames_for(capacity, frame_stack, num_envs),
@@ -188,7 +191,8 @@ ReplayBuffer::ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape,
 
 int64_t ReplayBuffer::nbytes() const {
   return frames_.nbytes() + ring_.nbytes() + num_envs_ * static_cast<int64_t>(sizeof(EnvStream)) +
-         obs_blocks_->cached_bytes() + (priorities_ ? priorities_->nbytes() : 0) + device_nbytes();
+         obs_blocks_->cached_bytes() + (priorities_ ? priorities_->nbytes() : 0) +
+         static_cast<int64_t>(stacks_.size()) + device_nbytes();
 }
 
 // ---- add -----------------------------------------------------------------------------------------
@@ -262,7 +266,7 @@ bool ReplayBuffer::check_continuity(const std::byte* obs, const std::byte* next_
   for (int32_t f = 0; f < frame_stack_; ++f) {
     const std::byte* frame = obs + f * frame_bytes_;
     if (stream.in_episode) {
-      continues &= std::memcmp(frame, frames_.frame(stream.stack[f]), frame_bytes_) == 0;
+      continues &= std::memcmp(frame, stack_frame(env, f), frame_bytes_) == 0;
     }
     if (f > 0) {
       continues &= std::memcmp(next_obs + (f - 1) * frame_bytes_, frame, frame_bytes_) == 0;
@@ -285,7 +289,7 @@ void ReplayBuffer::report_discontinuity(const std::byte* obs, const std::byte* n
   }
   for (int32_t f = 0; f < frame_stack_ && stream.in_episode; ++f) {
     TORCH_CHECK_VALUE(
-        std::memcmp(obs + f * frame_bytes_, frames_.frame(stream.stack[f]), frame_bytes_) == 0,
+        std::memcmp(obs + f * frame_bytes_, stack_frame(env, f), frame_bytes_) == 0,
         "env ", env, ", episode step ", stream.episode_step, ": obs differs from the next_obs of ",
         "this env's previous transition (frame ", f, " of ", frame_stack_,
         "); an episode continues from its last next_obs, so mark the previous transition "
@@ -299,13 +303,16 @@ void ReplayBuffer::report_discontinuity(const std::byte* obs, const std::byte* n
 // instead of stored again, so a stream's distinct frames are consecutive allocations.
 void ReplayBuffer::store_frames(const std::byte* obs, const std::byte* next_obs,
                                 bool repeats_newest, EnvStream& stream, TransitionRecord& record,
-                                c10::SmallVector<int32_t, 16>* stored) {
+                                c10::SmallVector<FrameSource, 16>* fresh) {
   int32_t* ids = record.frame_ids;
   auto keep = [&](const std::byte* frame, const std::byte* previous, int32_t previous_id) {
     if (previous != nullptr && std::memcmp(frame, previous, frame_bytes_) == 0) return previous_id;
     const int32_t id = stream.new_frame(frames_);
-    copy_to_shared(frames_.frame(id), frame, frame_bytes_);
-    if (stored != nullptr) stored->push_back(id);
+    if (fresh != nullptr) {
+      fresh->push_back({id, frame});
+    } else {
+      copy_to_shared(frames_.frame(id), frame, frame_bytes_);
+    }
     return id;
   };
   if (stream.in_episode) {
@@ -413,7 +420,7 @@ void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
   // New frames go into slots of chunks the streams own and no transition references yet, so they
   // are invisible to readers until the transitions that reference them commit.
   c10::SmallVector<TransitionRecord, 8> records(rows);
-  c10::SmallVector<int32_t, 16> new_frames;   // for the mirror
+  c10::SmallVector<FrameSource, 16> new_frames;  // for the mirror
   c10::SmallVector<int64_t, 16> changed;      // transitions whose slots the mirror must copy
   if (mirror_) changed.reserve(rows * (n_step_ + 1));  // no allocation after the claim
   for (int64_t r = 0; r < rows; ++r) {
@@ -423,9 +430,11 @@ void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
     records[r].reward = static_cast<float>(in.reward.real(r));
     records[r].flags = transition_flags(in.terminated.flag(r), in.truncated.flag(r));
   }
-  if (mirror_) mirror_->reserve(frames_, new_frames);
-  // Nothing below can fail (the mirror's copy needs only its staging buffer, and a device that
-  // fails a copy or kernel leaves the process's CUDA context unusable anyway): once claimed, every
+  // Everything the mirror's copy needs is allocated now, before the claim.
+  std::optional<TransitionMirror::Staged> staged;
+  if (mirror_) staged = mirror_->stage(frames_, new_frames, rows * (n_step_ + 1));
+  // Nothing below can fail (the mirror's submit() allocates nothing, and a device that fails a copy
+  // or a kernel launch leaves the process's CUDA context unusable anyway): once claimed, every
   // transition number is committed, because writers of later numbers on the same slot wait for it.
   const int64_t first = ring_.claim(rows);
   for (int64_t r = 0; r < rows; ++r) {
@@ -436,54 +445,23 @@ void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
     stream.in_episode = records[r].flags == 0;
     stream.episode_step = stream.in_episode ? stream.episode_step + 1 : 0;
     ++stream.transitions;
-    if (mirror_) changed.push_back(first + r);
+    if (mirror_) {
+      changed.push_back(first + r);
+      std::memcpy(stacks_.data() + envs[r] * row_bytes, next_obs + r * row_bytes, row_bytes);
+    }
     if (n_step_ > 1) advance_windows(stream, first + r, records[r], mirror_ ? &changed : nullptr);
     stream.repin(frames_, frame_stack_);
   }
-  if (mirror_) {
-    try {
-      mirror_->sync(frames_, new_frames, ring_, changed, gamma_, size());
-    } catch (...) {
-      mirror_stale_ = true;
-      throw;
-    }
-  }
+  if (mirror_) mirror_->submit(*staged, ring_, changed, gamma_, size());
 }
 
 void ReplayBuffer::refresh_mirror() {
   if (!mirror_stale_) return;
-  sync_mirror_all();
-  mirror_stale_ = false;
-}
-
-void ReplayBuffer::sync_mirror_all() {
   const int64_t stored = size();
-  const int64_t first = ring_.claimed() - stored;
   std::vector<int64_t> seqs(stored);
-  std::vector<bool> seen;
-  std::vector<int32_t> frame_ids;
-  auto collect = [&](const int32_t* ids, int32_t count) {
-    for (int32_t i = 0; i < count; ++i) {
-      if (static_cast<size_t>(ids[i]) >= seen.size()) seen.resize(ids[i] + 1, false);
-      if (!seen[ids[i]]) {
-        seen[ids[i]] = true;
-        frame_ids.push_back(ids[i]);
-      }
-    }
-  };
-  for (int64_t i = 0; i < stored; ++i) {
-    seqs[i] = first + i;
-    const int64_t slot = seqs[i] % ring_.capacity();
-    TransitionRecord record;
-    ring_.load(slot, record);
-    collect(record.frame_ids, frame_stack_ + 1);
-    if (TransitionRing::phase_of(ring_.version(slot)) == TransitionRing::kComplete) {
-      TransitionWindow window;
-      ring_.load_window(slot, record, window, gamma_);
-      collect(window.next_ids, frame_stack_);
-    }
-  }
-  mirror_->sync(frames_, frame_ids, ring_, seqs, gamma_, stored);
+  std::iota(seqs.begin(), seqs.end(), ring_.claimed() - stored);
+  mirror_->sync(frames_, {}, ring_, seqs, gamma_, stored);
+  mirror_stale_ = false;
 }
 
 // ---- read ----------------------------------------------------------------------------------------

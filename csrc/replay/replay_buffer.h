@@ -110,10 +110,16 @@ class ReplayBuffer {
   bool check_continuity(const std::byte* obs, const std::byte* next_obs, int64_t env) const;
   [[noreturn]] void report_discontinuity(const std::byte* obs, const std::byte* next_obs,
                                          int64_t env) const;
-  // `stored`: when not null, collects the ids of the frames written (for the mirror).
+  // Frame f of env's current stack (its last next_obs): in the store, or for a buffer that
+  // samples on a device, whose store holds no bytes, in the stream's copy of its stack.
+  const std::byte* stack_frame(int64_t env, int32_t f) const {
+    return mirror_ ? stacks_.data() + (env * frame_stack_ + f) * frame_bytes_
+                   : frames_.frame(streams_[env].stack[f]);
+  }
+  // `fresh`: when not null (a device buffer's add), collects the new frames instead of the store.
   void store_frames(const std::byte* obs, const std::byte* next_obs, bool repeats_newest,
                     EnvStream& stream, TransitionRecord& record,
-                    c10::SmallVector<int32_t, 16>* stored);
+                    c10::SmallVector<FrameSource, 16>* fresh);
   void write_transition(int64_t seq, const TransitionRecord& record);
   // n > 1: records the stream's new transition `seq` in its open windows and completes those that
   // it closes (all of them when the episode ended). Cannot fail.
@@ -123,10 +129,9 @@ class ReplayBuffer {
   // Publishes transition seq's window, unless the slot moved on (then nothing changes and it
   // returns false).
   bool complete_window(int64_t seq, const TransitionWindow& window);
-  // The mirror's copy of every stored transition and frame (after a load, or a failed sync).
-  void sync_mirror_all();
-  // A failed sync (out of device memory, say) leaves the mirror stale: the next call on the
-  // buffer copies everything again before it goes on.
+  // The mirror's copy of every stored transition (its frames are there already), after a load.
+  // A load whose copy failed (out of device memory, say) leaves the mirror stale, and the next
+  // call on the buffer copies the transitions again before it goes on.
   void refresh_mirror();
   // Copies one committed transition into row `row` of `out`; false if it changed under the read.
   // `leaf`: also reads the transition's priority leaf, validated with the rest.
@@ -158,6 +163,7 @@ class ReplayBuffer {
   std::unique_ptr<TransitionMirror> mirror_;  // with a sample_device only
   mutable std::atomic<bool> mirror_in_use_{false};
   bool mirror_stale_ = false;  // read and written under a MirrorCall
+  std::vector<std::byte> stacks_;  // with a mirror: each stream's current stack, for the checks
 };
 
 }  // namespace pydqn

@@ -118,6 +118,10 @@ ReplayState ReplayBuffer::save_state() const {
   // saved maximum covers every saved leaf even while priority updates run.
   if (priorities_) state.max_priority = priorities_->max_priority();
   const int64_t frame_count = static_cast<int64_t>(frame_order.size());
+  if (mirror_) {  // the frames live on the device only
+    state.frames = mirror_->read_frames(frame_order);
+    return state;
+  }
   state.frames = at::empty({frame_count, frame_bytes_}, at::kByte);
   auto* out = state.frames.mutable_data_ptr<uint8_t>();
   for (int64_t r = 0; r < frame_count; ++r) {
@@ -207,9 +211,24 @@ void ReplayBuffer::load_state(const ReplayState& state) {
   EnvStream loader;
   std::vector<int32_t> frame_id(frame_count);
   const auto* bytes = frames.const_data_ptr<uint8_t>();
+  std::vector<FrameSource> sources;
   for (int64_t r = 0; r < frame_count; ++r) {
     frame_id[r] = loader.new_frame(frames_);
-    copy_to_shared(frames_.frame(frame_id[r]), bytes + r * frame_bytes_, frame_bytes_);
+    if (mirror_) {
+      sources.push_back({frame_id[r], reinterpret_cast<const std::byte*>(bytes + r * frame_bytes_)});
+    } else {
+      copy_to_shared(frames_.frame(frame_id[r]), bytes + r * frame_bytes_, frame_bytes_);
+    }
+  }
+  if (mirror_) {
+    // The frames go to the device before any transition is committed: if that fails, the buffer
+    // is still empty (the loader's chunks are handed back).
+    try {
+      mirror_->sync(frames_, sources, ring_, {}, gamma_, 0);
+    } catch (...) {
+      loader.unpin_all(frames_);
+      throw;
+    }
   }
   const int32_t* rows = frame_ids.const_data_ptr<int32_t>();
   for (int64_t i = 0; i < stored; ++i) {

@@ -32,38 +32,34 @@ int64_t chunks_per_block(int64_t capacity, int32_t chunk_frames, int64_t frame_b
   return std::max<int64_t>(1, std::min(by_bytes, by_capacity));
 }
 
-// Byte offsets of the sections of one packed MirrorUpdate, each 16-byte aligned.
-struct PackedLayout {
-  PackedLayout(int64_t frames, int64_t frame_bytes, int64_t chunks, int64_t rows, int64_t k) {
-    frame_data = section(frames * frame_bytes);
-    frame_address = section(frames * 8);
-    chunk_index = section(chunks * 8);
-    new_address = section(chunks * 8);
-    slots = section(rows * 8);
-    obs_ids = section(rows * k * 4);
-    next_ids = section(rows * k * 4);
-    action = section(rows * 4);
-    reward = section(rows * 4);
-    discount = section(rows * 4);
-    transition_id = section(rows * 8);
-    flags = section(rows);
-  }
-  int64_t section(int64_t bytes) {
-    const int64_t start = total;
-    total += (bytes + 15) / 16 * 16;
-    return start;
-  }
-  int64_t frame_data, frame_address, chunk_index, new_address, slots, obs_ids, next_ids, action,
-      reward, discount, transition_id, flags;
-  int64_t total = 0;
-};
-
 template <typename T>
 T* at_offset(std::byte* base, int64_t offset) {
   return reinterpret_cast<T*>(base + offset);
 }
 
 }  // namespace
+
+PackedLayout::PackedLayout(int64_t frames, int64_t frame_bytes, int64_t chunks, int64_t rows,
+                           int64_t k) {
+  frame_data = section(frames * frame_bytes);
+  frame_address = section(frames * 8);
+  chunk_index = section(chunks * 8);
+  new_address = section(chunks * 8);
+  slots = section(rows * 8);
+  obs_ids = section(rows * k * 4);
+  next_ids = section(rows * k * 4);
+  action = section(rows * 4);
+  reward = section(rows * 4);
+  discount = section(rows * 4);
+  transition_id = section(rows * 8);
+  flags = section(rows);
+}
+
+int64_t PackedLayout::section(int64_t bytes) {
+  const int64_t start = total;
+  total += (bytes + 15) / 16 * 16;
+  return start;
+}
 
 TransitionMirror::TransitionMirror(c10::Device device, int64_t capacity, int32_t frame_stack,
                                    int64_t frame_bytes, int32_t chunk_frames, int32_t max_chunks,
@@ -126,7 +122,7 @@ void TransitionMirror::ordered(const char* call, bool capturable, Work&& work) c
   work();
 }
 
-MirrorTables TransitionMirror::tables() {
+MirrorTables TransitionMirror::tables() const {
   return {chunk_address_.const_data_ptr<int64_t>(),
           chunk_shift_,
           frame_bytes_,
@@ -157,88 +153,84 @@ int64_t TransitionMirror::chunk_address(int32_t chunk) {
   return host_chunk_address_[chunk];
 }
 
-void TransitionMirror::reserve(const FrameStore& store, std::span<const int32_t> frame_ids) {
+TransitionMirror::Staged TransitionMirror::stage(const FrameStore& store,
+                                                std::span<const FrameSource> frames,
+                                                int64_t max_rows) {
   const c10::DeviceGuard guard(device_);
-  for (const int32_t id : frame_ids) chunk_address(store.chunk_of(id));
+  std::vector<int32_t> new_chunks;
+  for (const FrameSource& frame : frames) {
+    const int32_t chunk = store.chunk_of(frame.id);
+    if (!chunk_published_[chunk] &&
+        std::find(new_chunks.begin(), new_chunks.end(), chunk) == new_chunks.end()) {
+      chunk_address(chunk);
+      new_chunks.push_back(chunk);
+    }
+  }
+  const int64_t count = static_cast<int64_t>(frames.size());
+  const int64_t chunks = static_cast<int64_t>(new_chunks.size());
+  Staged staged{PackedLayout(count, frame_bytes_, chunks, max_rows, frame_stack_), {}, {},
+                std::move(new_chunks), count, max_rows};
+  const PackedLayout& layout = staged.layout;
+  staged.host = at::empty({layout.total},
+                          at::TensorOptions().dtype(at::kByte).pinned_memory(device_.is_cuda()));
+  staged.device = device_.is_cuda()
+                      ? at::empty({layout.total}, at::TensorOptions().dtype(at::kByte).device(device_))
+                      : staged.host;
+  auto* base = static_cast<std::byte*>(staged.host.mutable_data_ptr());
+  for (int64_t i = 0; i < count; ++i) {
+    const int32_t id = frames[i].id;
+    std::memcpy(base + layout.frame_data + i * frame_bytes_, frames[i].bytes, frame_bytes_);
+    at_offset<int64_t>(base, layout.frame_address)[i] =
+        host_chunk_address_[store.chunk_of(id)] + (id & (chunk_frames_ - 1)) * frame_bytes_;
+  }
+  for (int64_t i = 0; i < chunks; ++i) {
+    at_offset<int64_t>(base, layout.chunk_index)[i] = staged.new_chunks[i];
+    at_offset<int64_t>(base, layout.new_address)[i] = host_chunk_address_[staged.new_chunks[i]];
+  }
+  return staged;
 }
 
-void TransitionMirror::sync(const FrameStore& store, std::span<const int32_t> frame_ids,
-                            const TransitionRing& ring, std::span<const int64_t> seqs, float gamma,
-                            int64_t stored) {
-  ordered("add()", /*capturable=*/false, [&] { copy(store, frame_ids, ring, seqs, gamma, stored); });
-}
-
-void TransitionMirror::copy(const FrameStore& store, std::span<const int32_t> frame_ids,
-                            const TransitionRing& ring, std::span<const int64_t> seqs, float gamma,
-                            int64_t stored) {
+void TransitionMirror::submit(Staged& staged, const TransitionRing& ring,
+                              std::span<const int64_t> seqs, float gamma, int64_t stored) {
+  const PackedLayout& layout = staged.layout;
   const int64_t capacity = ring.capacity();
+  const int64_t k = frame_stack_;
   std::vector<int64_t> slots(seqs.size());
   std::transform(seqs.begin(), seqs.end(), slots.begin(), [&](int64_t seq) { return seq % capacity; });
   std::sort(slots.begin(), slots.end());
   slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
-  const int64_t k = frame_stack_;
-  const int64_t frames_per_update = std::max<int64_t>(1, kMaxUpdateBytes / frame_bytes_);
-  // Frames in pieces; the slots, which reference them, with the last piece.
-  size_t next_frame = 0;
-  do {
-    const auto piece = frame_ids.subspan(
-        next_frame, std::min<size_t>(frames_per_update, frame_ids.size() - next_frame));
-    next_frame += piece.size();
-    const bool last = next_frame == frame_ids.size();
-    std::vector<int32_t> new_chunks;
-    for (const int32_t id : piece) {
-      const int32_t chunk = store.chunk_of(id);
-      if (!chunk_published_[chunk] &&
-          std::find(new_chunks.begin(), new_chunks.end(), chunk) == new_chunks.end()) {
-        chunk_address(chunk);
-        new_chunks.push_back(chunk);
-      }
+  const int64_t rows = static_cast<int64_t>(slots.size());
+  TORCH_INTERNAL_ASSERT(rows <= staged.max_rows, "mirror: ", rows, " slots staged for ", staged.max_rows);
+  auto* base = static_cast<std::byte*>(staged.host.mutable_data_ptr());
+  for (int64_t i = 0; i < rows; ++i) {
+    const int64_t slot = slots[i];
+    const int64_t version = ring.version(slot);
+    TransitionRecord record;
+    ring.load(slot, record);
+    TransitionWindow window;
+    const bool complete = TransitionRing::phase_of(version) == TransitionRing::kComplete;
+    if (complete) {
+      ring.load_window(slot, record, window, gamma);
+    } else {  // its window is open: not sampleable, and get() refuses it on the host
+      std::copy(record.frame_ids + 1, record.frame_ids + k + 1, window.next_ids);
+      window.reward = record.reward;
+      window.discount = gamma;
+      window.flags = record.flags;
     }
-    const int64_t rows = last ? static_cast<int64_t>(slots.size()) : 0;
-    const int64_t frames = static_cast<int64_t>(piece.size());
-    const int64_t chunks = static_cast<int64_t>(new_chunks.size());
-    const PackedLayout layout(frames, frame_bytes_, chunks, rows, k);
-    const at::Tensor packed =
-        at::empty({layout.total}, at::TensorOptions().dtype(at::kByte).pinned_memory(device_.is_cuda()));
-    auto* base = static_cast<std::byte*>(packed.mutable_data_ptr());
-    for (int64_t i = 0; i < frames; ++i) {
-      const int32_t id = piece[i];
-      std::memcpy(base + layout.frame_data + i * frame_bytes_, store.frame(id), frame_bytes_);
-      at_offset<int64_t>(base, layout.frame_address)[i] =
-          host_chunk_address_[store.chunk_of(id)] + (id & (chunk_frames_ - 1)) * frame_bytes_;
-    }
-    for (int64_t i = 0; i < chunks; ++i) {
-      at_offset<int64_t>(base, layout.chunk_index)[i] = new_chunks[i];
-      at_offset<int64_t>(base, layout.new_address)[i] = host_chunk_address_[new_chunks[i]];
-    }
-    for (int64_t i = 0; i < rows; ++i) {
-      const int64_t slot = slots[i];
-      const int64_t version = ring.version(slot);
-      TransitionRecord record;
-      ring.load(slot, record);
-      TransitionWindow window;
-      const bool complete = TransitionRing::phase_of(version) == TransitionRing::kComplete;
-      if (complete) {
-        ring.load_window(slot, record, window, gamma);
-      } else {  // its window is open: not sampleable, and get() refuses it on the host
-        std::copy(record.frame_ids + 1, record.frame_ids + k + 1, window.next_ids);
-        window.reward = record.reward;
-        window.discount = gamma;
-        window.flags = record.flags;
-      }
-      at_offset<int64_t>(base, layout.slots)[i] = slot;
-      std::copy(record.frame_ids, record.frame_ids + k, at_offset<int32_t>(base, layout.obs_ids) + i * k);
-      std::copy(window.next_ids, window.next_ids + k, at_offset<int32_t>(base, layout.next_ids) + i * k);
-      at_offset<int32_t>(base, layout.action)[i] = record.action;
-      at_offset<float>(base, layout.reward)[i] = window.reward;
-      at_offset<float>(base, layout.discount)[i] = window.discount;
-      at_offset<int64_t>(base, layout.transition_id)[i] = complete ? TransitionRing::seq_of(version) : -1;
-      at_offset<uint8_t>(base, layout.flags)[i] = window.flags;
-    }
+    at_offset<int64_t>(base, layout.slots)[i] = slot;
+    std::copy(record.frame_ids, record.frame_ids + k, at_offset<int32_t>(base, layout.obs_ids) + i * k);
+    std::copy(window.next_ids, window.next_ids + k, at_offset<int32_t>(base, layout.next_ids) + i * k);
+    at_offset<int32_t>(base, layout.action)[i] = record.action;
+    at_offset<float>(base, layout.reward)[i] = window.reward;
+    at_offset<float>(base, layout.discount)[i] = window.discount;
+    at_offset<int64_t>(base, layout.transition_id)[i] = complete ? TransitionRing::seq_of(version) : -1;
+    at_offset<uint8_t>(base, layout.flags)[i] = window.flags;
+  }
+  ordered("add()", /*capturable=*/false, [&] {
     // The pinned buffer is recycled only after the copy ran (the caching host allocator records
-    // the copy on the stream), and the device copy only by work ordered after the kernel.
-    const at::Tensor on_device = device_.is_cuda() ? packed.to(device_, /*non_blocking=*/true) : packed;
-    const auto* data = static_cast<const std::byte*>(on_device.const_data_ptr());
+    // the copy on the stream), and the device buffer only by work ordered after the kernel.
+    if (device_.is_cuda()) staged.device.copy_(staged.host, /*non_blocking=*/true);
+    const auto* data = static_cast<const std::byte*>(staged.device.const_data_ptr());
     MirrorUpdate update;
     update.frame_data = data + layout.frame_data;
     update.frame_address = reinterpret_cast<const int64_t*>(data + layout.frame_address);
@@ -252,13 +244,27 @@ void TransitionMirror::copy(const FrameStore& store, std::span<const int32_t> fr
     update.discount = reinterpret_cast<const float*>(data + layout.discount);
     update.flags = reinterpret_cast<const uint8_t*>(data + layout.flags);
     update.transition_id = reinterpret_cast<const int64_t*>(data + layout.transition_id);
-    update.frames = frames;
-    update.chunks = chunks;
+    update.frames = staged.frames;
+    update.chunks = static_cast<int64_t>(staged.new_chunks.size());
     update.rows = rows;
     update.stored = stored;
     apply(update);
-    for (const int32_t chunk : new_chunks) chunk_published_[chunk] = true;
-  } while (next_frame < frame_ids.size());
+  });
+  for (const int32_t chunk : staged.new_chunks) chunk_published_[chunk] = true;
+}
+
+void TransitionMirror::sync(const FrameStore& store, std::span<const FrameSource> frames,
+                            const TransitionRing& ring, std::span<const int64_t> seqs, float gamma,
+                            int64_t stored) {
+  const size_t per_update = std::max<int64_t>(1, kMaxUpdateBytes / frame_bytes_);
+  size_t next = 0;
+  do {  // frames in pieces; the slots, which reference them, with the last piece
+    const auto piece = frames.subspan(next, std::min(per_update, frames.size() - next));
+    next += piece.size();
+    const bool last = next == frames.size();
+    Staged staged = stage(store, piece, last ? static_cast<int64_t>(seqs.size()) : 0);
+    submit(staged, ring, last ? seqs : std::span<const int64_t>(), gamma, stored);
+  } while (next < frames.size());
 }
 
 void TransitionMirror::apply(const MirrorUpdate& update) {
@@ -301,6 +307,23 @@ void TransitionMirror::gather_rows(const BatchTensors& out, const at::Tensor& sl
   ordered("sample() of a prioritized buffer", /*capturable=*/false, [&] {
     gather(out, slots.to(device_, /*non_blocking=*/true), weights.to(device_, /*non_blocking=*/true));
   });
+}
+
+at::Tensor TransitionMirror::read_frames(std::span<const int32_t> ids) const {
+  const int64_t count = static_cast<int64_t>(ids.size());
+  at::Tensor frames;
+  ordered("state_dict()", /*capturable=*/false, [&] {
+    const at::Tensor on_device =
+        at::from_blob(const_cast<int32_t*>(ids.data()), {count}, at::kInt).to(device_);
+    frames = at::empty({count, frame_bytes_}, at::TensorOptions().dtype(at::kByte).device(device_));
+    auto* out = static_cast<std::byte*>(frames.mutable_data_ptr());
+    if (count == 0) return;
+#ifdef PYDQN_WITH_CUDA
+    if (device_.is_cuda()) return copy_frames_cuda(tables(), on_device.const_data_ptr<int32_t>(), count, out);
+#endif
+    copy_frames_cpu(tables(), on_device.const_data_ptr<int32_t>(), count, out);
+  });
+  return frames.cpu();
 }
 
 uint64_t TransitionMirror::draws() const {

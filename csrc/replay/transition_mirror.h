@@ -16,14 +16,33 @@
 
 namespace pydqn {
 
-// A copy of a ReplayBuffer's frames and transitions in the memory of a device, laid out for one
-// sampling kernel: the buffer does its bookkeeping on the host (streams, windows, frame
-// references) and then sync()s the frames and slots an add() changed; sample_into() draws slots
-// and gathers whole batches on the device, with no host synchronization, so it can be captured in
-// a CUDA graph. All its work is ordered on the device's current stream.
+// A frame for the mirror to copy: its id in the FrameStore, and where its bytes are meanwhile.
+struct FrameSource {
+  int32_t id;
+  const std::byte* bytes;
+};
+
+// Byte offsets of the sections of one packed MirrorUpdate, each 16-byte aligned.
+struct PackedLayout {
+  PackedLayout(int64_t frames, int64_t frame_bytes, int64_t chunks, int64_t rows, int64_t k);
+  int64_t frame_data, frame_address, chunk_index, new_address, slots, obs_ids, next_ids, action,
+      reward, discount, transition_id, flags;
+  int64_t total = 0;
+
+ private:
+  int64_t section(int64_t bytes);
+};
+
+// The frames of a ReplayBuffer that samples on a device, and a copy of its transitions, in the
+// memory of that device, laid out for one sampling kernel. The buffer does its bookkeeping on the
+// host (streams, windows, frame references; its FrameStore holds no bytes) and hands the mirror
+// each new frame and the slots an add() changed: stage() before it commits anything (all
+// allocation happens there), submit() after. sample_into() draws slots and gathers whole batches
+// on the device, with no host synchronization, so it can be captured in a CUDA graph. Its work
+// goes on the current stream, ordered after the previous call's (CudaStreamOrder).
 //
-//   host:    FrameStore chunk c ──sync()──> device: chunk_address[c] ──> frames of chunk c
-//            TransitionRing slot s ──sync()──> device: slot tables row s (frame ids, fields)
+//   add():   new frames ──stage()──> device: chunk_address[c] ──> frames of chunk c
+//            TransitionRing slot s ──submit()──> device: slot tables row s (frame ids, fields)
 //   device:  counters [stored, draws, seed] ──sample_into()──> draw slots ──> gather 2k frames
 //
 // On the CPU the same tables and kernels run on host memory: the twin that tests check the CUDA
@@ -37,14 +56,27 @@ class TransitionMirror {
   TransitionMirror& operator=(const TransitionMirror&) = delete;
 
   c10::Device device() const { return device_; }
-  // Allocates the device memory of the chunks holding `frame_ids`, ahead of sync(): the one step
-  // that can fail (out of device memory) runs before the buffer commits anything.
-  void reserve(const FrameStore& store, std::span<const int32_t> frame_ids);
-  // Copies the frames `frame_ids` from `store` and the slots of transitions `seqs` as `ring` holds
-  // them now (with n-step windows discounted by `gamma`), then sets the stored count to `stored`.
-  void sync(const FrameStore& store, std::span<const int32_t> frame_ids,
-            const TransitionRing& ring, std::span<const int64_t> seqs, float gamma,
-            int64_t stored);
+  // One update, staged: packed host memory (pinned for CUDA) holding the frames, and device memory
+  // for it and for the frames' chunks.
+  struct Staged {
+    PackedLayout layout;
+    at::Tensor host, device;
+    std::vector<int32_t> new_chunks;  // chunks whose addresses the device's table gets
+    int64_t frames, max_rows;
+  };
+  // Packs `frames` (ids in `store`) and allocates everything an update with them and up to
+  // `max_rows` slots needs. Throws (out of memory) before the buffer changes anything.
+  Staged stage(const FrameStore& store, std::span<const FrameSource> frames, int64_t max_rows);
+  // Adds the slots of transitions `seqs` as `ring` holds them now (n-step windows discounted by
+  // `gamma`) and the stored count, then copies the update to the device and applies it there: one
+  // asynchronous copy, one kernel. Allocates nothing on the device.
+  void submit(Staged& staged, const TransitionRing& ring, std::span<const int64_t> seqs,
+              float gamma, int64_t stored);
+  // stage() and submit() in pieces of at most 64 MiB of frames (a load, a refresh).
+  void sync(const FrameStore& store, std::span<const FrameSource> frames,
+            const TransitionRing& ring, std::span<const int64_t> seqs, float gamma, int64_t stored);
+  // The frames `ids`, as a (count, frame_bytes) uint8 CPU tensor (waits for the device).
+  at::Tensor read_frames(std::span<const int32_t> ids) const;
   // Fills `out` (tensors on the mirror's device) with rows drawn by the device-side generator.
   void sample_into(const BatchTensors& out);
   // Fills `out` with the transitions in `slots` (int64, any device).
@@ -60,9 +92,7 @@ class TransitionMirror {
   int64_t nbytes() const { return nbytes_.load(std::memory_order_relaxed); }
 
  private:
-  MirrorTables tables();
-  void copy(const FrameStore& store, std::span<const int32_t> frame_ids,
-            const TransitionRing& ring, std::span<const int64_t> seqs, float gamma, int64_t stored);
+  MirrorTables tables() const;
   // Gathers the rows of `slots` (on the device), or draws them when it is undefined; weights of
   // `weights` (on the device), or 1 when it is undefined.
   void gather(const BatchTensors& out, const at::Tensor& slots, const at::Tensor& weights);

@@ -3,7 +3,6 @@
 #include <cstring>
 
 #include "replay/mirror_kernels.h"
-#include "replay/transition_ring.h"
 
 namespace pydqn {
 
@@ -28,6 +27,10 @@ void apply_mirror_update_cpu(const MirrorTables& t, const MirrorUpdate& u) {
   t.counters[0] = u.stored;
 }
 
+void copy_frames_cpu(const MirrorTables& t, const int32_t* ids, int64_t count, std::byte* out) {
+  for (int64_t i = 0; i < count; ++i) std::memcpy(out + i * t.frame_bytes, t.frame(ids[i]), t.frame_bytes);
+}
+
 void gather_transitions_cpu(const MirrorTables& t, const BatchPointers& out, int64_t rows,
                             const int64_t* slots, const float* weights) {
   const int64_t k = t.frame_stack;
@@ -41,14 +44,7 @@ void gather_transitions_cpu(const MirrorTables& t, const BatchPointers& out, int
       std::memcpy(out.next_obs + row * row_bytes + f * t.frame_bytes,
                   t.frame(t.next_ids[slot * k + f]), t.frame_bytes);
     }
-    out.action[row] = t.action[slot];
-    out.reward[row] = t.reward[slot];
-    out.terminated[row] = (t.flags[slot] & kTerminated) != 0;
-    out.truncated[row] = (t.flags[slot] & kTruncated) != 0;
-    out.discount[row] = t.discount[slot];
-    out.indices[row] = slot;
-    out.transition_ids[row] = t.transition_id[slot];
-    out.weights[row] = weights != nullptr ? weights[row] : 1.0f;
+    t.write_fields(out, row, slot, weights);
   }
   if (slots == nullptr) t.counters[1] += rows;
 }

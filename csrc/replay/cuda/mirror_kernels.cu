@@ -4,7 +4,6 @@
 #include <algorithm>
 
 #include "replay/mirror_kernels.h"
-#include "replay/transition_ring.h"
 
 namespace pydqn {
 namespace {
@@ -80,17 +79,16 @@ __global__ void gather_kernel(MirrorTables t, BatchPointers out, int64_t rows,
       copy_words<Word>(out.next_obs + row * row_bytes + f * t.frame_bytes,
                        t.frame(t.next_ids[slot * k + f]), t.frame_bytes);
     }
-    if (threadIdx.x == 0) {
-      out.action[row] = t.action[slot];
-      out.reward[row] = t.reward[slot];
-      out.terminated[row] = (t.flags[slot] & kTerminated) != 0;
-      out.truncated[row] = (t.flags[slot] & kTruncated) != 0;
-      out.discount[row] = t.discount[slot];
-      out.indices[row] = slot;
-      out.transition_ids[row] = t.transition_id[slot];
-      out.weights[row] = weights != nullptr ? weights[row] : 1.0f;
-    }
+    if (threadIdx.x == 0) t.write_fields(out, row, slot, weights);
     __syncthreads();  // `picked` is rewritten by the next row
+  }
+}
+
+template <typename Word>
+__global__ void copy_frames_kernel(MirrorTables t, const int32_t* ids, int64_t count,
+                                   std::byte* out) {
+  for (int64_t i = blockIdx.x; i < count; i += gridDim.x) {
+    copy_words<Word>(out + i * t.frame_bytes, t.frame(ids[i]), t.frame_bytes);
   }
 }
 
@@ -104,6 +102,19 @@ bool capturing(cudaStream_t stream) {
 }
 
 }  // namespace
+
+void copy_frames_cuda(const MirrorTables& t, const int32_t* ids, int64_t count, std::byte* out) {
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const int word = word_bytes(t.frame_bytes, reinterpret_cast<uintptr_t>(out), 0);
+  if (word == 16) {
+    copy_frames_kernel<uint4><<<blocks_for(count), kThreads, 0, stream>>>(t, ids, count, out);
+  } else if (word == 4) {
+    copy_frames_kernel<uint32_t><<<blocks_for(count), kThreads, 0, stream>>>(t, ids, count, out);
+  } else {
+    copy_frames_kernel<uint8_t><<<blocks_for(count), kThreads, 0, stream>>>(t, ids, count, out);
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
 
 void begin_cuda_call(CudaStreamOrder& order, bool capturable, const char* call) {
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
