@@ -12,10 +12,8 @@ import pytest
 import torch
 from test_update_benchmark import DEVICES
 
-from pydqn.bench_device import HOST, PYTHON, RESIDENT, delivery
-from pydqn.bench_replay import FRAME_STACK, OBS_SHAPE, AtariStreams, fill
-from pydqn.py_replay import PyReplayBuffer
-from pydqn.replay import ReplayBuffer
+from pydqn.bench_device import HOST, PYTHON, RESIDENT, buffer_makers, delivery
+from pydqn.bench_replay import AtariStreams, fill
 
 CAPACITY = int(os.environ.get("PYDQN_DEVICE_CAPACITY", "1000000"))
 
@@ -24,9 +22,7 @@ CAPACITY = int(os.environ.get("PYDQN_DEVICE_CAPACITY", "1000000"))
 def filled(request):
     """One buffer per variant, filled past capacity (built as its first test needs it)."""
     device = request.param
-    args = dict(capacity=CAPACITY, obs_shape=OBS_SHAPE, frame_stack=FRAME_STACK, num_envs=1, seed=0)
-    makers = {RESIDENT: lambda: ReplayBuffer(**args, device=device, sampler="kernel"),
-              HOST: lambda: ReplayBuffer(**args), PYTHON: lambda: PyReplayBuffer(**args)}
+    makers = buffer_makers(torch.device(device), CAPACITY)
     buffers = {}
 
     def buffer(name):

@@ -51,15 +51,20 @@ def delivery(device: torch.device) -> dict[str, Callable[[object, int], Batch]]:
     return {RESIDENT: resident, HOST: host, PYTHON: python}
 
 
+def buffer_makers(device: torch.device, capacity: int) -> dict[str, Callable[[], object]]:
+    """Each variant's (empty) buffer, made on demand: one full 1M buffer at a time fits."""
+    args = dict(capacity=capacity, obs_shape=OBS_SHAPE, frame_stack=FRAME_STACK, num_envs=1, seed=0)
+    return {RESIDENT: lambda: ReplayBuffer(**args, device=device, sampler="kernel"),
+            HOST: lambda: ReplayBuffer(**args), PYTHON: lambda: PyReplayBuffer(**args)}
+
+
 def run_device_bench(device: str, capacity: int = 1_000_000, repeats: int = 300,
                      log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)
                      ) -> list[DeviceRow]:
     """Medians of delivering B = 32 and 256 samples on `device`, one buffer filled at a time."""
     torch.set_num_threads(1)
     device = check_device(device, cuda_resident=True)
-    args = dict(capacity=capacity, obs_shape=OBS_SHAPE, frame_stack=FRAME_STACK, num_envs=1, seed=0)
-    makers = {RESIDENT: lambda: ReplayBuffer(**args, device=device, sampler="kernel"),
-              HOST: lambda: ReplayBuffer(**args), PYTHON: lambda: PyReplayBuffer(**args)}
+    makers = buffer_makers(device, capacity)
     seconds: dict[int, dict[str, float]] = {32: {}, 256: {}}
     for name, deliver in delivery(device).items():
         buffer = makers[name]()

@@ -17,8 +17,9 @@ from pydqn.replay import ReplayBuffer
 
 def resolve_device(name: str) -> torch.device:
     """The run's device; a CUDA one with its index, as the tensors made there report it."""
-    device = torch.device("cuda" if name == "auto" and torch.cuda.is_available() else
-                          "cpu" if name == "auto" else name)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
     if device.type == "cuda" and device.index is None and torch.cuda.is_available():
         device = torch.device("cuda", torch.cuda.current_device())
     return device

@@ -603,8 +603,9 @@ void ReplayBuffer::sample_into(const BatchTensors& out, std::optional<double> be
     min_leaf = priorities_->min_leaf();
   }
   if (mirror_) {
-    // Drawn on the host, from the trees, and gathered on the device. The mirror takes one call at
-    // a time, so nothing changes under these reads.
+    // Drawn on the host, from the trees, and gathered on the device. No add() runs meanwhile (the
+    // mirror takes one call at a time), and a concurrent priority update holds its slot, which
+    // read_begin() sees, so the row is drawn again as on the host sampler.
     const auto [slots, weights] = mirror_->staged_rows(batch_size);
     auto* slot = slots.mutable_data_ptr<int64_t>();
     auto* weight = weights.mutable_data_ptr<float>();
