@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from hypothesis import strategies as st
 
 PADDINGS = ("repeat", "zeros", "distinct")
+ENDS = ["run"] * 6 + ["terminated", "truncated", "both"]  # how each row's step ends, mostly running
 
 
 @dataclass
@@ -91,3 +93,14 @@ def assert_same_batch(actual, expected) -> None:
         assert a.dtype == e.dtype and a.shape == e.shape, (name, a.dtype, e.dtype, a.shape, e.shape)
         # Bit for bit: compare the raw bytes, so -0.0 vs 0.0 or NaN payloads would differ too.
         assert torch.equal(a.contiguous().view(torch.uint8), e.contiguous().view(torch.uint8)), name
+
+
+def draw_adds(data, num_envs: int, capacity: int):
+    """Hypothesis-drawn add() calls, enough to wrap a `capacity` ring a few times: each yields
+    the env ids of its rows (a non-empty subset) and how each row's step ends (see ENDS)."""
+    for _ in range(data.draw(st.integers(1, 3 * capacity + 10), label="adds")):
+        env_ids = data.draw(st.lists(st.integers(0, num_envs - 1), min_size=1, max_size=num_envs,
+                                     unique=True), label="env_ids")
+        ends = data.draw(st.lists(st.sampled_from(ENDS), min_size=len(env_ids),
+                                  max_size=len(env_ids)), label="ends")
+        yield env_ids, ends

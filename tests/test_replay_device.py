@@ -11,13 +11,12 @@ import torch
 from conftest import cuda_ready
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from streams import PADDINGS, StackedEnvs, add_rows
+from streams import PADDINGS, StackedEnvs, add_rows, draw_adds
 
 import pydqn
 from pydqn.batch import Batch
 
 KERNEL_DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
-ENDS = ["run"] * 6 + ["terminated", "truncated", "both"]
 
 
 def make_pair(envs: StackedEnvs, capacity: int, device: str, seed: int = 0, n_step: int = 1):
@@ -65,11 +64,7 @@ def test_kernel_sampler_matches_host_bit_for_bit(device, capacity, k, num_envs, 
     envs = StackedEnvs(num_envs, (3, 5), k, dtype, padding, repeat_prob, seed=seed)
     host, kernel = make_pair(envs, capacity, device, seed=seed, n_step=n_step)
     rng = np.random.default_rng(seed)
-    for _ in range(data.draw(st.integers(1, 3 * capacity + 10), label="adds")):
-        env_ids = data.draw(st.lists(st.integers(0, num_envs - 1), min_size=1, max_size=num_envs,
-                                     unique=True), label="env_ids")
-        ends = data.draw(st.lists(st.sampled_from(ENDS), min_size=len(env_ids),
-                                  max_size=len(env_ids)), label="ends")
+    for env_ids, ends in draw_adds(data, num_envs, capacity):
         host_slots, kernel_slots = add_rows([host, kernel], envs, env_ids, ends, rng)
         assert torch.equal(host_slots, kernel_slots)
         readable = sampleable_slots(host)

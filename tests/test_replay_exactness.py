@@ -5,11 +5,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from streams import PADDINGS, StackedEnvs, add_rows, assert_same_batch
+from streams import PADDINGS, StackedEnvs, add_rows, assert_same_batch, draw_adds
 
 import pydqn
-
-ENDS = ["run"] * 6 + ["terminated", "truncated", "both"]
 
 
 def make_pair(envs: StackedEnvs, capacity: int, seed: int = 0):
@@ -40,11 +38,7 @@ def test_every_stored_slot_matches_the_oracle(capacity, k, num_envs, dtype, padd
     envs = StackedEnvs(num_envs, (3, 5), k, dtype, padding, repeat_prob, seed=seed)
     buf, oracle = make_pair(envs, capacity)
     rng = np.random.default_rng(seed)
-    for _ in range(data.draw(st.integers(1, 3 * capacity + 10), label="adds")):
-        env_ids = data.draw(st.lists(st.integers(0, num_envs - 1), min_size=1, max_size=num_envs,
-                                     unique=True), label="env_ids")
-        ends = data.draw(st.lists(st.sampled_from(ENDS), min_size=len(env_ids),
-                                  max_size=len(env_ids)), label="ends")
+    for env_ids, ends in draw_adds(data, num_envs, capacity):
         slots, oracle_slots = add_rows([buf, oracle], envs, env_ids, ends, rng)
         assert torch.equal(slots, oracle_slots)
         assert_all_slots_match(buf, oracle)
