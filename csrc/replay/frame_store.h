@@ -41,7 +41,10 @@ class FrameStore {
     return chunk + static_cast<int64_t>(id & (chunk_frames_ - 1)) * frame_stride_;
   }
   int32_t chunk_of(int32_t frame_id) const { return frame_id >> chunk_shift_; }
+  int32_t offset_in_chunk(int32_t frame_id) const { return frame_id & (chunk_frames_ - 1); }
   int32_t chunk_frames() const { return chunk_frames_; }
+  int32_t chunk_shift() const { return chunk_shift_; }
+  int32_t max_chunks() const { return max_chunks_; }
 
   // Takes a chunk off the free list, or allocates a new one; the caller holds its only reference.
   // A release fence follows, so frame bytes the caller then writes are ordered after every event

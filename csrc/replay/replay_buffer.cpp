@@ -182,10 +182,8 @@ ReplayBuffer::ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape,
                       open_windows, " slots (2 * num_envs * (n_step - 1), the n-step windows that ",
                       "can be open at once), got ", capacity);
     stacks_.resize(num_envs * frame_stack_ * frame_bytes_);
-    mirror_ = std::make_unique<TransitionMirror>(
-        *sample_device, capacity, frame_stack_, frame_bytes_,
-        chunk_frames_for(capacity, frame_stack, num_envs),
-        static_cast<int32_t>(max_chunks_for(capacity, frame_stack, num_envs)), rng_.seed());
+    mirror_ = std::make_unique<TransitionMirror>(*sample_device, capacity, frame_stack_,
+                                                 frame_bytes_, frames_, rng_.seed());
   }
 }
 
@@ -421,8 +419,10 @@ void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
   // are invisible to readers until the transitions that reference them commit.
   c10::SmallVector<TransitionRecord, 8> records(rows);
   c10::SmallVector<FrameSource, 16> new_frames;  // for the mirror
-  c10::SmallVector<int64_t, 16> changed;      // transitions whose slots the mirror must copy
-  if (mirror_) changed.reserve(rows * (n_step_ + 1));  // no allocation after the claim
+  // Transitions whose slots the mirror must copy: each row's, and the windows it closes.
+  c10::SmallVector<int64_t, 16> changed;
+  const int64_t max_changed = rows * (n_step_ + 1);
+  if (mirror_) changed.reserve(max_changed);  // no allocation after the claim
   for (int64_t r = 0; r < rows; ++r) {
     store_frames(obs + r * row_bytes, next_obs + r * row_bytes, repeats_newest[r],
                  streams_[envs[r]], records[r], mirror_ ? &new_frames : nullptr);
@@ -432,7 +432,7 @@ void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
   }
   // Everything the mirror's copy needs is allocated now, before the claim.
   std::optional<TransitionMirror::Staged> staged;
-  if (mirror_) staged = mirror_->stage(frames_, new_frames, rows * (n_step_ + 1));
+  if (mirror_) staged = mirror_->stage(frames_, new_frames, max_changed);
   // Nothing below can fail (the mirror's submit() allocates nothing, and a device that fails a copy
   // or a kernel launch leaves the process's CUDA context unusable anyway): once claimed, every
   // transition number is committed, because writers of later numbers on the same slot wait for it.
@@ -507,29 +507,25 @@ bool ReplayBuffer::try_read(int64_t slot, const BatchPointers& out, int64_t row,
 
 BatchTensors ReplayBuffer::empty_batch(int64_t batch_size, bool pooled) const {
   const auto sizes = batched(batch_size, obs_shape_);
-  if (mirror_ && !mirror_->device().is_cpu()) {
-    const auto on_device = at::TensorOptions().device(mirror_->device());
-    auto empty = [&](c10::IntArrayRef s, at::ScalarType dtype) { return at::empty(s, on_device.dtype(dtype)); };
-    return {empty(sizes, obs_dtype_),          empty({batch_size}, at::kLong),
-            empty({batch_size}, at::kFloat),   empty(sizes, obs_dtype_),
-            empty({batch_size}, at::kBool),    empty({batch_size}, at::kBool),
-            empty({batch_size}, at::kFloat),   empty({batch_size}, at::kLong),
-            empty({batch_size}, at::kLong),    empty({batch_size}, at::kFloat)};
-  }
-  // sample() takes obs and next_obs from the pool (see BlockPool for why).
-  auto [obs, next_obs] =
-      pooled ? obs_blocks_->empty_pair(sizes, obs_dtype_)
-             : std::pair{empty_cpu(sizes, obs_dtype_), empty_cpu(sizes, obs_dtype_)};
+  const c10::Device device = sample_device();
+  auto empty = [&](c10::IntArrayRef s, at::ScalarType dtype) {
+    return device.is_cpu() ? empty_cpu(s, dtype)
+                           : at::empty(s, at::TensorOptions().dtype(dtype).device(device));
+  };
+  // sample() on the CPU takes obs and next_obs from the pool (see BlockPool for why).
+  auto [obs, next_obs] = pooled && device.is_cpu()
+                             ? obs_blocks_->empty_pair(sizes, obs_dtype_)
+                             : std::pair{empty(sizes, obs_dtype_), empty(sizes, obs_dtype_)};
   return {std::move(obs),
-          empty_cpu({batch_size}, at::kLong),
-          empty_cpu({batch_size}, at::kFloat),
+          empty({batch_size}, at::kLong),
+          empty({batch_size}, at::kFloat),
           std::move(next_obs),
-          empty_cpu({batch_size}, at::kBool),
-          empty_cpu({batch_size}, at::kBool),
-          empty_cpu({batch_size}, at::kFloat),
-          empty_cpu({batch_size}, at::kLong),
-          empty_cpu({batch_size}, at::kLong),
-          empty_cpu({batch_size}, at::kFloat)};
+          empty({batch_size}, at::kBool),
+          empty({batch_size}, at::kBool),
+          empty({batch_size}, at::kFloat),
+          empty({batch_size}, at::kLong),
+          empty({batch_size}, at::kLong),
+          empty({batch_size}, at::kFloat)};
 }
 
 void ReplayBuffer::check_batch(const BatchTensors& out, int64_t batch_size) const {

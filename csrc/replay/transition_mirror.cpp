@@ -18,12 +18,6 @@ constexpr int64_t kMaxUpdateBytes = int64_t{64} << 20;
 // Device memory for frames is allocated in blocks of about this many bytes.
 constexpr int64_t kBlockBytes = int64_t{64} << 20;
 
-int32_t log2_of(int32_t power_of_two) {
-  int32_t shift = 0;
-  while ((int32_t{1} << shift) < power_of_two) ++shift;
-  return shift;
-}
-
 // Blocks of at most kBlockBytes, and at most 1/32 of the frames a full buffer references once each,
 // so that a block not yet filled is a small part of the device memory.
 int64_t chunks_per_block(int64_t capacity, int32_t chunk_frames, int64_t frame_bytes) {
@@ -62,16 +56,15 @@ int64_t PackedLayout::section(int64_t bytes) {
 }
 
 TransitionMirror::TransitionMirror(c10::Device device, int64_t capacity, int32_t frame_stack,
-                                   int64_t frame_bytes, int32_t chunk_frames, int32_t max_chunks,
-                                   uint64_t seed)
+                                   int64_t frame_bytes, const FrameStore& layout, uint64_t seed)
     : device_(device),
       frame_stack_(frame_stack),
       frame_bytes_(frame_bytes),
-      chunk_frames_(chunk_frames),
-      chunk_shift_(log2_of(chunk_frames)),
-      chunks_per_block_(chunks_per_block(capacity, chunk_frames, frame_bytes)),
-      host_chunk_address_(max_chunks, 0),
-      chunk_published_(max_chunks, false) {
+      chunk_frames_(layout.chunk_frames()),
+      chunk_shift_(layout.chunk_shift()),
+      chunks_per_block_(chunks_per_block(capacity, layout.chunk_frames(), frame_bytes)),
+      host_chunk_address_(layout.max_chunks(), 0),
+      chunk_published_(layout.max_chunks(), false) {
   TORCH_CHECK_VALUE(device.is_cpu() || device.is_cuda(),
                     "device: expected 'cpu' or 'cuda', got ", device);
 #ifndef PYDQN_WITH_CUDA
@@ -81,7 +74,7 @@ TransitionMirror::TransitionMirror(c10::Device device, int64_t capacity, int32_t
 #endif
   const c10::DeviceGuard guard(device_);
   const auto on_device = at::TensorOptions().device(device_);
-  chunk_address_ = at::zeros({max_chunks}, on_device.dtype(at::kLong));
+  chunk_address_ = at::zeros({layout.max_chunks()}, on_device.dtype(at::kLong));
   obs_ids_ = at::zeros({capacity, frame_stack}, on_device.dtype(at::kInt));
   next_ids_ = at::zeros({capacity, frame_stack}, on_device.dtype(at::kInt));
   action_ = at::zeros({capacity}, on_device.dtype(at::kInt));
@@ -181,7 +174,7 @@ TransitionMirror::Staged TransitionMirror::stage(const FrameStore& store,
     const int32_t id = frames[i].id;
     std::memcpy(base + layout.frame_data + i * frame_bytes_, frames[i].bytes, frame_bytes_);
     at_offset<int64_t>(base, layout.frame_address)[i] =
-        host_chunk_address_[store.chunk_of(id)] + (id & (chunk_frames_ - 1)) * frame_bytes_;
+        host_chunk_address_[store.chunk_of(id)] + store.offset_in_chunk(id) * frame_bytes_;
   }
   for (int64_t i = 0; i < chunks; ++i) {
     at_offset<int64_t>(base, layout.chunk_index)[i] = staged.new_chunks[i];

@@ -49,8 +49,9 @@ struct PackedLayout {
 // path against.
 class TransitionMirror {
  public:
+  // `layout`: the buffer's FrameStore, whose chunks the mirror's frame memory follows.
   TransitionMirror(c10::Device device, int64_t capacity, int32_t frame_stack, int64_t frame_bytes,
-                   int32_t chunk_frames, int32_t max_chunks, uint64_t seed);
+                   const FrameStore& layout, uint64_t seed);
   ~TransitionMirror();
   TransitionMirror(const TransitionMirror&) = delete;
   TransitionMirror& operator=(const TransitionMirror&) = delete;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "cuda/word_copy.cuh"
 #include "replay/mirror_kernels.h"
 
 namespace pydqn {
@@ -12,23 +13,6 @@ constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 65535;
 
 int blocks_for(int64_t items) { return static_cast<int>(std::clamp<int64_t>(items, 1, kMaxBlocks)); }
-
-// Copies `bytes` (a multiple of sizeof(Word)) with the block's threads.
-template <typename Word>
-__device__ void copy_words(std::byte* target, const std::byte* source, int64_t bytes) {
-  const int64_t words = bytes / static_cast<int64_t>(sizeof(Word));
-  for (int64_t w = threadIdx.x; w < words; w += blockDim.x) {
-    reinterpret_cast<Word*>(target)[w] = reinterpret_cast<const Word*>(source)[w];
-  }
-}
-
-// The widest word that divides every address a copy of whole frames touches.
-int word_bytes(int64_t frame_bytes, uintptr_t a, uintptr_t b) {
-  const uint64_t bits = static_cast<uint64_t>(frame_bytes) | a | b;
-  if (bits % 16 == 0) return 16;
-  if (bits % 4 == 0) return 4;
-  return 1;
-}
 
 // Blocks [0, frames) copy one frame each (grid-stride); block 0 then writes the slot images and
 // chunk addresses as well.
@@ -105,14 +89,11 @@ bool capturing(cudaStream_t stream) {
 
 void copy_frames_cuda(const MirrorTables& t, const int32_t* ids, int64_t count, std::byte* out) {
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  const int word = word_bytes(t.frame_bytes, reinterpret_cast<uintptr_t>(out), 0);
-  if (word == 16) {
-    copy_frames_kernel<uint4><<<blocks_for(count), kThreads, 0, stream>>>(t, ids, count, out);
-  } else if (word == 4) {
-    copy_frames_kernel<uint32_t><<<blocks_for(count), kThreads, 0, stream>>>(t, ids, count, out);
-  } else {
-    copy_frames_kernel<uint8_t><<<blocks_for(count), kThreads, 0, stream>>>(t, ids, count, out);
-  }
+  // Frames sit at chunk bases (block bases, the caching allocator's, 512-byte aligned) plus
+  // multiples of frame_bytes.
+  with_widest_word(t.frame_bytes, {out}, [&](auto word) {
+    copy_frames_kernel<decltype(word)><<<blocks_for(count), kThreads, 0, stream>>>(t, ids, count, out);
+  });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
@@ -152,31 +133,19 @@ void apply_mirror_update_cuda(const MirrorTables& t, const MirrorUpdate& u) {
   // Frame addresses are block bases (the caching allocator's, 512-byte aligned) plus multiples of
   // frame_bytes, and the packed frame data starts 16-byte aligned: a word that divides
   // frame_bytes and the data's address divides every address the copies touch.
-  const int word = word_bytes(t.frame_bytes, reinterpret_cast<uintptr_t>(u.frame_data), 0);
-  const int blocks = blocks_for(u.frames);
-  if (word == 16) {
-    apply_kernel<uint4><<<blocks, kThreads, 0, stream>>>(t, u);
-  } else if (word == 4) {
-    apply_kernel<uint32_t><<<blocks, kThreads, 0, stream>>>(t, u);
-  } else {
-    apply_kernel<uint8_t><<<blocks, kThreads, 0, stream>>>(t, u);
-  }
+  with_widest_word(t.frame_bytes, {u.frame_data}, [&](auto word) {
+    apply_kernel<decltype(word)><<<blocks_for(u.frames), kThreads, 0, stream>>>(t, u);
+  });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 void gather_transitions_cuda(const MirrorTables& t, const BatchPointers& out, int64_t rows,
                              const int64_t* slots, const float* weights) {
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  const int word = word_bytes(t.frame_bytes, reinterpret_cast<uintptr_t>(out.obs),
-                              reinterpret_cast<uintptr_t>(out.next_obs));
-  const int blocks = blocks_for(rows);
-  if (word == 16) {
-    gather_kernel<uint4><<<blocks, kThreads, 0, stream>>>(t, out, rows, slots, weights);
-  } else if (word == 4) {
-    gather_kernel<uint32_t><<<blocks, kThreads, 0, stream>>>(t, out, rows, slots, weights);
-  } else {
-    gather_kernel<uint8_t><<<blocks, kThreads, 0, stream>>>(t, out, rows, slots, weights);
-  }
+  with_widest_word(t.frame_bytes, {out.obs, out.next_obs}, [&](auto word) {
+    gather_kernel<decltype(word)><<<blocks_for(rows), kThreads, 0, stream>>>(t, out, rows, slots,
+                                                                              weights);
+  });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   if (slots == nullptr) {
     advance_draws_kernel<<<1, 1, 0, stream>>>(t.counters, rows);
