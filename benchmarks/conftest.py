@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pydqn.bench_replay import AtariStreams, NumpyGather, fill, make_buffers
+from pydqn.bench.replay import AtariStreams, NumpyGather, fill, make_buffers
 
 CAPACITY = int(os.environ.get("PYDQN_BENCH_CAPACITY", "100000"))
 

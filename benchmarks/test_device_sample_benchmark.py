@@ -12,8 +12,8 @@ import pytest
 import torch
 from test_update_benchmark import DEVICES
 
-from pydqn.bench_device import HOST, PYTHON, RESIDENT, buffer_makers, delivery
-from pydqn.bench_replay import AtariStreams, fill
+from pydqn.bench.device import HOST, PYTHON, RESIDENT, buffer_makers, delivery
+from pydqn.bench.replay import AtariStreams, fill
 
 CAPACITY = int(os.environ.get("PYDQN_DEVICE_CAPACITY", "1000000"))
 

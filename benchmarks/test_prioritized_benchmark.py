@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from pydqn.bench_prioritized import BETA, PRIORITIZED, UNIFORM, make_filled_buffers
+from pydqn.bench.prioritized import BETA, PRIORITIZED, UNIFORM, make_filled_buffers
 
 CAPACITY = int(os.environ.get("PYDQN_PER_CAPACITY", "1000000"))
 

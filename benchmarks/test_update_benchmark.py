@@ -4,8 +4,9 @@ ops against the composite PyTorch version; eager everywhere, CUDA-graph captured
 import pytest
 import torch
 
-from pydqn import ops, ops_reference
-from pydqn.models import NatureCNN
+from pydqn import ops
+from pydqn.ops import reference as ops_reference
+from pydqn.agent.models import NatureCNN
 
 BATCH, ACTIONS = 32, 6
 IMPLEMENTATIONS = {"fused": ops, "composite": ops_reference}

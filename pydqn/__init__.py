@@ -1,10 +1,19 @@
-"""pydqn: fast, memory-frugal Deep Q-Networks on Atari with PyTorch and a C++ replay core."""
+"""pydqn: fast, memory-frugal Deep Q-Networks on Atari with PyTorch and a C++ replay core.
 
-import torch  # noqa: F401  (the extension links against torch's libraries: load them first)
+The package is layered; each layer imports only those below it (tests/test_layering.py checks):
 
-from pydqn.batch import Batch
-from pydqn.py_replay import PyReplayBuffer
-from pydqn.replay import ReplayBuffer  # checks the torch version, then loads pydqn._C
+    pydqn.cli, pydqn.bench      the command line and the benchmark workloads
+    pydqn.training              configuration, the trainers, evaluation
+    pydqn.report                learning curves and videos
+    pydqn.agent, pydqn.runs     models, acting, the learner; a run directory's files
+    pydqn.replay, pydqn.ops,    replay buffers; fused tensor ops; Atari and classic envs
+    pydqn.envs
+    pydqn.device, pydqn._C      device resolution; the C++ extension
+"""
 
-__all__ = ["Batch", "PyReplayBuffer", "ReplayBuffer"]
+import torch as _torch  # noqa: F401  (the extension links against torch's libraries: load them first)
+
+from pydqn.replay import Batch, PyReplayBuffer, ReplayBuffer, ReplayLike
+
+__all__ = ["Batch", "PyReplayBuffer", "ReplayBuffer", "ReplayLike"]
 __version__ = "0.1.0"

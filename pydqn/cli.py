@@ -31,8 +31,8 @@ def non_negative_int(text: str) -> int:
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
     """One --flag per TrainConfig / LearnerConfig field (--learning-rate, --double/--no-double, ...),
     generated from the dataclasses so the CLI cannot drift from the configuration."""
-    from pydqn.config import TrainConfig
-    from pydqn.dqn import LearnerConfig
+    from pydqn.agent.learner import LearnerConfig
+    from pydqn.training.config import TrainConfig
 
     group = parser.add_argument_group("settings (override the preset and --config)")
     for config_class, prefix in ((TrainConfig, ""), (LearnerConfig, "learner.")):
@@ -70,7 +70,7 @@ def setting_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pydqn.config import PresetName
+    from pydqn.training.config import PresetName
 
     parser = argparse.ArgumentParser(prog="pydqn", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -147,9 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from pydqn.checkpoint import CheckpointError
-    from pydqn.config import build_config, to_toml
-    from pydqn.train import train
+    from pydqn.runs import CheckpointError, RunLayout, default_run_dir
+    from pydqn.training.config import build_config, to_toml
+    from pydqn.training.run import train
 
     if args.resume is not None:
         result = usage_error_on(parser, CheckpointError,
@@ -159,7 +159,7 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             config = build_config(args.preset or ["atari"], setting_overrides(args), args.config)
         except (ValueError, OSError) as error:
             parser.error(str(error))
-        run_dir = args.run_dir or Path("runs") / f"{config.env_id.replace('/', '-')}-{config.seed}"
+        run_dir = args.run_dir or default_run_dir(config.env_id, config.seed)
         print(f"# pydqn train: run directory {run_dir}\n{to_toml(config)}", flush=True)
         result = train(config, run_dir)
     run_dir = args.resume if args.resume is not None else run_dir
@@ -171,7 +171,7 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                                      for phase, seconds in result.phase_seconds.items() if seconds))
     if result.best_eval > float("-inf"):
         print(f"best periodic evaluation: mean return {result.best_eval:.1f}, kept as "
-              f"{run_dir / 'best.pt'}; `pydqn evaluate {run_dir}` plays it")
+              f"{RunLayout(run_dir).best}; `pydqn evaluate {run_dir}` plays it")
     return 130 if result.interrupted else 0
 
 
@@ -185,8 +185,8 @@ def usage_error_on(parser: argparse.ArgumentParser,
 
 
 def run_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from pydqn.checkpoint import CheckpointError
-    from pydqn.evaluate import checkpoint_to_evaluate, evaluate
+    from pydqn.runs.checkpoint import CheckpointError
+    from pydqn.training.evaluate import checkpoint_to_evaluate, evaluate
 
     returns = usage_error_on(parser, (CheckpointError, ImportError),
                              lambda: evaluate(args.path, args.episodes, args.epsilon, args.seed,
@@ -206,33 +206,33 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "evaluate":
         return run_evaluate(args, parser)
     if args.command == "plot":
-        from pydqn.plot import plot_run
+        from pydqn.report.plot import plot_run
 
         print(usage_error_on(parser, ValueError, lambda: plot_run(args.run_dir, args.out)))
         return 0
     if args.command == "bench" and args.train:
         import torch
 
-        from pydqn.bench_train import format_train_table, run_train_bench
+        from pydqn.bench.train import format_train_table, run_train_bench
 
         config, rows = usage_error_on(parser, ValueError, lambda: run_train_bench(
             args.env, args.steps, args.learning_starts, args.num_envs, args.device,
             args.torch_threads))
         print(format_train_table(config, rows, torch.get_num_threads()))
     elif args.command == "bench" and args.sample_device:
-        from pydqn.bench_device import format_device_table, run_device_bench
+        from pydqn.bench.device import format_device_table, run_device_bench
 
         capacity = args.capacity or 1_000_000
         rows = usage_error_on(parser, ValueError,
                               lambda: run_device_bench(args.sample_device, capacity, args.repeats))
         print(format_device_table(rows, args.sample_device, capacity))
     elif args.command == "bench" and args.prioritized:
-        from pydqn.bench_prioritized import format_prioritized_table, run_prioritized_bench
+        from pydqn.bench.prioritized import format_prioritized_table, run_prioritized_bench
 
         capacity = args.capacity or 1_000_000
         print(format_prioritized_table(run_prioritized_bench(capacity, args.repeats), capacity))
     elif args.command == "bench":
-        from pydqn.bench_replay import format_table, run_replay_bench
+        from pydqn.bench.replay import format_table, run_replay_bench
 
         capacity = args.capacity or 100_000
         print(format_table(run_replay_bench(capacity, args.repeats), capacity))

@@ -5,8 +5,8 @@
 #
 # Usage:  scripts/sanitize.sh [thread|address|all] [test paths...] [pytest args...]
 #   kind        default: all (thread, then address)
-#   test paths  default: tests/test_replay_*.py, except files with "atari" in the name
-#   e.g.        scripts/sanitize.sh thread tests/test_replay_concurrency.py -x -k sample
+#   test paths  default: tests/replay/test_*.py, except files with "atari" in the name
+#   e.g.        scripts/sanitize.sh thread tests/replay/test_concurrency.py -x -k sample
 #
 # Python: $PYTHON, else $VIRTUAL_ENV/bin/python, else .venv/bin/python, else python3 on PATH. It
 # must have torch, pytest and hypothesis installed; pytest is run from the same bin/ directory.
@@ -23,7 +23,7 @@
 # (atomic_thread_fence; it warns -Wtsan at build time). It checks that every non-atomic access is
 # ordered by acquire/release operations on atomics (stream leases, the chunk free list, slot
 # versions), but not the seqlock's fence pairing between a writer's release fence and a reader's
-# acquire fence. That pairing is exercised by tests/test_replay_concurrency.py, whose stamped frames
+# acquire fence. That pairing is exercised by tests/replay/test_concurrency.py, whose stamped frames
 # fail when the reader's version re-check is removed.
 set -euo pipefail
 
@@ -48,10 +48,10 @@ for arg in "$@"; do
   if [[ "$arg" != -* && -e "${arg%%::*}" ]]; then TEST_PATHS+=("$arg"); else PYTEST_ARGS+=("$arg"); fi
 done
 if [[ ${#TEST_PATHS[@]} -eq 0 ]]; then
-  for f in tests/test_replay_*.py; do
+  for f in tests/replay/test_*.py; do
     if [[ -e "$f" && "$f" != *atari* ]]; then TEST_PATHS+=("$f"); fi
   done
-  [[ ${#TEST_PATHS[@]} -gt 0 ]] || { echo "sanitize.sh: no tests/test_replay_*.py found" >&2; exit 2; }
+  [[ ${#TEST_PATHS[@]} -gt 0 ]] || { echo "sanitize.sh: no tests/replay/test_*.py found" >&2; exit 2; }
 fi
 
 if [[ -n "${PYTHON:-}" ]]; then PY="$PYTHON"
@@ -69,7 +69,7 @@ fi
 # torch's intra-op pool (OpenMP) at one thread: no uninstrumented worker threads to add noise.
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 export PYTHONDONTWRITEBYTECODE=1
-# tests/test_replay_concurrency.py hammers the buffer for PYDQN_STRESS_SECONDS and then asserts a
+# tests/replay/test_concurrency.py hammers the buffer for PYDQN_STRESS_SECONDS and then asserts a
 # minimum number of adds and samples; instrumented code is several times slower (TSan most), so
 # unless the caller chose a duration, give it longer per kind (see run_tests).
 STRESS_SECONDS_SET="${PYDQN_STRESS_SECONDS:-}"

@@ -14,7 +14,7 @@ from pydqn._extension import REBUILD_HINT, check_torch_version
 
 def test_built_against_the_running_torch():
     assert _build_info.TORCH_VERSION.split(".")[:2] == torch.__version__.split(".")[:2]
-    assert pydqn.replay._C.TORCH_VERSION == _build_info.TORCH_VERSION
+    assert pydqn.replay.buffer._C.TORCH_VERSION == _build_info.TORCH_VERSION
 
 
 @pytest.mark.parametrize("built,running", [("2.13.0+cpu", "2.14.1"), ("2.13.0", "3.13.0")])

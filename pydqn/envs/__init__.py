@@ -39,16 +39,22 @@ from typing import Any
 import numpy as np
 from gymnasium.vector import VectorEnv
 
-from pydqn.envs.atari import BACKENDS, AtariAgentEnv, is_atari_id, make_atari_env
+from pydqn.envs.atari import BACKENDS, EMULATOR_FPS, FRAME_SKIP, AtariAgentEnv, is_atari_id, make_atari_env
 from pydqn.envs.autoreset import (EPISODE_DONE, EPISODE_LENGTH, EPISODE_RETURN, INFO_KEYS, RAW_REWARD,
                                   EpisodeTracker, TransitionFilter, Transitions)
 from pydqn.envs.classic import ClassicAgentEnv, make_classic_env
 
 __all__ = [
-    "BACKENDS", "EPISODE_DONE", "EPISODE_LENGTH", "EPISODE_RETURN", "INFO_KEYS", "RAW_REWARD",
+    "BACKENDS", "EMULATOR_FPS", "FRAME_SKIP", "EPISODE_DONE", "EPISODE_LENGTH", "EPISODE_RETURN", "INFO_KEYS", "RAW_REWARD",
     "AtariAgentEnv", "ClassicAgentEnv", "EpisodeTracker", "TransitionFilter", "Transitions",
-    "make_atari_env", "make_classic_env", "make_env",
+    "frames_per_step", "is_atari_id", "make_atari_env", "make_classic_env", "make_env",
 ]
+
+
+def frames_per_step(env_id: str) -> int:
+    """Emulator frames per agent step of the envs `make_env` builds: ``FRAME_SKIP`` for Atari, 1
+    for the others (frames/s figures count emulator frames, as the Atari literature does)."""
+    return FRAME_SKIP if is_atari_id(env_id) else 1
 
 
 def make_env(env_id: str, num_envs: int, seed: int | None = None, **options: Any) -> VectorEnv:

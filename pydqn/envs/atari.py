@@ -48,6 +48,8 @@ from pydqn.envs.autoreset import EpisodeTracker
 gym.register_envs(ale_py)
 
 ATARI_PREFIX = "ALE/"
+FRAME_SKIP = 4  # emulator frames per agent step, the DQN standard (Mnih et al. 2015)
+EMULATOR_FPS = 60  # the Atari 2600's frame rate
 Backend = Literal["ale_vector", "gymnasium"]
 BACKENDS: tuple[str, ...] = ("ale_vector", "gymnasium")
 _INT32_MAX = 2**31 - 1
@@ -284,7 +286,7 @@ def make_atari_env(
     backend: Backend = "ale_vector",
     repeat_action_probability: float = 0.0,
     noop_max: int = 30,
-    frame_skip: int = 4,
+    frame_skip: int = FRAME_SKIP,
     frame_stack: int = 4,
     screen_size: int = 84,
     episodic_life: bool = True,

@@ -1,0 +1,49 @@
+"""Device resolution: how a device name given by a user becomes the ``torch.device`` pydqn uses.
+
+Every layer (the replay buffers, the learner, the trainers, the benchmarks) resolves devices here,
+so "auto", a bare "cuda" and a missing GPU mean the same everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def resolve_device(device: Any, *, allow_cuda: bool = True, name: str = "device") -> torch.device:
+    """The ``torch.device`` for ``device``: ``"auto"`` (CUDA when torch sees a GPU, else CPU),
+    ``"cpu"``, ``"cuda"`` or ``"cuda:N"``, or a ``torch.device``.
+
+    A CUDA device comes back with its index (``cuda`` -> ``cuda:0`` on the current device), as the
+    tensors made there report it, so that comparing a tensor's device with it is exact.
+
+    Raises ValueError naming ``name``: an unparsable device, a device type other than CPU/CUDA,
+    CUDA when ``allow_cuda`` is False (a host-resident buffer), no CUDA device visible, or an
+    index beyond the devices torch sees.
+    """
+    if device == "auto":
+        device = "cuda" if allow_cuda and torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(device)
+    except (TypeError, RuntimeError) as error:
+        raise ValueError(f"{name}: expected 'cpu' or a torch.device, got {device!r} ({error})") from None
+    if device.type == "cpu":
+        return device
+    if device.type != "cuda" or not allow_cuda:
+        where = "'cpu' or 'cuda'" if allow_cuda else "'cpu' (this buffer is host-resident)"
+        raise ValueError(
+            f"{name}: expected {where}, got {name}={str(device)!r}; sample on the "
+            "CPU and move batches with .to(device)"
+        )
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"{name}: {str(device)!r} was asked for, but torch sees no CUDA device "
+            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda})"
+        )
+    index = torch.cuda.current_device() if device.index is None else device.index
+    if index >= torch.cuda.device_count():
+        raise ValueError(
+            f"{name}: {str(device)!r} does not exist; torch sees {torch.cuda.device_count()} CUDA device(s)"
+        )
+    return torch.device("cuda", index)

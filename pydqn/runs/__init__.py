@@ -1,0 +1,10 @@
+"""A run's directory: its layout, its checkpoints (written atomically) and its growing logs.
+
+Below the training loop, which writes them, and the reports (`pydqn.report`), which read them.
+"""
+
+from pydqn.runs.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from pydqn.runs.layout import RunLayout, default_run_dir
+from pydqn.runs.logs import RunLogs
+
+__all__ = ["CheckpointError", "RunLayout", "RunLogs", "default_run_dir", "load_checkpoint", "save_checkpoint"]
