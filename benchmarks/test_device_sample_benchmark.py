@@ -10,7 +10,7 @@ import os
 
 import pytest
 import torch
-from test_update_benchmark import DEVICES
+from bench_support import DEVICES
 
 from pydqn.bench.device import HOST, PYTHON, RESIDENT, buffer_makers, delivery
 from pydqn.bench.replay import AtariStreams, fill

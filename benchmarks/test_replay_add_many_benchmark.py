@@ -2,7 +2,7 @@
 are not alive together with the single-env ones."""
 
 import pytest
-from conftest import bench_add
+from bench_support import bench_add
 
 
 @pytest.mark.parametrize("name", ["ReplayBuffer", "PyReplayBuffer"])

@@ -4,7 +4,7 @@ Run: pytest benchmarks/ --benchmark-columns=median,iqr,ops --benchmark-group-by=
 """
 
 import pytest
-from conftest import MEMORY, bench_add
+from bench_support import MEMORY, bench_add
 
 BUFFERS = ["ReplayBuffer", "PyReplayBuffer"]
 

@@ -3,6 +3,7 @@ ops against the composite PyTorch version; eager everywhere, CUDA-graph captured
 
 import pytest
 import torch
+from bench_support import DEVICES, cuda_ready
 
 from pydqn import ops
 from pydqn.ops import reference as ops_reference
@@ -12,13 +13,6 @@ BATCH, ACTIONS = 32, 6
 IMPLEMENTATIONS = {"fused": ops, "composite": ops_reference}
 
 
-def cuda_ready() -> bool:
-    from pydqn._extension import load_extension
-
-    return torch.cuda.is_available() and load_extension().WITH_CUDA
-
-
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not cuda_ready(), reason="needs a GPU"))]
 
 
 def update_step(device: str, implementation, capturable: bool = False):
