@@ -41,5 +41,6 @@ def bench_add(benchmark, filled_buffers, name: str, rounds: int) -> None:
     buffers, streams = filled_buffers
     envs = np.arange(streams[name].num_envs)
     benchmark.group = f"add {len(envs)} (num_envs={len(envs)})"
-    benchmark.pedantic(lambda rows: buffers[name].add(**rows),
-                       setup=lambda: ((streams[name].rows(envs),), {}), rounds=rounds)
+    benchmark.pedantic(
+        lambda rows: buffers[name].add(**rows), setup=lambda: ((streams[name].rows(envs),), {}), rounds=rounds
+    )

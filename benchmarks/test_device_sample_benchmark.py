@@ -7,6 +7,7 @@ memory). Run: pytest benchmarks/test_device_sample_benchmark.py --benchmark-grou
 """
 
 import os
+from typing import Any
 
 import pytest
 import torch
@@ -23,7 +24,7 @@ def filled(request):
     """One buffer per variant, filled past capacity (built as its first test needs it)."""
     device = request.param
     makers = buffer_makers(torch.device(device), CAPACITY)
-    buffers = {}
+    buffers: dict[str, Any] = {}
 
     def buffer(name):
         if name not in buffers:

@@ -40,7 +40,9 @@ def test_update_priorities(benchmark, buffers, name):
     rng = np.random.default_rng(1)
 
     def batch():
-        return (torch.from_numpy(rng.integers(0, CAPACITY, 32)),
-                torch.from_numpy(10.0 ** rng.uniform(-2, 2, 32))), {}
+        return (
+            torch.from_numpy(rng.integers(0, CAPACITY, 32)),
+            torch.from_numpy(10.0 ** rng.uniform(-2, 2, 32)),
+        ), {}
 
     benchmark.pedantic(buffers[name].update_priorities, setup=batch, rounds=2000)

@@ -6,13 +6,11 @@ import torch
 from bench_support import DEVICES, cuda_ready
 
 from pydqn import ops
-from pydqn.ops import reference as ops_reference
 from pydqn.agent.models import NatureCNN
+from pydqn.ops import reference as ops_reference
 
 BATCH, ACTIONS = 32, 6
 IMPLEMENTATIONS = {"fused": ops, "composite": ops_reference}
-
-
 
 
 def update_step(device: str, implementation, capturable: bool = False):
@@ -28,8 +26,9 @@ def update_step(device: str, implementation, capturable: bool = False):
 
     def step():
         with torch.no_grad():
-            target = implementation.td_target(target_net(next_obs), reward, 0.99, terminated,
-                                              online(next_obs))
+            target = implementation.td_target(
+                target_net(next_obs), reward, 0.99, terminated, online(next_obs)
+            )
         loss, _ = implementation.q_td_loss(online(obs), action, target, "huber")
         optimizer.zero_grad(set_to_none=False)
         loss.backward()
@@ -45,6 +44,7 @@ def synchronized(device: str, run):
     def run_and_wait():
         run()
         torch.cuda.synchronize()
+
     return run_and_wait
 
 

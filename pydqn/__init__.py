@@ -13,7 +13,10 @@ The package is layered; each layer imports only those below it (tests/test_layer
 
 import torch as _torch  # noqa: F401  (the extension links against torch's libraries: load them first)
 
+from pydqn import _moved
 from pydqn.replay import Batch, PyReplayBuffer, ReplayBuffer, ReplayLike
+
+_moved.install()  # pydqn 0.1's module paths (pydqn.config, ...) still import, with a warning
 
 __all__ = ["Batch", "PyReplayBuffer", "ReplayBuffer", "ReplayLike"]
 __version__ = "0.1.0"

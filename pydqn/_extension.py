@@ -8,6 +8,7 @@ import types
 import torch
 
 REBUILD_HINT = "pip install --no-build-isolation --force-reinstall --no-deps ."
+EDITABLE_HINT = "pip install --no-build-isolation -e ."
 
 
 def _major_minor(version: str) -> tuple[int, ...]:
@@ -31,7 +32,7 @@ def load_extension() -> types.ModuleType:
     except ImportError as error:
         raise ImportError(
             "pydqn's C++ extension is not built (pydqn/_build_info.py is missing). Install pydqn "
-            f"with `pip install .`, or for development `{REBUILD_HINT.replace('--force-reinstall --no-deps ', '-e ')}`"
+            f"with `pip install .`, or for development `{EDITABLE_HINT}`"
         ) from error
     check_torch_version(build_info.TORCH_VERSION, torch.__version__)
     return importlib.import_module("pydqn._C")

@@ -59,12 +59,14 @@ class StackedEnvs:
         if self.stacks[env] is None:
             self.stacks[env] = self._first_stack()
         stack = self.stacks[env]
+        assert stack is not None
         return stack if self.k > 1 else stack[0]
 
     def step(self, env: int, episode_ends: bool) -> tuple[np.ndarray, np.ndarray]:
         """Advance `env` by one frame; returns (obs, next_obs) as the agent sees them."""
         obs = self.obs(env)
         stack = self.stacks[env]
+        assert stack is not None
         new = stack[-1].copy() if self.rng.random() < self.repeat_prob else self.frame()
         next_stack = np.concatenate([stack[1:], new[None]])
         self.stacks[env] = None if episode_ends else next_stack
@@ -76,15 +78,16 @@ def add_rows(buffers, envs: StackedEnvs, env_ids, ends, rng: np.random.Generator
 
     ``ends`` holds one of "run", "terminated", "truncated", "both" per env.
     """
-    rows = [envs.step(e, end != "run") for e, end in zip(env_ids, ends)]
+    rows = [envs.step(e, end != "run") for e, end in zip(env_ids, ends, strict=True)]
     obs = np.stack([r[0] for r in rows])
     next_obs = np.stack([r[1] for r in rows])
     action = rng.integers(0, 18, len(env_ids))
     reward = rng.standard_normal(len(env_ids)).astype(np.float32)
     terminated = np.array([end in ("terminated", "both") for end in ends])
     truncated = np.array([end in ("truncated", "both") for end in ends])
-    return [b.add(obs, action, reward, next_obs, terminated, truncated, env_ids=list(env_ids))
-            for b in buffers]
+    return [
+        b.add(obs, action, reward, next_obs, terminated, truncated, env_ids=list(env_ids)) for b in buffers
+    ]
 
 
 def assert_same_batch(actual, expected) -> None:
@@ -99,8 +102,11 @@ def draw_adds(data, num_envs: int, capacity: int):
     """Hypothesis-drawn add() calls, enough to wrap a `capacity` ring a few times: each yields
     the env ids of its rows (a non-empty subset) and how each row's step ends (see ENDS)."""
     for _ in range(data.draw(st.integers(1, 3 * capacity + 10), label="adds")):
-        env_ids = data.draw(st.lists(st.integers(0, num_envs - 1), min_size=1, max_size=num_envs,
-                                     unique=True), label="env_ids")
-        ends = data.draw(st.lists(st.sampled_from(ENDS), min_size=len(env_ids),
-                                  max_size=len(env_ids)), label="ends")
+        env_ids = data.draw(
+            st.lists(st.integers(0, num_envs - 1), min_size=1, max_size=num_envs, unique=True),
+            label="env_ids",
+        )
+        ends = data.draw(
+            st.lists(st.sampled_from(ENDS), min_size=len(env_ids), max_size=len(env_ids)), label="ends"
+        )
         yield env_ids, ends

@@ -12,8 +12,13 @@ from pydqn.cli import main
 def test_bench_reports_every_operation(capsys):
     assert main(["bench", "--capacity", "1500", "--repeats", "5"]) == 0
     table = capsys.readouterr().out
-    for operation in ("add 1 (num_envs=1)", "add 8 (num_envs=8)", "sample B=32", "sample B=256",
-                      "bytes per transition"):
+    for operation in (
+        "add 1 (num_envs=1)",
+        "add 8 (num_envs=8)",
+        "sample B=32",
+        "sample B=256",
+        "bytes per transition",
+    ):
         row = next(line for line in table.splitlines() if line.startswith(operation))
         ratios = re.findall(r"(\d+\.\d+)x", row)
         assert ratios and all(float(r) > 0 for r in ratios), row
@@ -41,13 +46,16 @@ def test_bench_sample_device_compares_three_ways_to_deliver_batches(capsys):
         assert len(found) == 2 and all(float(r) > 0 for r in found), row
 
 
-@pytest.mark.parametrize("argv,message", [
-    ([], "the following arguments are required: COMMAND"),
-    (["fly"], "invalid choice: 'fly'"),
-    (["bench", "--capacity", "-5"], "argument --capacity: expected a positive integer, got '-5'"),
-    (["bench", "--sample-device", "tpu"], "device: expected 'cpu' or a torch.device"),
-    (["bench", "--repeats", "many"], "argument --repeats: expected a positive integer, got 'many'"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        ([], "the following arguments are required: COMMAND"),
+        (["fly"], "invalid choice: 'fly'"),
+        (["bench", "--capacity", "-5"], "argument --capacity: expected a positive integer, got '-5'"),
+        (["bench", "--sample-device", "tpu"], "device: expected 'cpu' or a torch.device"),
+        (["bench", "--repeats", "many"], "argument --repeats: expected a positive integer, got 'many'"),
+    ],
+)
 def test_bad_command_lines_are_usage_errors(argv, message):
     result = run_pydqn(*argv)
     assert result.returncode == 2
@@ -56,18 +64,44 @@ def test_bad_command_lines_are_usage_errors(argv, message):
 
 
 def test_bench_train_reports_both_buffers_and_the_time_split():
-    result = run_pydqn("bench", "--train", "--env", "CartPole-v1", "--steps", "600",
-                       "--learning-starts", "300", "--num-envs", "2", "--device", "cpu")
+    result = run_pydqn(
+        "bench",
+        "--train",
+        "--env",
+        "CartPole-v1",
+        "--steps",
+        "600",
+        "--learning-starts",
+        "300",
+        "--num-envs",
+        "2",
+        "--device",
+        "cpu",
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "Training loop on CartPole-v1: 2 envs" in lines[0] and "timed from the first update" in lines[0]
-    assert lines[1].split() == ["variant", "frames/s", "updates/s", "seconds", "acting", "env",
-                                "buffer", "learning", "waiting", "other"]
-    variants = ("sync, PyReplayBuffer", "sync, C++ ReplayBuffer", "sync, C++, prioritized",
-                "async, C++ ReplayBuffer")
-    for line, variant in zip(lines[2:6], variants):
+    assert lines[1].split() == [
+        "variant",
+        "frames/s",
+        "updates/s",
+        "seconds",
+        "acting",
+        "env",
+        "buffer",
+        "learning",
+        "waiting",
+        "other",
+    ]
+    variants = (
+        "sync, PyReplayBuffer",
+        "sync, C++ ReplayBuffer",
+        "sync, C++, prioritized",
+        "async, C++ ReplayBuffer",
+    )
+    for line, variant in zip(lines[2:6], variants, strict=True):
         assert line.startswith(variant)
-        fps, updates, seconds, *shares = line[len(variant):].split()
+        fps, updates, _seconds, *shares = line[len(variant) :].split()
         assert float(fps.replace(",", "")) > 0 and float(updates) > 0
         assert sum(float(s.rstrip("%")) for s in shares) == pytest.approx(100, abs=0.5)
     assert lines[6].startswith("frames/s vs the first row: sync, C++ ReplayBuffer ")

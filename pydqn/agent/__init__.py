@@ -8,4 +8,12 @@ from pydqn.agent.learner import DQNLearner, LearnerConfig
 from pydqn.agent.models import MLP, NatureCNN, make_q_network
 from pydqn.agent.policy import LinearEpsilon, epsilon_greedy
 
-__all__ = ["MLP", "DQNLearner", "LearnerConfig", "LinearEpsilon", "NatureCNN", "epsilon_greedy", "make_q_network"]
+__all__ = [
+    "MLP",
+    "DQNLearner",
+    "LearnerConfig",
+    "LinearEpsilon",
+    "NatureCNN",
+    "epsilon_greedy",
+    "make_q_network",
+]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -20,13 +20,21 @@ class CapturedStep:
     (parameters and optimizer state restored in place), so capturing changes nothing in training.
     """
 
-    def __init__(self, step: Callable[[Batch], dict[str, torch.Tensor]], model: torch.nn.Module,
-                 optimizer: torch.optim.Optimizer, example: Batch) -> None:
+    def __init__(
+        self,
+        step: Callable[[Batch], dict[str, torch.Tensor]],
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        example: Batch,
+    ) -> None:
         self.static = Batch(*(t.clone() for t in example))
         params = list(model.parameters())
         saved_params = [p.detach().clone() for p in params]
-        had_state = {p: {k: v.clone() if torch.is_tensor(v) else v for k, v in optimizer.state[p].items()}
-                     for p in params if optimizer.state.get(p)}
+        had_state = {
+            p: {k: v.clone() if torch.is_tensor(v) else v for k, v in optimizer.state[p].items()}
+            for p in params
+            if optimizer.state.get(p)
+        }
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
@@ -35,7 +43,7 @@ class CapturedStep:
                 step(self.static)
         torch.cuda.current_stream().wait_stream(side)
         with torch.no_grad():
-            for p, saved in zip(params, saved_params):
+            for p, saved in zip(params, saved_params, strict=True):
                 p.copy_(saved)
             for p in params:
                 for key, value in optimizer.state.get(p, {}).items():
@@ -52,7 +60,7 @@ class CapturedStep:
 
     def __call__(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Replay on ``batch`` (device tensors of the captured shapes); the outputs are copies."""
-        for static, t in zip(self.static, batch):
+        for static, t in zip(self.static, batch, strict=True):
             static.copy_(t, non_blocking=True)
         self.graph.replay()
         return {name: t.clone() for name, t in self.outputs.items()}

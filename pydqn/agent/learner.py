@@ -44,8 +44,9 @@ class DQNLearner:
     training loop decides when to synchronise with the device (its logging interval).
     """
 
-    def __init__(self, q_network: nn.Module, config: LearnerConfig,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, q_network: nn.Module, config: LearnerConfig, device: torch.device | str = "cpu"
+    ) -> None:
         if not 0.0 < config.tau <= 1.0:
             raise ValueError(f"tau: expected a value in (0, 1], got {config.tau}")
         if config.target_update_interval < 1:
@@ -65,11 +66,16 @@ class DQNLearner:
         c = self.config
         params = self.online.parameters()
         if c.optimizer == "adam":
-            return torch.optim.Adam(params, lr=c.learning_rate, eps=c.adam_eps,
-                                    capturable=c.cuda_graph)
+            return torch.optim.Adam(params, lr=c.learning_rate, eps=c.adam_eps, capturable=c.cuda_graph)
         if c.optimizer == "rmsprop":
-            return torch.optim.RMSprop(params, lr=c.learning_rate, alpha=c.rmsprop_alpha,
-                                       eps=c.rmsprop_eps, centered=True, capturable=c.cuda_graph)
+            return torch.optim.RMSprop(
+                params,
+                lr=c.learning_rate,
+                alpha=c.rmsprop_alpha,
+                eps=c.rmsprop_eps,
+                centered=True,
+                capturable=c.cuda_graph,
+            )
         raise ValueError(f"optimizer: expected 'adam' or 'rmsprop', got {c.optimizer!r}")
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -94,8 +100,9 @@ class DQNLearner:
             next_q_target = self.target(batch.next_obs)
             next_q_online = self.online(batch.next_obs) if self.config.double else None
             # batch.discount is gamma^m: gamma for one-step transitions, less for n-step windows.
-            target = ops.td_target(next_q_target, batch.reward, batch.discount, batch.terminated,
-                                   next_q_online)
+            target = ops.td_target(
+                next_q_target, batch.reward, batch.discount, batch.terminated, next_q_online
+            )
         q = self.online(batch.obs)
         # Importance-sampling weights: 1 unless the batch came from prioritized replay.
         loss, td_error = ops.q_td_loss(q, batch.action, target, self.config.loss, batch.weights)
@@ -109,15 +116,19 @@ class DQNLearner:
     def sync_target(self) -> None:
         """Copy (tau = 1) or Polyak-average (tau < 1) the online weights into the target."""
         tau = self.config.tau
-        for target, online in zip(self.target.parameters(), self.online.parameters()):
+        for target, online in zip(self.target.parameters(), self.online.parameters(), strict=True):
             if tau == 1.0:
                 target.copy_(online)
             else:
                 target.lerp_(online, tau)
 
     def state_dict(self) -> dict:
-        return {"online": self.online.state_dict(), "target": self.target.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "updates": self.updates}
+        return {
+            "online": self.online.state_dict(),
+            "target": self.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "updates": self.updates,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.online.load_state_dict(state["online"])

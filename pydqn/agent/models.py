@@ -3,7 +3,7 @@ plain or dueling head; `make_q_network` picks one from the environment's spaces.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import gymnasium as gym
 import torch
@@ -48,9 +48,12 @@ class NatureCNN(nn.Module):
     def __init__(self, num_actions: int, in_channels: int = 4, dueling: bool = False) -> None:
         super().__init__()
         self.torso = nn.Sequential(
-            nn.Conv2d(in_channels, 32, kernel_size=8, stride=4), nn.ReLU(),
-            nn.Conv2d(32, 64, kernel_size=4, stride=2), nn.ReLU(),
-            nn.Conv2d(64, 64, kernel_size=3, stride=1), nn.ReLU(),
+            nn.Conv2d(in_channels, 32, kernel_size=8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, kernel_size=4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, kernel_size=3, stride=1),
+            nn.ReLU(),
             nn.Flatten(),
         )
         self.head = QHead(64 * 7 * 7, num_actions, hidden=512, dueling=dueling)
@@ -64,8 +67,9 @@ class NatureCNN(nn.Module):
 class MLP(nn.Module):
     """A Q-network for vector observations: (B, obs_dim) float32 to (B, num_actions)."""
 
-    def __init__(self, obs_dim: int, num_actions: int, hidden_sizes: Sequence[int] = (120, 84),
-                 dueling: bool = False) -> None:
+    def __init__(
+        self, obs_dim: int, num_actions: int, hidden_sizes: Sequence[int] = (120, 84), dueling: bool = False
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = obs_dim
@@ -79,8 +83,12 @@ class MLP(nn.Module):
         return self.head(self.torso(obs.float()))
 
 
-def make_q_network(observation_space: gym.Space, action_space: gym.Space, dueling: bool = False,
-                   hidden_sizes: Sequence[int] = (120, 84)) -> nn.Module:
+def make_q_network(
+    observation_space: gym.Space,
+    action_space: gym.Space,
+    dueling: bool = False,
+    hidden_sizes: Sequence[int] = (120, 84),
+) -> nn.Module:
     """The Q-network for one env's spaces: NatureCNN for stacked uint8 frames ``(k, H, W)``, MLP
     for flat vectors; actions must be Discrete."""
     if not isinstance(action_space, gym.spaces.Discrete):
@@ -95,5 +103,7 @@ def make_q_network(observation_space: gym.Space, action_space: gym.Space, duelin
         return NatureCNN(num_actions, in_channels=shape[0], dueling=dueling)
     if len(shape) == 1:
         return MLP(shape[0], num_actions, hidden_sizes, dueling)
-    raise ValueError(f"observation_space: expected (k, 84, 84) uint8 frames or a 1-D vector, got "
-                     f"shape {shape} of {observation_space.dtype}")
+    raise ValueError(
+        f"observation_space: expected (k, 84, 84) uint8 frames or a 1-D vector, got "
+        f"shape {shape} of {observation_space.dtype}"
+    )

@@ -25,9 +25,14 @@ class LinearEpsilon:
         return self.start + progress * (self.end - self.start)
 
 
-def epsilon_greedy(q_network: nn.Module, obs: np.ndarray | torch.Tensor, epsilon: float,
-                   num_actions: int, rng: np.random.Generator,
-                   device: torch.device | str = "cpu") -> np.ndarray:
+def epsilon_greedy(
+    q_network: nn.Module,
+    obs: np.ndarray | torch.Tensor,
+    epsilon: float,
+    num_actions: int,
+    rng: np.random.Generator,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
     """One action per env row: greedy under ``q_network`` with probability 1 - epsilon, else uniform.
 
     ``obs`` has a leading env axis. The network runs once for the whole batch, in inference mode.

@@ -11,14 +11,16 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
 
-from pydqn.replay.py_buffer import PyReplayBuffer
 from pydqn.replay.buffer import ReplayBuffer
+from pydqn.replay.py_buffer import PyReplayBuffer
 
 FRAME_STACK = 4
 FRAME_SHAPE = (84, 84)
@@ -49,10 +51,11 @@ class AtariStreams:
         offsets = np.arange(-(FRAME_STACK - 1), 1)
         obs_steps = np.maximum(step[:, None] + offsets, (step - episode_step)[:, None])
         next_steps = np.concatenate([obs_steps[:, 1:], step[:, None] + 1], axis=1)
-        frame = lambda s: self.pool[(env_ids[:, None] * 7919 + s) % self.pool_size]  # noqa: E731
+        frame = lambda s: self.pool[(env_ids[:, None] * 7919 + s) % self.pool_size]
         self.steps[env_ids] += 1
         return dict(
-            obs=frame(obs_steps), next_obs=frame(next_steps),
+            obs=frame(obs_steps),
+            next_obs=frame(next_steps),
             action=self.rng.integers(0, 6, len(env_ids)),
             reward=self.rng.choice(np.array([-1.0, 0.0, 1.0], dtype=np.float32), len(env_ids)),
             terminated=episode_step == self.episode_length - 1,
@@ -62,8 +65,9 @@ class AtariStreams:
 
 
 def make_buffers(capacity: int, num_envs: int) -> dict[str, ReplayBuffer | PyReplayBuffer]:
-    args = dict(capacity=capacity, obs_shape=OBS_SHAPE, frame_stack=FRAME_STACK,
-                num_envs=num_envs, seed=0)
+    args: dict[str, Any] = dict(
+        capacity=capacity, obs_shape=OBS_SHAPE, frame_stack=FRAME_STACK, num_envs=num_envs, seed=0
+    )
     return {"ReplayBuffer": ReplayBuffer(**args), "PyReplayBuffer": PyReplayBuffer(**args)}
 
 
@@ -74,8 +78,10 @@ def fill(buffer, streams: AtariStreams, transitions: int, log: Callable[[str], N
     for _ in range(transitions // streams.num_envs):
         buffer.add(**streams.rows(all_envs))
     if log:
-        log(f"filled {type(buffer).__name__} with {transitions:,} transitions in "
-            f"{time.perf_counter() - started:.1f} s")
+        log(
+            f"filled {type(buffer).__name__} with {transitions:,} transitions in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
 
 
 class NumpyGather:
@@ -95,8 +101,14 @@ class NumpyGather:
         return np.take(self.frames, index, axis=0)
 
 
-def median_seconds(call: Callable[[], object], repeats: int,
-                   prepare: Callable[[], tuple] | None = None) -> float:
+def next_rows(streams: AtariStreams, env_ids: np.ndarray) -> tuple[dict]:
+    """`median_seconds`' arguments for one add() of the next transition of each of ``env_ids``."""
+    return (streams.rows(env_ids),)
+
+
+def median_seconds(
+    call: Callable[..., object], repeats: int, prepare: Callable[[], tuple] | None = None
+) -> float:
     """Median wall time of `call(*prepare())` over `repeats` calls, excluding `prepare`."""
     times = []
     for _ in range(repeats):
@@ -116,8 +128,11 @@ class BenchRow:
     unit: str = "us"
 
 
-def run_replay_bench(capacity: int = 100_000, repeats: int = 300,
-                     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> list[BenchRow]:
+def run_replay_bench(
+    capacity: int = 100_000,
+    repeats: int = 300,
+    log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+) -> list[BenchRow]:
     """Measure both buffers (and the numpy gather) in one run; medians in microseconds."""
     torch.set_num_threads(1)
     rows: list[BenchRow] = []
@@ -128,23 +143,43 @@ def run_replay_bench(capacity: int = 100_000, repeats: int = 300,
             fill(buffer, streams[name], capacity + 1000, log)
         envs = np.arange(num_envs)
         add = {
-            name: median_seconds(lambda args, b=buffer: b.add(**args), repeats,
-                                 prepare=lambda s=streams[name]: (s.rows(envs),))
+            name: median_seconds(
+                lambda rows, b=buffer: b.add(**rows), repeats, prepare=partial(next_rows, streams[name], envs)
+            )
             for name, buffer in buffers.items()
         }
-        rows.append(BenchRow(f"add {num_envs} (num_envs={num_envs})", add["ReplayBuffer"] * 1e6,
-                             add["PyReplayBuffer"] * 1e6))
+        rows.append(
+            BenchRow(
+                f"add {num_envs} (num_envs={num_envs})",
+                add["ReplayBuffer"] * 1e6,
+                add["PyReplayBuffer"] * 1e6,
+            )
+        )
         if num_envs == 1:
             # Stored bytes, before sample() has cached its output blocks (counted in nbytes too).
-            rows.append(BenchRow("bytes per transition", buffers["ReplayBuffer"].nbytes / capacity,
-                                 buffers["PyReplayBuffer"].nbytes / capacity, unit="B"))
+            rows.append(
+                BenchRow(
+                    "bytes per transition",
+                    buffers["ReplayBuffer"].nbytes / capacity,
+                    buffers["PyReplayBuffer"].nbytes / capacity,
+                    unit="B",
+                )
+            )
             reference = NumpyGather(capacity + 1000)
             for batch_size in (32, 256):
-                times = {name: median_seconds(lambda b=buffer: b.sample(batch_size), repeats)
-                         for name, buffer in buffers.items()}
-                gather = median_seconds(lambda: reference.sample(batch_size), repeats)
-                rows.append(BenchRow(f"sample B={batch_size}", times["ReplayBuffer"] * 1e6,
-                                     times["PyReplayBuffer"] * 1e6, gather * 1e6))
+                times = {
+                    name: median_seconds(partial(buffer.sample, batch_size), repeats)
+                    for name, buffer in buffers.items()
+                }
+                gather = median_seconds(partial(reference.sample, batch_size), repeats)
+                rows.append(
+                    BenchRow(
+                        f"sample B={batch_size}",
+                        times["ReplayBuffer"] * 1e6,
+                        times["PyReplayBuffer"] * 1e6,
+                        gather * 1e6,
+                    )
+                )
             del reference
         del buffers
     return rows
@@ -160,8 +195,12 @@ def format_table(rows: list[BenchRow], capacity: int) -> str:
     for row in rows:
         numpy = f"{row.numpy:,.1f} {row.unit}" if row.numpy is not None else "-"
         vs_numpy = f"{row.numpy / row.cpp:.2f}x" if row.numpy is not None else "-"
-        lines.append(f"{row.operation:<24}{row.cpp:>11,.1f} {row.unit}{row.python:>13,.1f} {row.unit}"
-                     f"{numpy:>14}{row.python / row.cpp:>9.1f}x{vs_numpy:>13}")
-    lines.append("Py / C++ above 1 means the C++ buffer is faster (or smaller); numpy / C++ is the "
-                 "C++ sample's speed as a share of a plain numpy gather of the same bytes.")
+        lines.append(
+            f"{row.operation:<24}{row.cpp:>11,.1f} {row.unit}{row.python:>13,.1f} {row.unit}"
+            f"{numpy:>14}{row.python / row.cpp:>9.1f}x{vs_numpy:>13}"
+        )
+    lines.append(
+        "Py / C++ above 1 means the C++ buffer is faster (or smaller); numpy / C++ is the "
+        "C++ sample's speed as a share of a plain numpy gather of the same bytes."
+    )
     return "\n".join(lines)

@@ -37,18 +37,51 @@ import inspect
 from typing import Any
 
 import numpy as np
+from gymnasium.spaces import Discrete
 from gymnasium.vector import VectorEnv
 
 from pydqn.envs.atari import BACKENDS, EMULATOR_FPS, FRAME_SKIP, AtariAgentEnv, is_atari_id, make_atari_env
-from pydqn.envs.autoreset import (EPISODE_DONE, EPISODE_LENGTH, EPISODE_RETURN, INFO_KEYS, RAW_REWARD,
-                                  EpisodeTracker, TransitionFilter, Transitions)
+from pydqn.envs.autoreset import (
+    EPISODE_DONE,
+    EPISODE_LENGTH,
+    EPISODE_RETURN,
+    INFO_KEYS,
+    RAW_REWARD,
+    EpisodeTracker,
+    TransitionFilter,
+    Transitions,
+)
 from pydqn.envs.classic import ClassicAgentEnv, make_classic_env
 
 __all__ = [
-    "BACKENDS", "EMULATOR_FPS", "FRAME_SKIP", "EPISODE_DONE", "EPISODE_LENGTH", "EPISODE_RETURN", "INFO_KEYS", "RAW_REWARD",
-    "AtariAgentEnv", "ClassicAgentEnv", "EpisodeTracker", "TransitionFilter", "Transitions",
-    "frames_per_step", "is_atari_id", "make_atari_env", "make_classic_env", "make_env",
+    "BACKENDS",
+    "EMULATOR_FPS",
+    "EPISODE_DONE",
+    "EPISODE_LENGTH",
+    "EPISODE_RETURN",
+    "FRAME_SKIP",
+    "INFO_KEYS",
+    "RAW_REWARD",
+    "AtariAgentEnv",
+    "ClassicAgentEnv",
+    "EpisodeTracker",
+    "TransitionFilter",
+    "Transitions",
+    "frames_per_step",
+    "is_atari_id",
+    "make_atari_env",
+    "make_classic_env",
+    "make_env",
+    "num_actions",
 ]
+
+
+def num_actions(env: VectorEnv) -> int:
+    """The number of actions of ``env``'s ``Discrete`` single action space (every env here has one)."""
+    space = env.single_action_space
+    if not isinstance(space, Discrete):
+        raise ValueError(f"env: expected a Discrete action space, got {space}")
+    return int(space.n)
 
 
 def frames_per_step(env_id: str) -> int:
@@ -81,11 +114,15 @@ def make_env(env_id: str, num_envs: int, seed: int | None = None, **options: Any
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
         raise ValueError(f"seed: expected None or an int >= 0, got {seed!r}")
     factory = make_atari_env if is_atari_id(env_id) else make_classic_env
-    accepted = [name for name, p in inspect.signature(factory).parameters.items()
-                if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    accepted = [
+        name
+        for name, p in inspect.signature(factory).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         kind = "an Atari" if factory is make_atari_env else "a classic (vector-observation)"
-        raise TypeError(f"make_env: option(s) {unknown} not accepted for {env_id!r}, {kind} env; "
-                        f"accepted: {accepted}")
+        raise TypeError(
+            f"make_env: option(s) {unknown} not accepted for {env_id!r}, {kind} env; accepted: {accepted}"
+        )
     return factory(env_id, int(num_envs), None if seed is None else int(seed), **options)

@@ -89,7 +89,8 @@ class NoopFireReset(gym.Wrapper):
 
     def __init__(self, env: gym.Env, noop_max: int, fire: bool) -> None:
         super().__init__(env)
-        meanings = env.unwrapped.get_action_meanings()
+        unwrapped: Any = env.unwrapped  # ale_py's AtariEnv
+        meanings = unwrapped.get_action_meanings()
         if meanings[0] != "NOOP":
             raise ValueError(f"env: expected action 0 to be NOOP, got {meanings[0]!r}")
         self._noop_max = noop_max
@@ -142,15 +143,22 @@ class AtariAgentEnv(VectorWrapper):
     the action spaces.
     """
 
-    def __init__(self, env: VectorEnv, *, episodic_life: bool, clip_rewards: bool,
-                 continue_action: int, seed: int | None) -> None:
+    def __init__(
+        self,
+        env: VectorEnv,
+        *,
+        episodic_life: bool,
+        clip_rewards: bool,
+        continue_action: int,
+        seed: int | None,
+    ) -> None:
         super().__init__(env)
         if env.metadata.get("autoreset_mode") != AutoresetMode.NEXT_STEP:
             raise ValueError(f"env: expected NEXT_STEP autoreset, got {env.metadata.get('autoreset_mode')!r}")
         self.episodic_life = episodic_life
         self.clip_rewards = clip_rewards
         self.continue_action = continue_action
-        self._num_actions = int(env.single_action_space.n)
+        self._num_actions = int(env.single_action_space.n)  # type: ignore[attr-defined]  # Discrete
         self._pending_seed = seed
         n = env.num_envs
         self._tracker = EpisodeTracker(n)
@@ -161,8 +169,9 @@ class AtariAgentEnv(VectorWrapper):
             self.action_space.seed(seed)
             self.single_action_space.seed(seed)
 
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[NDArray[np.uint8], dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[NDArray[np.uint8], dict[str, Any]]:
         """Reset every env (a new game each); ``seed=s`` seeds env ``i`` with ``s + i``."""
         if options:
             raise ValueError(f"options: expected None (partial resets are not supported), got {options!r}")
@@ -179,15 +188,17 @@ class AtariAgentEnv(VectorWrapper):
         infos["lives"] = self._lives.copy()
         return obs, infos
 
-    def step(self, actions: Any) -> tuple[NDArray[np.uint8], NDArray[np.float32], NDArray[np.bool_],
-                                          NDArray[np.bool_], dict[str, Any]]:
+    def step(
+        self, actions: Any
+    ) -> tuple[NDArray[np.uint8], NDArray[np.float32], NDArray[np.bool_], NDArray[np.bool_], dict[str, Any]]:
         """Step every env; see the module docstring for what each output means."""
         actions = _check_actions(actions, self.num_envs, self._num_actions)
         if self._continuing.any():
             actions = np.where(self._continuing, self.continue_action, actions)
         obs, rewards, game_term, game_trunc, inner_infos = self.env.step(actions)
         (obs, rewards, game_term, game_trunc), inner_infos = _in_env_order(
-            (obs, rewards, game_term, game_trunc), inner_infos)
+            (obs, rewards, game_term, game_trunc), inner_infos
+        )
         lives = np.asarray(inner_infos["lives"], dtype=np.int64)
         game_step = ~self._game_resetting
         raw = np.where(game_step, np.asarray(rewards, dtype=np.float64), 0.0)
@@ -220,8 +231,11 @@ def _in_env_order(arrays: tuple[Any, ...], infos: dict[str, Any]) -> tuple[tuple
 
 
 def _check_seed(seed: Any, num_envs: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not (
-            0 <= seed <= _INT32_MAX - num_envs):
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, (int, np.integer))
+        or not (0 <= seed <= _INT32_MAX - num_envs)
+    ):
         raise ValueError(f"seed: expected None or an int in [0, {_INT32_MAX - num_envs}], got {seed!r}")
     return int(seed)
 
@@ -229,46 +243,95 @@ def _check_seed(seed: Any, num_envs: int) -> int:
 def _check_actions(actions: Any, num_envs: int, num_actions: int) -> NDArray[np.int64]:
     array = np.asarray(actions)
     if array.shape != (num_envs,) or array.dtype.kind not in "iu":
-        raise ValueError(f"actions: expected an integer array of shape ({num_envs},), "
-                         f"got dtype {array.dtype} shape {array.shape}")
+        raise ValueError(
+            f"actions: expected an integer array of shape ({num_envs},), "
+            f"got dtype {array.dtype} shape {array.shape}"
+        )
     if array.size and (array.min() < 0 or array.max() >= num_actions):
         raise ValueError(f"actions: expected values in [0, {num_actions}), got {array.tolist()}")
     return array.astype(np.int64, copy=False)
 
 
-def _make_ale_vector(game: str, num_envs: int, *, repeat_action_probability: float, noop_max: int,
-                     frame_skip: int, frame_stack: int, screen_size: int, fire_reset: bool,
-                     max_episode_frames: int, full_action_space: bool,
-                     num_threads: int) -> tuple[VectorEnv, list[str]]:
+def _make_ale_vector(
+    game: str,
+    num_envs: int,
+    *,
+    repeat_action_probability: float,
+    noop_max: int,
+    frame_skip: int,
+    frame_stack: int,
+    screen_size: int,
+    fire_reset: bool,
+    max_episode_frames: int,
+    full_action_space: bool,
+    num_threads: int,
+) -> tuple[VectorEnv, list[str]]:
     env = AtariVectorEnv(
-        game, num_envs, num_threads=num_threads, batch_size=0,
+        game,
+        num_envs,
+        num_threads=num_threads,
+        batch_size=0,
         max_num_frames_per_episode=max_episode_frames,  # counted in frames since the reset ended
-        repeat_action_probability=repeat_action_probability, full_action_space=full_action_space,
-        autoreset_mode=AutoresetMode.NEXT_STEP, img_height=screen_size, img_width=screen_size,
-        grayscale=True, stack_num=frame_stack, frameskip=frame_skip, maxpool=True, noop_max=noop_max,
-        episodic_life=False, life_loss_info=False,  # life loss is AtariAgentEnv's job
+        repeat_action_probability=repeat_action_probability,
+        full_action_space=full_action_space,
+        autoreset_mode=AutoresetMode.NEXT_STEP,
+        img_height=screen_size,
+        img_width=screen_size,
+        grayscale=True,
+        stack_num=frame_stack,
+        frameskip=frame_skip,
+        maxpool=True,
+        noop_max=noop_max,
+        episodic_life=False,
+        life_loss_info=False,  # life loss is AtariAgentEnv's job
         reward_clipping=False,  # its clipping would hide the raw score; AtariAgentEnv clips
-        use_fire_reset=fire_reset)
+        use_fire_reset=fire_reset,
+    )
     meanings = [action.name for action in env.ale.get_action_set()]
     return env, meanings
 
 
-def _make_gymnasium_vector(env_id: str, num_envs: int, *, repeat_action_probability: float,
-                           noop_max: int, frame_skip: int, frame_stack: int, screen_size: int,
-                           fire_reset: bool, max_episode_frames: int, full_action_space: bool,
-                           render_mode: str | None) -> tuple[VectorEnv, list[str]]:
+def _make_gymnasium_vector(
+    env_id: str,
+    num_envs: int,
+    *,
+    repeat_action_probability: float,
+    noop_max: int,
+    frame_skip: int,
+    frame_stack: int,
+    screen_size: int,
+    fire_reset: bool,
+    max_episode_frames: int,
+    full_action_space: bool,
+    render_mode: str | None,
+) -> tuple[VectorEnv, list[str]]:
     def make_one() -> gym.Env:
-        env = gym.make(env_id, frameskip=1, repeat_action_probability=repeat_action_probability,
-                       full_action_space=full_action_space, max_num_frames_per_episode=None,
-                       obs_type="grayscale", disable_env_checker=True, render_mode=render_mode)
+        env = gym.make(
+            env_id,
+            frameskip=1,
+            repeat_action_probability=repeat_action_probability,
+            full_action_space=full_action_space,
+            max_num_frames_per_episode=None,
+            obs_type="grayscale",
+            disable_env_checker=True,
+            render_mode=render_mode,
+        )
         env = NoopFireReset(env, noop_max=noop_max, fire=fire_reset)
         env = FrameLimit(env, max_episode_frames)
-        env = AtariPreprocessing(env, noop_max=0, frame_skip=frame_skip, screen_size=screen_size,
-                                 terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False)
+        env = AtariPreprocessing(
+            env,
+            noop_max=0,
+            frame_skip=frame_skip,
+            screen_size=screen_size,
+            terminal_on_life_loss=False,
+            grayscale_obs=True,
+            scale_obs=False,
+        )
         return FrameStackObservation(env, frame_stack, padding_type="zero")
 
     env = SyncVectorEnv([make_one for _ in range(num_envs)], autoreset_mode=AutoresetMode.NEXT_STEP)
-    meanings = list(env.envs[0].unwrapped.get_action_meanings())
+    first: Any = env.envs[0].unwrapped  # ale_py's AtariEnv
+    meanings = list(first.get_action_meanings())
     return env, meanings
 
 
@@ -325,12 +388,13 @@ def make_atari_env(
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
     if not (isinstance(repeat_action_probability, (int, float)) and 0.0 <= repeat_action_probability <= 1.0):
-        raise ValueError(f"repeat_action_probability: expected a float in [0, 1], "
-                         f"got {repeat_action_probability!r}")
+        raise ValueError(
+            f"repeat_action_probability: expected a float in [0, 1], got {repeat_action_probability!r}"
+        )
     num_envs = _check_int("num_envs", num_envs, 1)
     if seed is not None:
         seed = _check_seed(seed, num_envs)
-    common = dict(
+    common: dict[str, Any] = dict(
         repeat_action_probability=float(repeat_action_probability),
         noop_max=_check_int("noop_max", noop_max, 0),
         frame_skip=_check_int("frame_skip", frame_skip, 1),
@@ -344,12 +408,16 @@ def make_atari_env(
         raise ValueError(f"render_mode: expected None or 'rgb_array', got {render_mode!r}")
     if backend == "ale_vector":
         if render_mode is not None:
-            raise ValueError("render_mode: the 'ale_vector' backend does not render; "
-                             "use backend='gymnasium'")
+            raise ValueError("render_mode: the 'ale_vector' backend does not render; use backend='gymnasium'")
         threads = _check_int("num_threads", num_threads, 0)
         env, meanings = _make_ale_vector(game, num_envs, num_threads=threads, **common)
     else:
         env, meanings = _make_gymnasium_vector(env_id, num_envs, render_mode=render_mode, **common)
     continue_action = meanings.index("FIRE") if fire_reset and "FIRE" in meanings else 0
-    return AtariAgentEnv(env, episodic_life=bool(episodic_life), clip_rewards=bool(clip_rewards),
-                         continue_action=continue_action, seed=seed)
+    return AtariAgentEnv(
+        env,
+        episodic_life=bool(episodic_life),
+        clip_rewards=bool(clip_rewards),
+        continue_action=continue_action,
+        seed=seed,
+    )

@@ -53,16 +53,20 @@ class Transitions(NamedTuple):
 def _check_mask(name: str, value: Any, num_envs: int) -> NDArray[np.bool_]:
     array = np.asarray(value)
     if array.dtype != np.bool_ or array.shape != (num_envs,):
-        raise ValueError(f"{name}: expected a bool array of shape ({num_envs},), "
-                         f"got dtype {array.dtype} shape {array.shape}")
+        raise ValueError(
+            f"{name}: expected a bool array of shape ({num_envs},), "
+            f"got dtype {array.dtype} shape {array.shape}"
+        )
     return array
 
 
 def _check_rows(name: str, value: Any, num_envs: int) -> None:
     shape = getattr(value, "shape", None)
     if shape is None or len(shape) == 0 or shape[0] != num_envs:
-        raise ValueError(f"{name}: expected an array with a leading axis of {num_envs} env rows, "
-                         f"got {type(value).__name__} of shape {shape}")
+        raise ValueError(
+            f"{name}: expected an array with a leading axis of {num_envs} env rows, "
+            f"got {type(value).__name__} of shape {shape}"
+        )
 
 
 class TransitionFilter:
@@ -139,10 +143,19 @@ class TransitionFilter:
         valid = self.valid_rows(term, trunc)
         self._obs = next_obs
         if valid.all():
-            return Transitions(valid, np.arange(self.num_envs, dtype=np.int64), obs, action, reward,
-                               next_obs, term, trunc)
-        return Transitions(valid, np.flatnonzero(valid).astype(np.int64), obs[valid], action[valid],
-                           reward[valid], next_obs[valid], term[valid], trunc[valid])
+            return Transitions(
+                valid, np.arange(self.num_envs, dtype=np.int64), obs, action, reward, next_obs, term, trunc
+            )
+        return Transitions(
+            valid,
+            np.flatnonzero(valid).astype(np.int64),
+            obs[valid],
+            action[valid],
+            reward[valid],
+            next_obs[valid],
+            term[valid],
+            trunc[valid],
+        )
 
 
 class EpisodeTracker:
@@ -162,11 +175,16 @@ class EpisodeTracker:
         self._returns[:] = 0.0
         self._lengths[:] = 0
         n = self.num_envs
-        return {RAW_REWARD: np.zeros(n, dtype=np.float64), EPISODE_DONE: np.zeros(n, dtype=np.bool_),
-                EPISODE_RETURN: np.zeros(n, dtype=np.float64), EPISODE_LENGTH: np.zeros(n, dtype=np.int64)}
+        return {
+            RAW_REWARD: np.zeros(n, dtype=np.float64),
+            EPISODE_DONE: np.zeros(n, dtype=np.bool_),
+            EPISODE_RETURN: np.zeros(n, dtype=np.float64),
+            EPISODE_LENGTH: np.zeros(n, dtype=np.int64),
+        }
 
-    def step(self, raw_reward: NDArray[Any], game_step: NDArray[np.bool_],
-             game_over: NDArray[np.bool_]) -> dict[str, NDArray[Any]]:
+    def step(
+        self, raw_reward: NDArray[Any], game_step: NDArray[np.bool_], game_over: NDArray[np.bool_]
+    ) -> dict[str, NDArray[Any]]:
         """Account one vector step and return its episode infos (see the module's key constants)."""
         raw = np.where(game_step, raw_reward, 0.0).astype(np.float64)
         self._returns += raw
@@ -176,5 +194,9 @@ class EpisodeTracker:
         episode_length = np.where(done, self._lengths, 0)
         self._returns[done] = 0.0
         self._lengths[done] = 0
-        return {RAW_REWARD: raw, EPISODE_DONE: done, EPISODE_RETURN: episode_return,
-                EPISODE_LENGTH: episode_length}
+        return {
+            RAW_REWARD: raw,
+            EPISODE_DONE: done,
+            EPISODE_RETURN: episode_return,
+            EPISODE_LENGTH: episode_length,
+        }

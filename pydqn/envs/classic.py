@@ -43,6 +43,7 @@ class ClassicAgentEnv(VectorWrapper):
             single = Box(0.0, 1.0, shape=(int(space.n),), dtype=np.float32)
         else:
             self._one_hot = None
+            assert isinstance(space, Box)  # make_classic_env accepts Box and Discrete only
             single = Box(space.low.astype(np.float32), space.high.astype(np.float32), dtype=np.float32)
         self.single_observation_space = single
         self.observation_space = batch_space(single, env.num_envs)
@@ -58,17 +59,20 @@ class ClassicAgentEnv(VectorWrapper):
         if self._one_hot is None:
             return np.asarray(obs, dtype=np.float32)
         start, _ = self._one_hot
+        assert self._eye is not None
         return self._eye[np.asarray(obs, dtype=np.int64) - start]
 
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[NDArray[np.float32], dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[NDArray[np.float32], dict[str, Any]]:
         """Reset every env; ``seed=s`` seeds env ``i`` with ``s + i``."""
         if options:
             raise ValueError(f"options: expected None (partial resets are not supported), got {options!r}")
         if seed is None:
             seed, self._pending_seed = self._pending_seed, None
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                                 or seed < 0):
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
+        ):
             raise ValueError(f"seed: expected None or an int >= 0, got {seed!r}")
         obs, infos = self.env.reset(seed=None if seed is None else int(seed))
         self._prev_done[:] = False
@@ -76,27 +80,38 @@ class ClassicAgentEnv(VectorWrapper):
         infos.update(self._tracker.reset())
         return self._obs(obs), infos
 
-    def step(self, actions: Any) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_],
-                                          NDArray[np.bool_], dict[str, Any]]:
+    def step(
+        self, actions: Any
+    ) -> tuple[
+        NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_], NDArray[np.bool_], dict[str, Any]
+    ]:
         """Step every env (rows after a done are NEXT_STEP resets)."""
         array = np.asarray(actions)
         if array.shape != (self.num_envs,) or array.dtype.kind not in "iu":
-            raise ValueError(f"actions: expected an integer array of shape ({self.num_envs},), "
-                             f"got dtype {array.dtype} shape {array.shape}")
+            raise ValueError(
+                f"actions: expected an integer array of shape ({self.num_envs},), "
+                f"got dtype {array.dtype} shape {array.shape}"
+            )
         obs, rewards, terminated, truncated, infos = self.env.step(array)
         terminated = np.asarray(terminated, dtype=np.bool_)
         truncated = np.asarray(truncated, dtype=np.bool_)
         game_step = ~self._prev_done
         self._prev_done = terminated | truncated
         infos = dict(infos)
-        infos.update(self._tracker.step(np.asarray(rewards, dtype=np.float64), game_step,
-                                        self._prev_done & game_step))
+        infos.update(
+            self._tracker.step(np.asarray(rewards, dtype=np.float64), game_step, self._prev_done & game_step)
+        )
         return self._obs(obs), np.asarray(rewards, dtype=np.float32), terminated, truncated, infos
 
 
-def make_classic_env(env_id: str, num_envs: int, seed: int | None = None, *,
-                     max_episode_steps: int | None = None,
-                     env_kwargs: Mapping[str, Any] | None = None) -> ClassicAgentEnv:
+def make_classic_env(
+    env_id: str,
+    num_envs: int,
+    seed: int | None = None,
+    *,
+    max_episode_steps: int | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> ClassicAgentEnv:
     """Build ``num_envs`` copies of a registered gymnasium env with vector or Discrete observations.
 
     Args:
@@ -113,8 +128,9 @@ def make_classic_env(env_id: str, num_envs: int, seed: int | None = None, *,
     """
     if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
         raise ValueError(f"num_envs: expected an int >= 1, got {num_envs!r}")
-    if max_episode_steps is not None and (isinstance(max_episode_steps, bool) or
-                                          not isinstance(max_episode_steps, int) or max_episode_steps < 1):
+    if max_episode_steps is not None and (
+        isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, int) or max_episode_steps < 1
+    ):
         raise ValueError(f"max_episode_steps: expected None or an int >= 1, got {max_episode_steps!r}")
     kwargs = dict(env_kwargs or {})
     if max_episode_steps is not None:
@@ -122,11 +138,15 @@ def make_classic_env(env_id: str, num_envs: int, seed: int | None = None, *,
     try:
         gym.spec(env_id)
     except gym.error.Error as e:
-        raise ValueError(f"env_id: expected a registered gymnasium id (e.g. 'CartPole-v1') or "
-                         f"'ALE/<Game>-v5', got {env_id!r} ({e})") from e
+        raise ValueError(
+            f"env_id: expected a registered gymnasium id (e.g. 'CartPole-v1') or "
+            f"'ALE/<Game>-v5', got {env_id!r} ({e})"
+        ) from e
 
-    env = SyncVectorEnv([lambda: gym.make(env_id, **kwargs) for _ in range(int(num_envs))],
-                        autoreset_mode=AutoresetMode.NEXT_STEP)
+    env = SyncVectorEnv(
+        [lambda: gym.make(env_id, **kwargs) for _ in range(int(num_envs))],
+        autoreset_mode=AutoresetMode.NEXT_STEP,
+    )
     obs_space, act_space = env.single_observation_space, env.single_action_space
     problem = None
     if not (isinstance(obs_space, Discrete) or (isinstance(obs_space, Box) and len(obs_space.shape) == 1)):

@@ -21,7 +21,8 @@ def _check_rows(tensor: torch.Tensor, name: str, rows: int) -> None:
 
 def _check_like(tensor: torch.Tensor, name: str, like: torch.Tensor, like_name: str) -> None:
     torch._check_type(
-        tensor.dtype == like.dtype, lambda: f"{name}: expected {like.dtype} like {like_name}, got {tensor.dtype}"
+        tensor.dtype == like.dtype,
+        lambda: f"{name}: expected {like.dtype} like {like_name}, got {tensor.dtype}",
     )
     torch._check_value(
         tensor.device == like.device,
@@ -31,9 +32,12 @@ def _check_like(tensor: torch.Tensor, name: str, like: torch.Tensor, like_name: 
 
 @torch.library.register_fake("pydqn::stack_gather")
 def _stack_gather(frames: torch.Tensor, frame_index: torch.Tensor) -> torch.Tensor:
-    torch._check_value(frames.dim() >= 1, lambda: "frames: expected shape (frames, *frame_shape), got a scalar")
+    torch._check_value(
+        frames.dim() >= 1, lambda: "frames: expected shape (frames, *frame_shape), got a scalar"
+    )
     torch._check_type(
-        frame_index.dtype == torch.int64, lambda: f"frame_index: expected torch.int64, got {frame_index.dtype}"
+        frame_index.dtype == torch.int64,
+        lambda: f"frame_index: expected torch.int64, got {frame_index.dtype}",
     )
     torch._check_value(
         frame_index.dim() == 2, lambda: f"frame_index: expected shape (B, k), got {tuple(frame_index.shape)}"
@@ -75,21 +79,29 @@ def _td_target(
     )
     torch._check_value(
         terminated.device == next_q_target.device,
-        lambda: f"terminated: expected a tensor on {next_q_target.device} like next_q_target, "
-        f"got {terminated.device}",
+        lambda: (
+            f"terminated: expected a tensor on {next_q_target.device} like next_q_target, "
+            f"got {terminated.device}"
+        ),
     )
     if next_q_online is not None:
         torch._check_value(
             next_q_online.shape == next_q_target.shape,
-            lambda: f"next_q_online: expected shape {tuple(next_q_target.shape)} like next_q_target, "
-            f"got {tuple(next_q_online.shape)}",
+            lambda: (
+                f"next_q_online: expected shape {tuple(next_q_target.shape)} like next_q_target, "
+                f"got {tuple(next_q_online.shape)}"
+            ),
         )
         _check_like(next_q_online, "next_q_online", next_q_target, "next_q_target")
     return next_q_target.new_empty((batch,))
 
 
 def _check_q_td_loss_args(
-    q: torch.Tensor, action: torch.Tensor, target: torch.Tensor | None, weights: torch.Tensor | None, kind: str
+    q: torch.Tensor,
+    action: torch.Tensor,
+    target: torch.Tensor | None,
+    weights: torch.Tensor | None,
+    kind: str,
 ) -> None:
     torch._check_value(kind in LOSS_KINDS, lambda: f"kind: expected 'huber' or 'mse', got {kind!r}")
     torch._check_value(
@@ -99,9 +111,12 @@ def _check_q_td_loss_args(
     torch._check_type(q.dtype.is_floating_point, lambda: f"q: expected a floating point dtype, got {q.dtype}")
     batch = q.shape[0]
     _check_rows(action, "action", batch)
-    torch._check_type(action.dtype == torch.int64, lambda: f"action: expected torch.int64, got {action.dtype}")
+    torch._check_type(
+        action.dtype == torch.int64, lambda: f"action: expected torch.int64, got {action.dtype}"
+    )
     torch._check_value(
-        action.device == q.device, lambda: f"action: expected a tensor on {q.device} like q, got {action.device}"
+        action.device == q.device,
+        lambda: f"action: expected a tensor on {q.device} like q, got {action.device}",
     )
     for name, tensor in (("target", target), ("weights", weights)):
         if tensor is not None:

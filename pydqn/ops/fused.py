@@ -21,8 +21,13 @@ def stack_gather(frames: torch.Tensor, frame_index: torch.Tensor) -> torch.Tenso
     return torch.ops.pydqn.stack_gather.default(frames, frame_index)
 
 
-def td_target(next_q_target: torch.Tensor, reward: torch.Tensor, discount: torch.Tensor | float,
-              terminated: torch.Tensor, next_q_online: torch.Tensor | None = None) -> torch.Tensor:
+def td_target(
+    next_q_target: torch.Tensor,
+    reward: torch.Tensor,
+    discount: torch.Tensor | float,
+    terminated: torch.Tensor,
+    next_q_online: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``reward + discount * (1 - terminated) * Q_target(s', a*)``, shape ``(B,)``, without grad.
 
     ``a*`` is ``argmax_a Q_online(s', a)`` when ``next_q_online`` is given (Double DQN), else
@@ -37,13 +42,18 @@ def td_target(next_q_target: torch.Tensor, reward: torch.Tensor, discount: torch
     if next_q_online is not None:
         _check_tensors(next_q_online=next_q_online)
         next_q_online = next_q_online.detach()
-    return torch.ops.pydqn.td_target.default(next_q_target.detach(), reward.detach(),
-                                             discount.detach(), terminated, next_q_online)
+    return torch.ops.pydqn.td_target.default(
+        next_q_target.detach(), reward.detach(), discount.detach(), terminated, next_q_online
+    )
 
 
-def q_td_loss(q: torch.Tensor, action: torch.Tensor, target: torch.Tensor,
-              kind: LossKind = "huber", weights: torch.Tensor | None = None
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+def q_td_loss(
+    q: torch.Tensor,
+    action: torch.Tensor,
+    target: torch.Tensor,
+    kind: LossKind = "huber",
+    weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss between ``Q(s, action)`` and ``target``, and the per-sample TD errors.
 
     ``q`` is ``(B, A)``, ``action`` int64 ``(B,)``, ``target`` and the optional ``weights``

@@ -11,8 +11,13 @@ import torch.nn.functional as F
 from pydqn.ops.loss_kind import LossKind
 
 
-def td_target(next_q_target: torch.Tensor, reward: torch.Tensor, discount: torch.Tensor | float,
-              terminated: torch.Tensor, next_q_online: torch.Tensor | None = None) -> torch.Tensor:
+def td_target(
+    next_q_target: torch.Tensor,
+    reward: torch.Tensor,
+    discount: torch.Tensor | float,
+    terminated: torch.Tensor,
+    next_q_online: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``reward + discount * (1 - terminated) * Q_target(s', a*)``, shape ``(B,)``, without grad.
 
     ``a*`` is ``argmax_a Q_online(s', a)`` when ``next_q_online`` is given (Double DQN), else
@@ -31,16 +36,22 @@ def td_target(next_q_target: torch.Tensor, reward: torch.Tensor, discount: torch
             bootstrap = next_q_target.max(dim=1).values
         else:
             if next_q_online.shape != next_q_target.shape:
-                raise ValueError(f"next_q_online: expected shape {tuple(next_q_target.shape)} like "
-                                 f"next_q_target, got {tuple(next_q_online.shape)}")
+                raise ValueError(
+                    f"next_q_online: expected shape {tuple(next_q_target.shape)} like "
+                    f"next_q_target, got {tuple(next_q_online.shape)}"
+                )
             best = next_q_online.argmax(dim=1, keepdim=True)
             bootstrap = next_q_target.gather(1, best).squeeze(1)
         return reward + discount * (~terminated) * bootstrap
 
 
-def q_td_loss(q: torch.Tensor, action: torch.Tensor, target: torch.Tensor,
-              kind: LossKind = "huber", weights: torch.Tensor | None = None
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+def q_td_loss(
+    q: torch.Tensor,
+    action: torch.Tensor,
+    target: torch.Tensor,
+    kind: LossKind = "huber",
+    weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The mean loss between ``Q(s, action)`` and ``target``, and the per-sample TD errors.
 
     ``q`` is ``(B, A)``, ``action`` int64 ``(B,)``, ``target`` ``(B,)``. ``kind`` is ``"huber"``

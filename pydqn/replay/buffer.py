@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from pydqn.replay import checks
 from pydqn._extension import load_extension
+from pydqn.replay import checks
 from pydqn.replay.batch import Batch
+from pydqn.replay.protocol import IntsLike, RealsLike
 
-_C = load_extension()
+if TYPE_CHECKING:
+    from pydqn import _C  # its stub, _C.pyi
+else:
+    _C = load_extension()  # checks the torch version it was built for, then imports it
 
 # What states saved before prioritized replay existed lack: they are uniform buffers' states.
 _UNPRIORITIZED = {"prioritized": False, "alpha": 0.6}
@@ -69,27 +74,49 @@ class ReplayBuffer:
         alpha: float = 0.6,
         sampler: str | None = None,
     ) -> None:
-        args = checks.check_buffer_args(capacity, obs_shape, obs_dtype, frame_stack, num_envs,
-                                       device, seed, n_step, gamma, prioritized, alpha,
-                                       cuda_resident=True)
+        args = checks.check_buffer_args(
+            capacity,
+            obs_shape,
+            obs_dtype,
+            frame_stack,
+            num_envs,
+            device,
+            seed,
+            n_step,
+            gamma,
+            prioritized,
+            alpha,
+            cuda_resident=True,
+        )
         self.sampler = _check_sampler(sampler, args.device)
         if args.device.type == "cuda" and not _C.WITH_CUDA:
-            raise ValueError(f"device: {args.device} asked for, but pydqn was built without CUDA "
-                             "kernels (against a CPU torch, or without nvcc); reinstall it with "
-                             "`pip install --no-build-isolation .` in an environment with a CUDA torch")
+            raise ValueError(
+                f"device: {args.device} asked for, but pydqn was built without CUDA "
+                "kernels (against a CPU torch, or without nvcc); reinstall it with "
+                "`pip install --no-build-isolation .` in an environment with a CUDA torch"
+            )
         self.obs_shape, self.obs_dtype, self.device = args.obs_shape, args.obs_dtype, args.device
         self.frame_stack, self.num_envs = args.frame_stack, args.num_envs
         self.n_step, self.gamma = args.n_step, args.gamma
         self.prioritized, self.alpha = args.prioritized, args.alpha
-        self._impl = _C.ReplayBuffer(args.capacity, list(args.obs_shape), args.obs_dtype,
-                                     args.frame_stack, args.num_envs, args.seed, args.n_step,
-                                     args.gamma, args.prioritized, args.alpha,
-                                     args.device if self.sampler == "kernel" else None)
+        self._impl = _C.ReplayBuffer(
+            args.capacity,
+            list(args.obs_shape),
+            args.obs_dtype,
+            args.frame_stack,
+            args.num_envs,
+            args.seed,
+            args.n_step,
+            args.gamma,
+            args.prioritized,
+            args.alpha,
+            args.device if self.sampler == "kernel" else None,
+        )
         if type(self).add is ReplayBuffer.add:
             # add() runs once per environment step: calls go straight to the extension's method,
             # whose arguments and behaviour are those of the method below, without the ~0.9 us
             # Python frame of a call through it. Subclasses that override add() keep theirs.
-            self.add = self._impl.add
+            self.add = self._impl.add  # type: ignore[method-assign]
 
     def add(
         self,
@@ -99,7 +126,7 @@ class ReplayBuffer:
         next_obs: Any,
         terminated: Any,
         truncated: Any,
-        env_ids: Sequence[int] | torch.Tensor | None = None,
+        env_ids: IntsLike | None = None,
     ) -> torch.Tensor:
         """Store one transition per env row and return the int64 slots written, shape ``(n,)``.
 
@@ -149,8 +176,7 @@ class ReplayBuffer:
         self._impl.sample_into(list(out), beta)
         return out
 
-    def update_priorities(self, transition_ids: Sequence[int] | torch.Tensor,
-                          priorities: Sequence[float] | torch.Tensor) -> int:
+    def update_priorities(self, transition_ids: IntsLike, priorities: RealsLike) -> int:
         """Set the priorities of sampled transitions (typically ``|TD error| + epsilon``), named
         by the batch's ``transition_ids``; new transitions get the largest priority given so far.
 
@@ -165,7 +191,7 @@ class ReplayBuffer:
         values = checks.as_cpu_tensor("priorities", priorities, what="real numbers", dtype=torch.float64)
         return self._impl.update_priorities(ids, values)
 
-    def get(self, indices: Sequence[int] | torch.Tensor) -> Batch:
+    def get(self, indices: IntsLike) -> Batch:
         """Read the transitions in the given slots (as returned by ``add``), as tensors on
         ``device``: bit for bit what a CPU buffer given the same ``add`` calls returns."""
         return Batch(*self._impl.get(checks.as_cpu_tensor("indices", indices)))
@@ -189,23 +215,34 @@ class ReplayBuffer:
         last transition bootstraps like any other non-terminal one).
         """
         if not isinstance(state, dict) or "settings" not in state:
-            raise TypeError(f"state: expected a dict from ReplayBuffer.state_dict(), got {type(state).__name__}")
+            raise TypeError(
+                f"state: expected a dict from ReplayBuffer.state_dict(), got {type(state).__name__}"
+            )
         saved, own = {**_UNPRIORITIZED, **state["settings"]}, self._settings()
         state = {**_UNPRIORITIZED_STATE, **state}
         for name, value in own.items():
             if saved.get(name) != value:
-                raise ValueError(f"state: saved from a buffer with {name}={saved.get(name)!r}, "
-                                 f"this one has {name}={value!r}")
+                raise ValueError(
+                    f"state: saved from a buffer with {name}={saved.get(name)!r}, "
+                    f"this one has {name}={value!r}"
+                )
         missing = [name for name in _C.REPLAY_STATE_KEYS if name not in state]
         if missing:
             raise ValueError(f"state: missing {missing}; expected a dict from ReplayBuffer.state_dict()")
         self._impl.load_state({name: state[name] for name in _C.REPLAY_STATE_KEYS})
 
     def _settings(self) -> dict[str, Any]:
-        return {"capacity": self.capacity, "obs_shape": list(self.obs_shape),
-                "obs_dtype": str(self.obs_dtype), "frame_stack": self.frame_stack,
-                "num_envs": self.num_envs, "n_step": self.n_step, "gamma": self.gamma,
-                "prioritized": self.prioritized, "alpha": self.alpha}
+        return {
+            "capacity": self.capacity,
+            "obs_shape": list(self.obs_shape),
+            "obs_dtype": str(self.obs_dtype),
+            "frame_stack": self.frame_stack,
+            "num_envs": self.num_envs,
+            "n_step": self.n_step,
+            "gamma": self.gamma,
+            "prioritized": self.prioritized,
+            "alpha": self.alpha,
+        }
 
     def __len__(self) -> int:
         return len(self._impl)
@@ -241,6 +278,8 @@ def _check_sampler(sampler: Any, device: torch.device) -> str:
     if sampler not in ("host", "kernel"):
         raise ValueError(f"sampler: expected 'host' or 'kernel', got {sampler!r}")
     if sampler == "host" and device.type != "cpu":
-        raise ValueError(f"sampler: 'host' samples into CPU memory; a buffer on {device} uses "
-                         "'kernel' (or leave sampler unset)")
+        raise ValueError(
+            f"sampler: 'host' samples into CPU memory; a buffer on {device} uses "
+            "'kernel' (or leave sampler unset)"
+        )
     return sampler

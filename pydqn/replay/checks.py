@@ -4,8 +4,9 @@ and what came."""
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,16 +32,29 @@ def check_obs_shape(obs_shape: Any) -> tuple[int, ...]:
     return tuple(check_int(f"obs_shape[{i}]", d, minimum=1) for i, d in enumerate(obs_shape))
 
 
-OBS_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16,
-              torch.uint32, torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.bool)
+OBS_DTYPES = (
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+    torch.uint16,
+    torch.uint32,
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+    torch.float64,
+    torch.bool,
+)
 
 
 def check_dtype(obs_dtype: Any) -> torch.dtype:
     if not isinstance(obs_dtype, torch.dtype):
         raise TypeError(f"obs_dtype: expected a torch.dtype such as torch.uint8, got {obs_dtype!r}")
     if obs_dtype not in OBS_DTYPES:
-        raise TypeError(f"obs_dtype: expected a standard integer, floating point or bool dtype, "
-                        f"got {obs_dtype}")
+        raise TypeError(
+            f"obs_dtype: expected a standard integer, floating point or bool dtype, got {obs_dtype}"
+        )
     return obs_dtype
 
 
@@ -63,16 +77,25 @@ class BufferArgs:
 
 def check_fraction(name: str, value: Any) -> float:
     """A real number in [0, 1] (gamma, alpha, beta)."""
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not 0.0 <= value <= 1.0):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) <= 1.0:
         raise ValueError(f"{name}: expected a float in [0, 1], got {value!r}")
     return float(value)
 
 
-def check_buffer_args(capacity: Any, obs_shape: Any, obs_dtype: Any, frame_stack: Any,
-                      num_envs: Any, device: Any, seed: Any, n_step: Any = 1,
-                      gamma: Any = 0.99, prioritized: Any = False,
-                      alpha: Any = 0.6, cuda_resident: bool = False) -> BufferArgs:
+def check_buffer_args(
+    capacity: Any,
+    obs_shape: Any,
+    obs_dtype: Any,
+    frame_stack: Any,
+    num_envs: Any,
+    device: Any,
+    seed: Any,
+    n_step: Any = 1,
+    gamma: Any = 0.99,
+    prioritized: Any = False,
+    alpha: Any = 0.6,
+    cuda_resident: bool = False,
+) -> BufferArgs:
     if not isinstance(prioritized, bool):
         raise TypeError(f"prioritized: expected a bool, got {type(prioritized).__name__} {prioritized!r}")
     return BufferArgs(
@@ -97,14 +120,17 @@ def check_beta(prioritized: bool, beta: Any) -> float | None:
         return 0.4
     if not prioritized:
         if beta is not None:
-            raise ValueError(f"beta: only a prioritized buffer takes beta (construct it with "
-                             f"prioritized=True); uniform sampling has weights of 1, got beta={beta!r}")
+            raise ValueError(
+                f"beta: only a prioritized buffer takes beta (construct it with "
+                f"prioritized=True); uniform sampling has weights of 1, got beta={beta!r}"
+            )
         return None
     return check_fraction("beta", beta)
 
 
-def as_cpu_tensor(name: str, value: Any, what: str = "integers",
-                  dtype: torch.dtype | None = None) -> torch.Tensor:
+def as_cpu_tensor(
+    name: str, value: Any, what: str = "integers", dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """A 1-D CPU tensor (from a number, a sequence, a numpy array or a tensor on any device); a
     single number becomes a sequence of one. `what` names the expected values in errors. With
     `dtype` (real numbers), bool and complex values are refused and the rest converted to it,
@@ -117,8 +143,10 @@ def as_cpu_tensor(name: str, value: Any, what: str = "integers",
         try:  # through numpy: Python floats stay float64 (torch would make them float32)
             tensor = torch.from_numpy(np.array(value))
         except (TypeError, ValueError, RuntimeError, OverflowError) as error:
-            raise TypeError(f"{name}: expected {what} as a sequence, numpy array or tensor, got "
-                            f"{type(value).__name__} ({error})") from None
+            raise TypeError(
+                f"{name}: expected {what} as a sequence, numpy array or tensor, got "
+                f"{type(value).__name__} ({error})"
+            ) from None
         if tensor.numel() == 0 and what == "integers":
             tensor = tensor.long()  # an empty list has no dtype of its own
         if dtype is not None:

@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 from pydqn.replay.batch import Batch
+
+# What the buffers take for slot or transition numbers and for priorities: Python sequences, numpy
+# arrays, or tensors on any device.
+IntsLike = Sequence[int] | np.ndarray | torch.Tensor
+RealsLike = Sequence[float] | np.ndarray | torch.Tensor
 
 
 @runtime_checkable
@@ -41,13 +47,11 @@ class ReplayLike(Protocol):
         next_obs: Any,
         terminated: Any,
         truncated: Any,
-        env_ids: Any = None,
+        env_ids: IntsLike | None = None,
     ) -> torch.Tensor: ...
 
     def sample(self, batch_size: int, *, beta: float | None = None) -> Batch: ...
 
-    def get(self, indices: Sequence[int] | torch.Tensor) -> Batch: ...
+    def get(self, indices: IntsLike) -> Batch: ...
 
-    def update_priorities(
-        self, transition_ids: Sequence[int] | torch.Tensor, priorities: Sequence[float] | torch.Tensor
-    ) -> int: ...
+    def update_priorities(self, transition_ids: IntsLike, priorities: RealsLike) -> int: ...

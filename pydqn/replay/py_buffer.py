@@ -10,13 +10,15 @@ from __future__ import annotations
 import itertools
 import sys
 from collections import deque
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from pydqn.replay import checks
 from pydqn.replay.batch import Batch
+from pydqn.replay.protocol import IntsLike, RealsLike
 from pydqn.replay.py_segment_tree import MinSegmentTree, SumSegmentTree
 
 
@@ -39,8 +41,19 @@ class PyReplayBuffer:
         prioritized: bool = False,
         alpha: float = 0.6,
     ) -> None:
-        args = checks.check_buffer_args(capacity, obs_shape, obs_dtype, frame_stack, num_envs,
-                                       device, seed, n_step, gamma, prioritized, alpha)
+        args = checks.check_buffer_args(
+            capacity,
+            obs_shape,
+            obs_dtype,
+            frame_stack,
+            num_envs,
+            device,
+            seed,
+            n_step,
+            gamma,
+            prioritized,
+            alpha,
+        )
         self.capacity, self.obs_shape, self.device = args.capacity, args.obs_shape, args.device
         self.n_step, self.gamma = args.n_step, np.float32(args.gamma)
         self.buffer: deque = deque(maxlen=self.capacity)
@@ -53,29 +66,44 @@ class PyReplayBuffer:
             self.max_priority = 1.0
             self.open_windows: list[int] = []  # transition ids whose leaves wait for their window
 
-    def add(self, obs: Any, action: Any, reward: Any, next_obs: Any, terminated: Any,
-            truncated: Any, env_ids: Sequence[int] | None = None) -> torch.Tensor:
+    def add(
+        self,
+        obs: Any,
+        action: Any,
+        reward: Any,
+        next_obs: Any,
+        terminated: Any,
+        truncated: Any,
+        env_ids: IntsLike | None = None,
+    ) -> torch.Tensor:
         obs, next_obs = _to_numpy(obs), _to_numpy(next_obs)
         action, reward = _to_numpy(action), _to_numpy(reward)
         terminated, truncated = _to_numpy(terminated), _to_numpy(truncated)
         # Env streams matter to n-step windows only; one-step transitions skip the bookkeeping.
-        envs = ([None] * len(obs) if self.n_step == 1 else
-                range(len(obs)) if env_ids is None else [int(e) for e in _to_numpy(env_ids)])
+        envs = (
+            [None] * len(obs)
+            if self.n_step == 1
+            else range(len(obs))
+            if env_ids is None
+            else [int(e) for e in _to_numpy(env_ids)]
+        )
         slots = []
         for i, env in enumerate(envs):
-            self.buffer.append((
-                obs[i].copy(),
-                int(action[i]),
-                np.float32(reward[i]),
-                next_obs[i].copy(),
-                bool(terminated[i]),
-                bool(truncated[i]),
-                env,
-            ))
+            self.buffer.append(
+                (
+                    obs[i].copy(),
+                    int(action[i]),
+                    np.float32(reward[i]),
+                    next_obs[i].copy(),
+                    bool(terminated[i]),
+                    bool(truncated[i]),
+                    env,
+                )
+            )
             slots.append(self.added % self.capacity)
             if self.prioritized:
                 if self.n_step == 1:
-                    self._set_leaf(self.added, self.max_priority ** self.alpha)
+                    self._set_leaf(self.added, self.max_priority**self.alpha)
                 else:
                     self._set_leaf(self.added, 0.0)
                     self.open_windows.append(self.added)
@@ -97,12 +125,12 @@ class PyReplayBuffer:
             if self._window(transition_id - oldest) is None:
                 still_open.append(transition_id)
             else:
-                self._set_leaf(transition_id, self.max_priority ** self.alpha)
+                self._set_leaf(transition_id, self.max_priority**self.alpha)
         self.open_windows = still_open
 
     def sample(self, batch_size: int, *, beta: float | None = None) -> Batch:
         beta = checks.check_beta(self.prioritized, beta)
-        if self.prioritized:
+        if beta is not None:  # prioritized
             return self._sample_proportional(batch_size, beta)
         if self.n_step == 1:
             positions = self.rng.choice(len(self.buffer), size=batch_size, replace=True)
@@ -128,43 +156,47 @@ class PyReplayBuffer:
                 slot = self.sums.find_prefixsum_idx(self.rng.random() * total)
             p_sample = self.sums[slot] / total
             # At least the smallest normal float32, as the C++ buffer: a sample always counts.
-            weights.append(max((p_sample * len(self.buffer)) ** (-beta) / max_weight,
-                               float(np.finfo(np.float32).tiny)))
+            weights.append(
+                max((p_sample * len(self.buffer)) ** (-beta) / max_weight, float(np.finfo(np.float32).tiny))
+            )
             positions.append((slot - oldest) % self.capacity)
         return self._batch(positions, weights)
 
-    def update_priorities(self, transition_ids: Sequence[int] | torch.Tensor,
-                          priorities: Sequence[float] | torch.Tensor) -> int:
+    def update_priorities(self, transition_ids: IntsLike, priorities: RealsLike) -> int:
         if not self.prioritized:
-            raise ValueError("update_priorities: this buffer samples uniformly; construct it with "
-                             "prioritized=True")
+            raise ValueError(
+                "update_priorities: this buffer samples uniformly; construct it with prioritized=True"
+            )
         ids = [int(i) for i in _to_numpy(transition_ids).reshape(-1)]
         values = [float(p) for p in _to_numpy(priorities).reshape(-1)]
         if len(values) != len(ids):
-            raise ValueError(f"priorities: expected shape ({len(ids)},), one per transition id, "
-                             f"got ({len(values)},)")
-        for i, (transition_id, priority) in enumerate(zip(ids, values)):
+            raise ValueError(
+                f"priorities: expected shape ({len(ids)},), one per transition id, got ({len(values)},)"
+            )
+        for i, (transition_id, priority) in enumerate(zip(ids, values, strict=True)):
             if not 0 <= transition_id < self.added:
                 raise IndexError(f"transition_ids: {transition_id} at position {i} was never added")
             if not (np.isfinite(priority) and priority > 0):
                 raise ValueError(f"priorities: expected finite values > 0, got {priority} at position {i}")
         applied = 0
         oldest = self.added - len(self.buffer)
-        for transition_id, priority in zip(ids, values):
+        for transition_id, priority in zip(ids, values, strict=True):
             if transition_id < oldest or transition_id in self.open_windows:
                 continue  # overwritten since it was sampled, or not sampleable
-            self._set_leaf(transition_id, priority ** self.alpha)
+            self._set_leaf(transition_id, priority**self.alpha)
             self.max_priority = max(self.max_priority, priority)
             applied += 1
         return applied
 
-    def get(self, indices: Sequence[int] | torch.Tensor) -> Batch:
+    def get(self, indices: IntsLike) -> Batch:
         oldest = self.added - len(self.buffer)
         positions = [(int(slot) - oldest) % self.capacity for slot in _to_numpy(indices).reshape(-1)]
         for i, p in enumerate(positions):
             if self._window(p) is None:
-                raise ValueError(f"indices: slot {(oldest + p) % self.capacity} at position {i} holds a "
-                                 f"transition whose {self.n_step}-step window is not complete yet")
+                raise ValueError(
+                    f"indices: slot {(oldest + p) % self.capacity} at position {i} holds a "
+                    f"transition whose {self.n_step}-step window is not complete yet"
+                )
         return self._batch(positions)
 
     def __len__(self) -> int:
@@ -180,7 +212,7 @@ class PyReplayBuffer:
         ones, up to n or the episode's end), or None while it is still open."""
         first = self.buffer[position]
         window = [first]
-        ended = lambda: len(window) == self.n_step or window[-1][4] or window[-1][5]  # noqa: E731
+        ended = lambda: len(window) == self.n_step or window[-1][4] or window[-1][5]
         if self.n_step == 1:
             return window
         for later in itertools.islice(self.buffer, position + 1, None):
@@ -190,17 +222,18 @@ class PyReplayBuffer:
                 window.append(later)
         return window if ended() else None
 
-    def _batch(self, positions: Sequence[int], weights: Sequence[float] | None = None) -> Batch:
+    def _batch(self, positions: Sequence[int] | np.ndarray, weights: Sequence[float] | None = None) -> Batch:
         rows = []
         for p in positions:
             window = self._window(p)
+            assert window is not None  # the callers draw or check complete windows only
             reward, discount = window[-1][2], self.gamma
             for transition in reversed(window[:-1]):  # sum_j gamma^j r_j, float32, from the end
                 reward = transition[2] + self.gamma * reward
                 discount = discount * self.gamma
             last = window[-1]
             rows.append((window[0][0], window[0][1], reward, last[3], last[4], last[5], discount))
-        obs, action, reward, next_obs, terminated, truncated, discount = zip(*rows)
+        obs, action, rewards, next_obs, terminated, truncated, discounts = zip(*rows, strict=True)
         oldest = self.added - len(self.buffer)
         transition_ids = [oldest + p for p in positions]
         indices = [t % self.capacity for t in transition_ids]
@@ -208,11 +241,11 @@ class PyReplayBuffer:
         return Batch(
             obs=torch.as_tensor(np.stack(obs)).to(self.device),
             action=torch.tensor(action, dtype=torch.int64, device=self.device),
-            reward=torch.tensor(np.array(reward, dtype=np.float32), device=self.device),
+            reward=torch.tensor(np.array(rewards, dtype=np.float32), device=self.device),
             next_obs=torch.as_tensor(np.stack(next_obs)).to(self.device),
             terminated=torch.tensor(terminated, dtype=torch.bool, device=self.device),
             truncated=torch.tensor(truncated, dtype=torch.bool, device=self.device),
-            discount=torch.tensor(np.array(discount, dtype=np.float32), device=self.device),
+            discount=torch.tensor(np.array(discounts, dtype=np.float32), device=self.device),
             indices=torch.tensor(indices, dtype=torch.int64, device=self.device),
             transition_ids=torch.tensor(transition_ids, dtype=torch.int64, device=self.device),
             weights=torch.tensor(np.array(weights, dtype=np.float32), device=self.device),

@@ -8,15 +8,16 @@ the C++ trees against them. Do not optimize them.
 from __future__ import annotations
 
 import operator
-from typing import Callable
+from collections.abc import Callable
 
 
 class SegmentTree:
     """A binary tree over ``capacity`` leaves (rounded up to a power of two) whose inner nodes
     hold ``operation`` of their children; ``root()`` is ``operation`` over all leaves."""
 
-    def __init__(self, capacity: int, operation: Callable[[float, float], float],
-                 neutral_element: float) -> None:
+    def __init__(
+        self, capacity: int, operation: Callable[[float, float], float], neutral_element: float
+    ) -> None:
         self.capacity = 1
         while self.capacity < capacity:
             self.capacity *= 2

@@ -45,8 +45,9 @@ def plot_run(run_dir: Path, out: Path | None = None) -> Path:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ValueError("plot: matplotlib is not installed; `pip install matplotlib` "
-                         "(or pydqn[plot])") from None
+        raise ValueError(
+            "plot: matplotlib is not installed; `pip install matplotlib` (or pydqn[plot])"
+        ) from None
     layout = RunLayout(run_dir)
     episodes = _read(layout.episodes)
     if not episodes or len(episodes["step"]) == 0:
@@ -58,16 +59,19 @@ def plot_run(run_dir: Path, out: Path | None = None) -> Path:
         title = f"{env} ({layout.root.name})"
     mean = running_mean(episodes["return"])
     figure, (by_step, by_time) = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    for axis, x, label in ((by_step, episodes["step"], "env steps"),
-                           (by_time, episodes["wall_time"] / 60.0, "wall time (minutes)")):
+    for axis, x, label in (
+        (by_step, episodes["step"], "env steps"),
+        (by_time, episodes["wall_time"] / 60.0, "wall time (minutes)"),
+    ):
         axis.plot(x, episodes["return"], ".", markersize=2, alpha=0.3, label="episode return")
         axis.plot(x, mean, linewidth=2, label="mean of the last 100 episodes")
         axis.set_xlabel(label)
         axis.grid(alpha=0.3)
     if evals and len(evals["step"]):
         by_step.plot(evals["step"], evals["mean_return"], "o-", markersize=4, label="greedy evaluation")
-        by_time.plot(evals["wall_time"] / 60.0, evals["mean_return"], "o-", markersize=4,
-                     label="greedy evaluation")
+        by_time.plot(
+            evals["wall_time"] / 60.0, evals["mean_return"], "o-", markersize=4, label="greedy evaluation"
+        )
     by_step.set_ylabel("raw game return")
     by_step.legend(loc="best")
     figure.suptitle(title)

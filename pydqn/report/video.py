@@ -15,8 +15,10 @@ class VideoWriter:
             import imageio.v2 as imageio
             import imageio_ffmpeg  # noqa: F401 (imageio finds ffmpeg through it)
         except ImportError:
-            raise ImportError("video: writing videos needs imageio and imageio-ffmpeg; "
-                              "install them with pip install 'pydqn[video]'") from None
+            raise ImportError(
+                "video: writing videos needs imageio and imageio-ffmpeg; "
+                "install them with pip install 'pydqn[video]'"
+            ) from None
         # macro_block_size=1: Atari's 210 x 160 screens are encoded as they are, not rescaled.
         self._writer = imageio.get_writer(Path(path), fps=fps, macro_block_size=1)
         self.frames = 0

@@ -34,11 +34,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for damaged files
-        raise CheckpointError(f"checkpoint: {path} is truncated or not a pydqn checkpoint "
-                              f"({type(error).__name__}: {error})") from None
+        raise CheckpointError(
+            f"checkpoint: {path} is truncated or not a pydqn checkpoint ({type(error).__name__}: {error})"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint: {path} is not a pydqn checkpoint")
     if state.get("version") != VERSION:
-        raise CheckpointError(f"checkpoint: {path} has format version {state.get('version')}, "
-                              f"this pydqn reads version {VERSION}")
+        raise CheckpointError(
+            f"checkpoint: {path} has format version {state.get('version')}, "
+            f"this pydqn reads version {VERSION}"
+        )
     return state

@@ -1,15 +1,15 @@
 """The layout of a run directory: every file a training run writes, named in this one place.
 
-    RUN_DIR/
-      config.toml         the resolved settings
-      checkpoint.pt       the last checkpoint (networks, optimizer, RNG states, counters, config)
-      replay.pt           the replay buffer of the last checkpoint (with save_buffer on)
-      best.pt             the best policy of the periodic evaluations (with eval_interval > 0)
-      episodes.csv        one row per finished training episode
-      metrics.csv         one row per log_interval: loss, mean Q, epsilon, rates
-      evals.csv           one row per periodic evaluation
-      tensorboard/        the same scalars, when tensorboard is installed
-      learning_curve.png  `pydqn plot`'s default output
+RUN_DIR/
+  config.toml         the resolved settings
+  checkpoint.pt       the last checkpoint (networks, optimizer, RNG states, counters, config)
+  replay.pt           the replay buffer of the last checkpoint (with save_buffer on)
+  best.pt             the best policy of the periodic evaluations (with eval_interval > 0)
+  episodes.csv        one row per finished training episode
+  metrics.csv         one row per log_interval: loss, mean Q, epsilon, rates
+  evals.csv           one row per periodic evaluation
+  tensorboard/        the same scalars, when tensorboard is installed
+  learning_curve.png  `pydqn plot`'s default output
 """
 
 from __future__ import annotations

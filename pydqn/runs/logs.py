@@ -19,7 +19,7 @@ class CsvLog:
 
     def __init__(self, path: Path, fields: tuple[str, ...]) -> None:
         new = not path.exists() or path.stat().st_size == 0
-        self._file = open(path, "a", newline="")
+        self._file = open(path, "a", newline="")  # noqa: SIM115  (open for the run; see close)
         self._writer = csv.DictWriter(self._file, fieldnames=fields)
         if new:
             self._writer.writeheader()
@@ -39,9 +39,11 @@ class RunLogs:
 
     def __init__(self, run_dir: Path, tensorboard: bool) -> None:
         layout = RunLayout(run_dir)
-        self._csv = {"episode": CsvLog(layout.episodes, EPISODE_FIELDS),
-                     "train": CsvLog(layout.metrics, METRIC_FIELDS),
-                     "eval": CsvLog(layout.evals, EVAL_FIELDS)}
+        self._csv = {
+            "episode": CsvLog(layout.episodes, EPISODE_FIELDS),
+            "train": CsvLog(layout.metrics, METRIC_FIELDS),
+            "eval": CsvLog(layout.evals, EVAL_FIELDS),
+        }
         self._board = None
         if tensorboard and importlib.util.find_spec("tensorboard") is not None:  # optional extra
             from torch.utils.tensorboard import SummaryWriter

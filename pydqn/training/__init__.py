@@ -11,6 +11,15 @@ from pydqn.training.run import train
 from pydqn.training.trainer import Trainer, TrainResult
 
 __all__ = [
-    "PRESETS", "AsyncTrainer", "TrainConfig", "TrainResult", "Trainer", "build_config", "evaluate",
-    "parse_config", "play_episodes", "to_toml", "train",
+    "PRESETS",
+    "AsyncTrainer",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "build_config",
+    "evaluate",
+    "parse_config",
+    "play_episodes",
+    "to_toml",
+    "train",
 ]

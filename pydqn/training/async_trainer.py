@@ -16,13 +16,14 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
 from pydqn.agent.policy import epsilon_greedy
+from pydqn.envs import num_actions
 from pydqn.training.config import TrainConfig
 from pydqn.training.phase_clock import PhaseClock
 from pydqn.training.resume import ResumePoint
@@ -38,8 +39,13 @@ class AsyncTrainer(Trainer):
 
     shares_buffer_between_threads = True  # the actor adds while the learner samples
 
-    def __init__(self, config: TrainConfig | None, run_dir: Path, resume: bool | ResumePoint = False,
-                 synchronize_phases: bool = False) -> None:
+    def __init__(
+        self,
+        config: TrainConfig | None,
+        run_dir: Path,
+        resume: bool | ResumePoint = False,
+        synchronize_phases: bool = False,
+    ) -> None:
         super().__init__(config, run_dir, resume, synchronize_phases)
         self.actor_network = copy.deepcopy(self.learner.online).requires_grad_(False)
         self._actor_lock = threading.Lock()  # the actor's forward pass vs the learner's refresh
@@ -55,8 +61,14 @@ class AsyncTrainer(Trainer):
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         with self._actor_lock:
-            return epsilon_greedy(self.actor_network, obs, self.epsilon(self.step),
-                                  int(self.env.single_action_space.n), self.rng, self.device)
+            return epsilon_greedy(
+                self.actor_network,
+                obs,
+                self.epsilon(self.step),
+                num_actions(self.env),
+                self.rng,
+                self.device,
+            )
 
     def updates_behind(self) -> float:
         """Updates the replay ratio asks for at the current env step that are not made yet
@@ -70,7 +82,8 @@ class AsyncTrainer(Trainer):
         self._updates_before = self.learner.updates  # a resumed run's earlier updates
         self._threads = threads = [
             threading.Thread(target=self._guarded, args=(loop,), name=f"pydqn-{name}")
-            for name, loop in (("actor", self._actor_loop), ("learner", self._learner_loop))]
+            for name, loop in (("actor", self._actor_loop), ("learner", self._learner_loop))
+        ]
         for thread in threads:
             thread.start()
         interrupted = False
@@ -90,10 +103,11 @@ class AsyncTrainer(Trainer):
             self.progress.update(self.step, self.learner.updates, self.epsilon(self.step), force=True)
         if self._errors:
             raise self._errors[0]
-        seconds = {phase: self.actor_clock.seconds[phase] + self.learner_clock.seconds[phase]
-                   for phase in self.clock.seconds}
-        return self._result(interrupted, seconds, time.perf_counter() - self._timed_since,
-                            self._timed_from)
+        seconds = {
+            phase: self.actor_clock.seconds[phase] + self.learner_clock.seconds[phase]
+            for phase in self.clock.seconds
+        }
+        return self._result(interrupted, seconds, time.perf_counter() - self._timed_since, self._timed_from)
 
     # ---- the two threads ---------------------------------------------------------------------
 
@@ -121,8 +135,7 @@ class AsyncTrainer(Trainer):
         clock.restart()
         while True:
             with self._changed:
-                actor_done = lambda: self.step >= config.total_steps  # noqa: E731
-                self._wait_while(lambda: self.updates_behind() < 1 and not actor_done())
+                self._wait_while(lambda: self.updates_behind() < 1 and self.step < config.total_steps)
                 if self._stop or self.updates_behind() < 1:
                     return  # stopped, or the actor is done and every owed update is made
             if not started:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 from pydqn.agent.learner import LearnerConfig
 
@@ -66,10 +67,20 @@ class TrainConfig:
     dueling: bool = False
     hidden_sizes: tuple[int, ...] = (120, 84)  # MLP torso, for vector observations
 
-    def validate(self) -> "TrainConfig":
-        positive = ("total_steps", "num_envs", "buffer_size", "batch_size", "train_frequency",
-                    "checkpoint_interval", "log_interval", "eval_episodes", "actor_sync_interval",
-                    "async_window", "n_step")
+    def validate(self) -> TrainConfig:
+        positive = (
+            "total_steps",
+            "num_envs",
+            "buffer_size",
+            "batch_size",
+            "train_frequency",
+            "checkpoint_interval",
+            "log_interval",
+            "eval_episodes",
+            "actor_sync_interval",
+            "async_window",
+            "n_step",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
@@ -77,23 +88,35 @@ class TrainConfig:
             raise ValueError(f"eval_interval: expected 0 (never) or more, got {self.eval_interval}")
         if self.torch_threads < 0:
             raise ValueError(f"torch_threads: expected 0 (torch's default) or more, got {self.torch_threads}")
-        for name in ("epsilon_start", "epsilon_end", "epsilon_fraction", "eval_epsilon",
-                     "repeat_action_probability", "priority_alpha", "priority_beta"):
+        for name in (
+            "epsilon_start",
+            "epsilon_end",
+            "epsilon_fraction",
+            "eval_epsilon",
+            "repeat_action_probability",
+            "priority_alpha",
+            "priority_beta",
+        ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
         if not self.priority_epsilon > 0.0:
-            raise ValueError(f"priority_epsilon: expected a value > 0 (a priority must be positive), "
-                             f"got {self.priority_epsilon}")
+            raise ValueError(
+                f"priority_epsilon: expected a value > 0 (a priority must be positive), "
+                f"got {self.priority_epsilon}"
+            )
         if self.replay not in ("cpp", "python"):
             raise ValueError(f"replay: expected 'cpp' or 'python', got {self.replay!r}")
         if self.asynchronous and self.replay != "cpp":
-            raise ValueError("asynchronous: the actor and learner threads share the buffer, which "
-                             "needs replay = 'cpp' (PyReplayBuffer is not thread-safe)")
+            raise ValueError(
+                "asynchronous: the actor and learner threads share the buffer, which "
+                "needs replay = 'cpp' (PyReplayBuffer is not thread-safe)"
+            )
         if self.save_buffer and self.replay != "cpp":
             raise ValueError("save_buffer: saving the buffer needs replay = 'cpp'")
         if self.learning_starts < self.batch_size:
-            raise ValueError(f"learning_starts: expected at least batch_size={self.batch_size}, "
-                             f"got {self.learning_starts}")
+            raise ValueError(
+                f"learning_starts: expected at least batch_size={self.batch_size}, got {self.learning_starts}"
+            )
         return self
 
 
@@ -107,25 +130,54 @@ PresetName = Literal["atari", "nature2015", "cartpole", "rainbow-lite"]
 PRESETS: dict[str, dict[str, Any]] = {
     "atari": {},
     "nature2015": {
-        "num_envs": 1, "train_frequency": 4, "learning_starts": 50_000, "epsilon_end": 0.1,
-        "epsilon_fraction": 0.1, "eval_epsilon": 0.05, "total_steps": 10_000_000,
-        "learner": {"optimizer": "rmsprop", "learning_rate": 2.5e-4, "double": False,
-                    "target_update_interval": 2_500},
+        "num_envs": 1,
+        "train_frequency": 4,
+        "learning_starts": 50_000,
+        "epsilon_end": 0.1,
+        "epsilon_fraction": 0.1,
+        "eval_epsilon": 0.05,
+        "total_steps": 10_000_000,
+        "learner": {
+            "optimizer": "rmsprop",
+            "learning_rate": 2.5e-4,
+            "double": False,
+            "target_update_interval": 2_500,
+        },
     },
     "cartpole": {
         # Solves CartPole-v1 (greedy mean 500) within 100k steps in ~3 CPU minutes; replay ratio
         # 0.5 and a target held for 128 updates, after rl-baselines3-zoo's DQN settings.
-        "env_id": "CartPole-v1", "total_steps": 100_000, "num_envs": 1, "torch_threads": 1,
-        "buffer_size": 100_000, "batch_size": 64, "learning_starts": 1_000, "train_frequency": 2,
-        "epsilon_end": 0.04, "epsilon_fraction": 0.16, "eval_epsilon": 0.0,
-        "checkpoint_interval": 25_000, "log_interval": 2_000, "hidden_sizes": (256, 256),
-        "eval_interval": 5_000, "eval_episodes": 10,
-        "learner": {"learning_rate": 2.3e-3, "adam_eps": 1e-8, "loss": "huber", "double": False,
-                    "target_update_interval": 128},
+        "env_id": "CartPole-v1",
+        "total_steps": 100_000,
+        "num_envs": 1,
+        "torch_threads": 1,
+        "buffer_size": 100_000,
+        "batch_size": 64,
+        "learning_starts": 1_000,
+        "train_frequency": 2,
+        "epsilon_end": 0.04,
+        "epsilon_fraction": 0.16,
+        "eval_epsilon": 0.0,
+        "checkpoint_interval": 25_000,
+        "log_interval": 2_000,
+        "hidden_sizes": (256, 256),
+        "eval_interval": 5_000,
+        "eval_episodes": 10,
+        "learner": {
+            "learning_rate": 2.3e-3,
+            "adam_eps": 1e-8,
+            "loss": "huber",
+            "double": False,
+            "target_update_interval": 128,
+        },
     },
     "rainbow-lite": {
-        "dueling": True, "n_step": 3, "prioritized": True, "priority_alpha": 0.5,
-        "priority_beta": 0.4, "learner": {"double": True},
+        "dueling": True,
+        "n_step": 3,
+        "prioritized": True,
+        "priority_alpha": 0.5,
+        "priority_beta": 0.4,
+        "learner": {"double": True},
     },
 }
 
@@ -133,9 +185,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 COMPONENT_PRESETS = {"rainbow-lite"}
 
 
-def build_config(preset: str | Sequence[str] | None = None,
-                 overrides: dict[str, Any] | None = None,
-                 toml_path: str | Path | None = None) -> TrainConfig:
+def build_config(
+    preset: str | Sequence[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    toml_path: str | Path | None = None,
+) -> TrainConfig:
     """Defaults, then the presets (env presets in order, then component presets such as
     rainbow-lite), then a TOML file, then explicit overrides; unknown keys fail."""
     config = TrainConfig()

@@ -4,31 +4,38 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from pydqn.agent.policy import epsilon_greedy
-from pydqn.envs import EMULATOR_FPS, EPISODE_DONE, EPISODE_RETURN, frames_per_step, is_atari_id
+from pydqn.envs import EMULATOR_FPS, EPISODE_DONE, EPISODE_RETURN, frames_per_step, is_atari_id, num_actions
 from pydqn.runs import RunLayout, load_checkpoint
 from pydqn.training.components import make_learner, make_run_env
 from pydqn.training.config import parse_config
 
 
-def play_episodes(q_network: torch.nn.Module, env, episodes: int, epsilon: float,
-                  rng: np.random.Generator, device: torch.device | str,
-                  after_step: Callable[[], None] | None = None) -> np.ndarray:
+def play_episodes(
+    q_network: torch.nn.Module,
+    env,
+    episodes: int,
+    epsilon: float,
+    rng: np.random.Generator,
+    device: torch.device | str,
+    after_step: Callable[[], None] | None = None,
+) -> np.ndarray:
     """Raw game returns of ``episodes`` epsilon-greedy episodes on ``env``, from a fresh reset.
     ``after_step()`` is called after the reset and after every step (to record frames)."""
     returns: list[float] = []
     obs, _ = env.reset()
-    num_actions = int(env.single_action_space.n)
+    action_count = num_actions(env)
     while len(returns) < episodes:
         if after_step is not None:
             after_step()
-        actions = epsilon_greedy(q_network, obs, epsilon, num_actions, rng, device)
+        actions = epsilon_greedy(q_network, obs, epsilon, action_count, rng, device)
         obs, _, _, _, infos = env.step(actions)
         returns += [float(r) for r in infos[EPISODE_RETURN][infos[EPISODE_DONE]]]
     if after_step is not None:
@@ -45,8 +52,14 @@ def checkpoint_to_evaluate(run_dir_or_checkpoint: Path) -> Path:
     return layout.best if layout.best.is_file() else layout.checkpoint
 
 
-def evaluate(run_dir_or_checkpoint: Path, episodes: int = 10, epsilon: float | None = None,
-             seed: int = 12345, device: str = "cpu", video: Path | None = None) -> np.ndarray:
+def evaluate(
+    run_dir_or_checkpoint: Path,
+    episodes: int = 10,
+    epsilon: float | None = None,
+    seed: int = 12345,
+    device: str = "cpu",
+    video: Path | None = None,
+) -> np.ndarray:
     """Raw game returns of ``episodes`` episodes played with a checkpoint's online network (a run
     directory's best.pt when it has one, else its checkpoint.pt).
 
@@ -57,7 +70,7 @@ def evaluate(run_dir_or_checkpoint: Path, episodes: int = 10, epsilon: float | N
     config = parse_config(state["config"])
     num_envs = 1 if video is not None else min(episodes, 8)
     config = dataclasses.replace(config, num_envs=num_envs, seed=seed)
-    writer, options = None, {}
+    writer, options = None, dict[str, Any]()
     if video is not None:
         from pydqn.report.video import VideoWriter
 
@@ -71,16 +84,24 @@ def evaluate(run_dir_or_checkpoint: Path, episodes: int = 10, epsilon: float | N
     try:
         learner = make_learner(config, env, torch.device(device))
         learner.load_state_dict(state["learner"])
-        after_step = None
+        after_step: Callable[[], None] | None = None
         if video is not None:
             # A video frame is one agent step.
-            fps = (EMULATOR_FPS / frames_per_step(config.env_id) if is_atari_id(config.env_id)
-                   else env.metadata.get("render_fps", 30))
+            fps = (
+                EMULATOR_FPS / frames_per_step(config.env_id)
+                if is_atari_id(config.env_id)
+                else env.metadata.get("render_fps", 30)
+            )
             writer = VideoWriter(video, fps)
-            after_step = lambda: writer.add(env.render()[0])  # noqa: E731
+
+            def after_step() -> None:
+                frames: Any = env.render()  # one RGB frame per env (there is one)
+                writer.add(frames[0])
+
         eps = config.eval_epsilon if epsilon is None else epsilon
-        return play_episodes(learner.online, env, episodes, eps, np.random.default_rng(seed),
-                             device, after_step)
+        return play_episodes(
+            learner.online, env, episodes, eps, np.random.default_rng(seed), device, after_step
+        )
     finally:
         env.close()
         if writer is not None:

@@ -4,7 +4,7 @@ and (asynchronous trainer) waiting for the other thread."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 PHASES = ("acting", "env", "buffer", "learning", "waiting", "other")
 

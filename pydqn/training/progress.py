@@ -12,8 +12,14 @@ class Progress:
     """One status line: steps, frames/s, updates/s, mean return of the last 100 episodes, epsilon,
     ETA. Redrawn in place on a terminal, printed at most every ``interval`` seconds otherwise."""
 
-    def __init__(self, total_steps: int, start_step: int, frames_per_step: int,
-                 stream: TextIO = sys.stderr, interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        total_steps: int,
+        start_step: int,
+        frames_per_step: int,
+        stream: TextIO = sys.stderr,
+        interval: float = 0.5,
+    ) -> None:
         self.total_steps, self.frames_per_step = total_steps, frames_per_step
         self.stream, self.interval = stream, interval if stream.isatty() else 30.0
         self.returns: deque[float] = deque(maxlen=100)
@@ -40,9 +46,11 @@ class Progress:
         self._last, self._last_draw = (now, step, updates), now
         rate = (step - self._start_step) / max(now - self._start, 1e-9)
         eta = (self.total_steps - step) / rate if rate > 0 else float("inf")
-        line = (f"step {step:,}/{self.total_steps:,} | {self.fps:,.0f} frames/s | "
-                f"{self.updates_per_s:,.0f} updates/s | return(100) {self.mean_return():.1f} | "
-                f"eps {epsilon:.3f} | ETA {_duration(eta)}")
+        line = (
+            f"step {step:,}/{self.total_steps:,} | {self.fps:,.0f} frames/s | "
+            f"{self.updates_per_s:,.0f} updates/s | return(100) {self.mean_return():.1f} | "
+            f"eps {epsilon:.3f} | ETA {_duration(eta)}"
+        )
         end = "\r" if self.stream.isatty() and not force else "\n"
         print(line.ljust(100), end=end, file=self.stream, flush=True)
 

@@ -1,13 +1,14 @@
 """The synchronous DQN training loop: step the envs, store transitions, update, log, checkpoint.
 
-    obs -> epsilon-greedy -> env.step -> TransitionFilter -> ReplayBuffer.add
-                                                       \\-> every train_frequency steps:
-                                                            ReplayBuffer.sample -> DQNLearner.update
+obs -> epsilon-greedy -> env.step -> TransitionFilter -> ReplayBuffer.add
+                                                   \\-> every train_frequency steps:
+                                                        ReplayBuffer.sample -> DQNLearner.update
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,14 @@ import torch
 from pydqn.agent.placement import replay_device
 from pydqn.agent.policy import LinearEpsilon, epsilon_greedy
 from pydqn.device import resolve_device
-from pydqn.envs import EPISODE_DONE, EPISODE_LENGTH, EPISODE_RETURN, TransitionFilter, frames_per_step
+from pydqn.envs import (
+    EPISODE_DONE,
+    EPISODE_LENGTH,
+    EPISODE_RETURN,
+    TransitionFilter,
+    frames_per_step,
+    num_actions,
+)
 from pydqn.replay import ReplayBuffer
 from pydqn.runs import RunLayout, RunLogs, load_checkpoint, save_checkpoint
 from pydqn.training.components import make_buffer, make_learner, make_run_env
@@ -60,8 +68,13 @@ class Trainer:
     # pydqn.agent.placement: such a buffer stays on the host).
     shares_buffer_between_threads = False
 
-    def __init__(self, config: TrainConfig | None, run_dir: Path, resume: bool | ResumePoint = False,
-                 synchronize_phases: bool = False) -> None:
+    def __init__(
+        self,
+        config: TrainConfig | None,
+        run_dir: Path,
+        resume: bool | ResumePoint = False,
+        synchronize_phases: bool = False,
+    ) -> None:
         self.run_dir = Path(run_dir)
         self.layout = RunLayout(self.run_dir)
         point = read_resume_point(self.run_dir) if resume is True else resume or None
@@ -78,28 +91,46 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.env = make_run_env(config, config.num_envs, config.seed)
         self.learner = make_learner(config, self.env, self.device)
-        self.buffer = make_buffer(config, self.env, replay_device(
-            self.device, cpp_buffer=config.replay == "cpp",
-            shared_by_threads=self.shares_buffer_between_threads))
+        self.buffer = make_buffer(
+            config,
+            self.env,
+            replay_device(
+                self.device,
+                cpp_buffer=config.replay == "cpp",
+                shared_by_threads=self.shares_buffer_between_threads,
+            ),
+        )
         self.rng = np.random.default_rng(config.seed)
+        self.metrics: dict[str, torch.Tensor] = {}  # the last update's
         self.step, self.episodes, self.best_eval = 0, 0, float("-inf")
         self.updates_from = config.learning_starts  # env step of the first update
         if point is not None:
             self._restore(point.state)
-        self.epsilon = LinearEpsilon(config.epsilon_start, config.epsilon_end,
-                                     config.epsilon_fraction, config.total_steps)
-        self.eval_env = (make_run_env(config, min(config.eval_episodes, 8), config.seed + 1_000_003)
-                         if config.eval_interval else None)
+        self.epsilon: Callable[[int], float] = LinearEpsilon(
+            config.epsilon_start, config.epsilon_end, config.epsilon_fraction, config.total_steps
+        )
+        self.eval_env = (
+            make_run_env(config, min(config.eval_episodes, 8), config.seed + 1_000_003)
+            if config.eval_interval
+            else None
+        )
         self.logs = RunLogs(self.run_dir, config.tensorboard)
         # Waiting for the GPU at phase boundaries makes phase times exact (and the loop slower).
-        self.phase_sync = (torch.cuda.synchronize
-                           if synchronize_phases and self.device.type == "cuda" else None)
+        self.phase_sync = (
+            torch.cuda.synchronize if synchronize_phases and self.device.type == "cuda" else None
+        )
         self.clock = PhaseClock(self.phase_sync)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """The epsilon-greedy actions for a batch of observations, at the current step's epsilon."""
-        return epsilon_greedy(self.learner.online, obs, self.epsilon(self.step),
-                              int(self.env.single_action_space.n), self.rng, self.device)
+        return epsilon_greedy(
+            self.learner.online,
+            obs,
+            self.epsilon(self.step),
+            num_actions(self.env),
+            self.rng,
+            self.device,
+        )
 
     def run(self) -> TrainResult:
         """Train until ``config.total_steps`` env steps; Ctrl-C checkpoints and returns normally
@@ -137,15 +168,20 @@ class Trainer:
         t = self.rows.step(actions, rewards, next_obs, terminated, truncated)
         clock.lap("env")
         if len(t.env_ids):
-            self.buffer.add(t.obs, t.action, t.reward, t.next_obs, t.terminated, t.truncated,
-                            env_ids=t.env_ids)
+            self.buffer.add(
+                t.obs, t.action, t.reward, t.next_obs, t.terminated, t.truncated, env_ids=t.env_ids
+            )
             clock.lap("buffer")
         self.step += self.config.num_envs
         for i in np.flatnonzero(infos[EPISODE_DONE]):
             self.episodes += 1
             self.progress.episode(float(infos[EPISODE_RETURN][i]))
-            self.logs.episode(step=self.step, **{"return": float(infos[EPISODE_RETURN][i])},
-                              length=int(infos[EPISODE_LENGTH][i]), wall_time=self._wall_time())
+            self.logs.episode(
+                step=self.step,
+                **{"return": float(infos[EPISODE_RETURN][i])},
+                length=int(infos[EPISODE_LENGTH][i]),
+                wall_time=self._wall_time(),
+            )
 
     def learn(self, clock: PhaseClock) -> None:
         """One update on a sampled batch; with prioritized replay, the batch's priorities become
@@ -168,8 +204,11 @@ class Trainer:
         return start + (1.0 - start) * min(1.0, step / self.config.total_steps)
 
     def chores_due(self) -> bool:
-        return (self.step >= self.next_log or self.step >= self.next_checkpoint
-                or (self.eval_env is not None and self.step >= self.next_eval))
+        return (
+            self.step >= self.next_log
+            or self.step >= self.next_checkpoint
+            or (self.eval_env is not None and self.step >= self.next_eval)
+        )
 
     def do_chores(self) -> None:
         """Log training metrics, checkpoint and evaluate, each when its interval is due."""
@@ -193,19 +232,33 @@ class Trainer:
         obs, _ = self.env.reset(seed=config.seed + self.step)
         self.rows = TransitionFilter(config.num_envs)
         self.rows.reset(obs)
-        self.metrics: dict[str, torch.Tensor] = {}
+        self.metrics = {}
         self.next_log = self.step + config.log_interval
         self.next_checkpoint = self.step + config.checkpoint_interval
         self.next_eval = self.step + config.eval_interval
         self._last_log = (self.started, self.step, self.learner.updates)
 
-    def _result(self, interrupted: bool, phase_seconds: dict[str, float], timed_seconds: float,
-                timed_from: tuple[int, int] | None) -> TrainResult:
+    def _result(
+        self,
+        interrupted: bool,
+        phase_seconds: dict[str, float],
+        timed_seconds: float,
+        timed_from: tuple[int, int] | None,
+    ) -> TrainResult:
         steps, updates = timed_from or (self.step, self.learner.updates)
-        return TrainResult(self.step, self.learner.updates, self.episodes,
-                           self.progress.mean_return(), self.best_eval, self._wall_time(),
-                           interrupted, dict(phase_seconds), timed_seconds, self.step - steps,
-                           self.learner.updates - updates)
+        return TrainResult(
+            self.step,
+            self.learner.updates,
+            self.episodes,
+            self.progress.mean_return(),
+            self.best_eval,
+            self._wall_time(),
+            interrupted,
+            dict(phase_seconds),
+            timed_seconds,
+            self.step - steps,
+            self.learner.updates - updates,
+        )
 
     def _wall_time(self) -> float:
         return round(time.perf_counter() - self.started, 3)
@@ -217,12 +270,19 @@ class Trainer:
             path = self.layout.checkpoint
             if self.config.save_buffer:
                 assert isinstance(self.buffer, ReplayBuffer)  # the config requires it
-                save_checkpoint(self.layout.replay,
-                                {"step": self.step, "buffer": self.buffer.state_dict()})
-        save_checkpoint(path, {
-            "config": to_toml(self.config), "learner": self.learner.state_dict(),
-            "step": self.step, "episodes": self.episodes, "best_eval": self.best_eval,
-            "rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state()})
+                save_checkpoint(self.layout.replay, {"step": self.step, "buffer": self.buffer.state_dict()})
+        save_checkpoint(
+            path,
+            {
+                "config": to_toml(self.config),
+                "learner": self.learner.state_dict(),
+                "step": self.step,
+                "episodes": self.episodes,
+                "best_eval": self.best_eval,
+                "rng": self.rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+            },
+        )
 
     def close(self) -> None:
         self.logs.close()
@@ -246,8 +306,10 @@ class Trainer:
                 self.buffer.load_state_dict(saved["buffer"])
                 self.updates_from = self.step
             else:  # a crash between writing the buffer and the checkpoint
-                print(f"pydqn: {replay} is from step {saved['step']}, the checkpoint from step "
-                      f"{self.step}; refilling the buffer instead")
+                print(
+                    f"pydqn: {replay} is from step {saved['step']}, the checkpoint from step "
+                    f"{self.step}; refilling the buffer instead"
+                )
 
     def _log_metrics(self) -> None:
         """A metrics row; its rates are over the time since the previous row."""
@@ -255,23 +317,36 @@ class Trainer:
         last_time, last_step, last_updates = self._last_log
         elapsed = max(now - last_time, 1e-9)
         self._last_log = (now, self.step, self.learner.updates)
-        self.logs.metrics(step=self.step, updates=self.learner.updates,
-                          loss=float(metrics["loss"]) if metrics else float("nan"),
-                          q_mean=float(metrics["q_mean"]) if metrics else float("nan"),
-                          epsilon=round(self.epsilon(self.step), 4),
-                          fps=round((self.step - last_step) * self.progress.frames_per_step / elapsed, 1),
-                          updates_per_s=round((self.learner.updates - last_updates) / elapsed, 1),
-                          wall_time=self._wall_time())
+        self.logs.metrics(
+            step=self.step,
+            updates=self.learner.updates,
+            loss=float(metrics["loss"]) if metrics else float("nan"),
+            q_mean=float(metrics["q_mean"]) if metrics else float("nan"),
+            epsilon=round(self.epsilon(self.step), 4),
+            fps=round((self.step - last_step) * self.progress.frames_per_step / elapsed, 1),
+            updates_per_s=round((self.learner.updates - last_updates) / elapsed, 1),
+            wall_time=self._wall_time(),
+        )
 
     def _evaluate(self) -> None:
         """Play the periodic evaluation episodes; keep the best policy so far as best.pt."""
-        returns = play_episodes(self.learner.online, self.eval_env, self.config.eval_episodes,
-                                self.config.eval_epsilon, self.rng, self.device)
+        returns = play_episodes(
+            self.learner.online,
+            self.eval_env,
+            self.config.eval_episodes,
+            self.config.eval_epsilon,
+            self.rng,
+            self.device,
+        )
         improved = returns.mean() >= self.best_eval
         if improved:
             self.best_eval = float(returns.mean())
             self.save(self.layout.best)
-        self.logs.evaluation(step=self.step, mean_return=round(float(returns.mean()), 3),
-                             std_return=round(float(returns.std()), 3), episodes=len(returns),
-                             best=int(improved), wall_time=self._wall_time())
-
+        self.logs.evaluation(
+            step=self.step,
+            mean_return=round(float(returns.mean()), 3),
+            std_return=round(float(returns.std()), 3),
+            episodes=len(returns),
+            best=int(improved),
+            wall_time=self._wall_time(),
+        )

@@ -4,19 +4,26 @@ import numpy as np
 import pytest
 import torch
 
-from pydqn.replay.batch import Batch
 from pydqn.agent.learner import DQNLearner, LearnerConfig
 from pydqn.agent.models import MLP
 from pydqn.agent.policy import LinearEpsilon, epsilon_greedy
+from pydqn.replay.batch import Batch
 
 
 def batch(seed=0, size=16, discount=0.99):
     g = torch.Generator().manual_seed(seed)
-    return Batch(obs=torch.randn(size, 4, generator=g), action=torch.randint(0, 2, (size,), generator=g),
-                 reward=torch.randn(size, generator=g), next_obs=torch.randn(size, 4, generator=g),
-                 terminated=torch.rand(size, generator=g) < 0.2, truncated=torch.zeros(size, dtype=torch.bool),
-                 discount=torch.full((size,), discount), indices=torch.arange(size),
-                 transition_ids=torch.arange(size), weights=torch.ones(size))
+    return Batch(
+        obs=torch.randn(size, 4, generator=g),
+        action=torch.randint(0, 2, (size,), generator=g),
+        reward=torch.randn(size, generator=g),
+        next_obs=torch.randn(size, 4, generator=g),
+        terminated=torch.rand(size, generator=g) < 0.2,
+        truncated=torch.zeros(size, dtype=torch.bool),
+        discount=torch.full((size,), discount),
+        indices=torch.arange(size),
+        transition_ids=torch.arange(size),
+        weights=torch.ones(size),
+    )
 
 
 def learner(**changes):
@@ -40,7 +47,8 @@ def test_hard_target_sync_every_interval():
     dqn = learner(target_update_interval=3)
     for step in range(1, 7):
         dqn.update(batch(step))
-        same = all(torch.equal(t, o) for t, o in zip(dqn.target.parameters(), dqn.online.parameters()))
+        pairs = zip(dqn.target.parameters(), dqn.online.parameters(), strict=True)
+        same = all(torch.equal(t, o) for t, o in pairs)
         assert same == (step % 3 == 0), step
 
 
@@ -48,7 +56,7 @@ def test_polyak_sync_by_hand():
     dqn = learner(tau=0.25, target_update_interval=1)
     before = [p.clone() for p in dqn.target.parameters()]
     dqn.update(batch())
-    for target, old, online in zip(dqn.target.parameters(), before, dqn.online.parameters()):
+    for target, old, online in zip(dqn.target.parameters(), before, dqn.online.parameters(), strict=True):
         assert torch.allclose(target, old + 0.25 * (online - old))
 
 
@@ -78,11 +86,17 @@ def test_state_dict_round_trip_gives_identical_updates():
     assert b.updates == 5
     out_a, out_b = a.update(batch(9)), b.update(batch(9))
     assert torch.equal(out_a["loss"], out_b["loss"])
-    assert all(torch.equal(p, q) for p, q in zip(a.online.parameters(), b.online.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(a.online.parameters(), b.online.parameters(), strict=True))
 
 
-@pytest.mark.parametrize("kwargs,message", [(dict(tau=0.0), "tau"), (dict(target_update_interval=0), "target_update_interval"),
-                                            (dict(optimizer="sgd"), "optimizer")])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(tau=0.0), "tau"),
+        (dict(target_update_interval=0), "target_update_interval"),
+        (dict(optimizer="sgd"), "optimizer"),
+    ],
+)
 def test_bad_config(kwargs, message):
     with pytest.raises(ValueError, match=message):
         learner(**kwargs)
@@ -123,8 +137,11 @@ def test_a_captured_update_matches_the_eager_one(optimizer):
     for step in range(6):
         a, b = eager.update(batch(step)), graphed.update(batch(step))
         torch.testing.assert_close(b["loss"], a["loss"])
-    for p, q in zip([*eager.online.parameters(), *eager.target.parameters()],
-                    [*graphed.online.parameters(), *graphed.target.parameters()]):
+    for p, q in zip(
+        [*eager.online.parameters(), *eager.target.parameters()],
+        [*graphed.online.parameters(), *graphed.target.parameters()],
+        strict=True,
+    ):
         torch.testing.assert_close(q, p)
 
 
@@ -136,8 +153,7 @@ def test_importance_sampling_weights_scale_each_sample_loss(loss):
     b = batch()._replace(weights=weights)
     out = learner(loss=loss).update(b)
     td = out["td_error"]
-    per_sample = (torch.where(td.abs() < 1, 0.5 * td**2, td.abs() - 0.5) if loss == "huber"
-                  else td**2)
+    per_sample = torch.where(td.abs() < 1, 0.5 * td**2, td.abs() - 0.5) if loss == "huber" else td**2
     assert torch.allclose(out["loss"], (weights * per_sample).mean(), rtol=1e-6)
     unweighted = learner(loss=loss).update(batch())["loss"]
     assert torch.allclose(unweighted, per_sample.mean(), rtol=1e-6)

@@ -11,10 +11,14 @@ import pytest
 from gymnasium.spaces import Box, Discrete
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from pydqn.envs import BACKENDS, INFO_KEYS, TransitionFilter, make_env
+from pydqn.envs import BACKENDS, INFO_KEYS, TransitionFilter, make_env, num_actions
 
-INFO_DTYPES = {"raw_reward": np.float64, "episode_done": np.bool_, "episode_return": np.float64,
-               "episode_length": np.int64}
+INFO_DTYPES = {
+    "raw_reward": np.float64,
+    "episode_done": np.bool_,
+    "episode_return": np.float64,
+    "episode_length": np.int64,
+}
 
 
 class Step(NamedTuple):
@@ -27,14 +31,15 @@ class Step(NamedTuple):
     infos: dict[str, Any]
 
 
-def rollout(env: VectorEnv, steps: int, *, action_seed: int = 0,
-            reset_seed: int | None = None) -> tuple[dict[str, Any], list[Step]]:
+def rollout(
+    env: VectorEnv, steps: int, *, action_seed: int = 0, reset_seed: int | None = None
+) -> tuple[dict[str, Any], list[Step]]:
     """Reset, then take ``steps`` uniformly random actions; return the reset infos and every step."""
     obs, infos = env.reset(seed=reset_seed)
     rng = np.random.default_rng(action_seed)
     out = []
     for _ in range(steps):
-        action = rng.integers(0, env.single_action_space.n, env.num_envs)
+        action = rng.integers(0, num_actions(env), env.num_envs)
         next_obs, reward, terminated, truncated, step_infos = env.step(action)
         out.append(Step(action, obs, next_obs, reward, terminated, truncated, step_infos))
         obs = next_obs
@@ -79,8 +84,10 @@ def test_atari_spaces_and_dtypes(backend: str) -> None:
         check_infos(step_infos, 2, atari=True)
 
 
-@pytest.mark.parametrize("env_id, obs_dim, num_actions", [
-    ("CartPole-v1", 4, 2), ("Acrobot-v1", 6, 3), ("MountainCar-v0", 2, 3), ("FrozenLake-v1", 16, 4)])
+@pytest.mark.parametrize(
+    "env_id, obs_dim, num_actions",
+    [("CartPole-v1", 4, 2), ("Acrobot-v1", 6, 3), ("MountainCar-v0", 2, 3), ("FrozenLake-v1", 16, 4)],
+)
 def test_classic_spaces_and_dtypes(env_id: str, obs_dim: int, num_actions: int) -> None:
     with closing(make_env(env_id, 3, seed=0)) as env:
         assert env.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
@@ -116,10 +123,11 @@ def test_atari_backends_agree_bit_exactly() -> None:
     (infos_a, steps_a), (infos_b, steps_b) = runs["ale_vector"], runs["gymnasium"]
     for key in infos_a:
         np.testing.assert_array_equal(infos_a[key], infos_b[key])
-    for t, (a, b) in enumerate(zip(steps_a, steps_b)):
+    for t, (a, b) in enumerate(zip(steps_a, steps_b, strict=True)):
         for field in ("obs", "next_obs", "reward", "terminated", "truncated"):
-            np.testing.assert_array_equal(getattr(a, field), getattr(b, field),
-                                          err_msg=f"{field} at step {t}")
+            np.testing.assert_array_equal(
+                getattr(a, field), getattr(b, field), err_msg=f"{field} at step {t}"
+            )
         assert a.reward.dtype == b.reward.dtype and a.next_obs.dtype == b.next_obs.dtype
         assert a.infos.keys() == b.infos.keys()
         for key in a.infos:
@@ -146,10 +154,18 @@ def test_atari_reset_is_fire_then_noops(backend: str) -> None:
                 reset_frames = int(inner_infos["episode_frame_number"][0])
             else:
                 obs, _ = env.reset()
-                reset_frames = env.unwrapped.envs[0].unwrapped.ale.getEpisodeFrameNumber()
+                vector: Any = env.unwrapped  # gymnasium's SyncVectorEnv of ALE envs
+                reset_frames = vector.envs[0].unwrapped.ale.getEpisodeFrameNumber()
         assert 1 <= reset_frames <= 30
-        with closing(gym.make("ALE/Breakout-v5", frameskip=1, repeat_action_probability=0.0,
-                              obs_type="grayscale", disable_env_checker=True)) as raw:
+        with closing(
+            gym.make(
+                "ALE/Breakout-v5",
+                frameskip=1,
+                repeat_action_probability=0.0,
+                obs_type="grayscale",
+                disable_env_checker=True,
+            )
+        ) as raw:
             raw.reset(seed=0)
             for action in [1] + [0] * (reset_frames - 1):  # FIRE, then NOOPs
                 screen, *_ = raw.step(action)
@@ -210,7 +226,7 @@ def test_atari_episodic_life(backend: str) -> None:
     rows = TransitionFilter(1)
     rows.reset(steps[0].obs)
     game_return, game_length, life_losses = 0.0, 0, 0
-    for t, step in enumerate(steps[:game_end + 1]):
+    for t, step in enumerate(steps[: game_end + 1]):
         valid = rows.step(step.action, step.reward, step.next_obs, step.terminated, step.truncated).valid
         game_return += step.infos["raw_reward"][0]
         game_length += 1
@@ -310,7 +326,7 @@ def test_transition_filter_on_cartpole_time_limit() -> None:
     """CartPole truncated after 5 steps: each row after a done carries a fresh reset observation."""
     n = 3
     with closing(make_env("CartPole-v1", n, seed=4, max_episode_steps=5)) as env:
-        infos, steps = rollout(env, 40)
+        _infos, steps = rollout(env, 40)
     rows = TransitionFilter(n)
     rows.reset(steps[0].obs)
     game_steps = np.zeros(n, dtype=int)
@@ -339,11 +355,14 @@ def test_transition_filter_on_cartpole_time_limit() -> None:
 # ----------------------------------------------------------------------------------------- seeding
 
 
-@pytest.mark.parametrize("env_id, options", [
-    ("ALE/Breakout-v5", {"backend": "ale_vector", "repeat_action_probability": 0.25}),
-    ("ALE/Breakout-v5", {"backend": "gymnasium", "repeat_action_probability": 0.25}),
-    ("CartPole-v1", {}),
-])
+@pytest.mark.parametrize(
+    "env_id, options",
+    [
+        ("ALE/Breakout-v5", {"backend": "ale_vector", "repeat_action_probability": 0.25}),
+        ("ALE/Breakout-v5", {"backend": "gymnasium", "repeat_action_probability": 0.25}),
+        ("CartPole-v1", {}),
+    ],
+)
 def test_seeding_is_reproducible(env_id: str, options: dict[str, Any]) -> None:
     def trajectory(seed: int | None, reset_seed: int | None) -> list[np.ndarray]:
         with closing(make_env(env_id, 2, seed=seed, **options)) as env:
@@ -368,28 +387,38 @@ def test_seeding_is_reproducible(env_id: str, options: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------ errors
 
 
-@pytest.mark.parametrize("env_id, match", [
-    ("ALE/NotAGame-v5", "env_id"), ("ALE/Pong-v4", "env_id"), ("NotAnEnv-v0", "env_id"),
-    ("Blackjack-v1", "observation space"), ("Pendulum-v1", "action space"),
-    ("PongNoFrameskip-v4", "ALE/<Game>-v5"),
-])
+@pytest.mark.parametrize(
+    "env_id, match",
+    [
+        ("ALE/NotAGame-v5", "env_id"),
+        ("ALE/Pong-v4", "env_id"),
+        ("NotAnEnv-v0", "env_id"),
+        ("Blackjack-v1", "observation space"),
+        ("Pendulum-v1", "action space"),
+        ("PongNoFrameskip-v4", "ALE/<Game>-v5"),
+    ],
+)
 def test_bad_env_id_raises_value_error(env_id: str, match: str) -> None:
     with pytest.raises(ValueError, match=match) as excinfo:
         make_env(env_id, 1)
     assert repr(env_id) in str(excinfo.value)
 
 
-@pytest.mark.parametrize("env_id, num_envs, seed, options, error, match", [
-    ("ALE/Pong-v5", 1, None, {"backend": "envpool"}, ValueError, "backend"),
-    ("ALE/Pong-v5", 1, None, {"repeat_action_probability": 1.5}, ValueError, "repeat_action_probability"),
-    ("ALE/Pong-v5", 0, None, {}, ValueError, "num_envs"),
-    ("CartPole-v1", 1, -1, {}, ValueError, "seed"),
-    ("ALE/Pong-v5", 1, None, {"max_episode_steps": 10}, TypeError, "max_episode_steps"),
-    ("CartPole-v1", 1, None, {"backend": "gymnasium"}, TypeError, "backend"),
-    (42, 1, None, {}, TypeError, "env_id"),
-])
-def test_bad_arguments_are_named(env_id: Any, num_envs: int, seed: int | None, options: dict[str, Any],
-                                 error: type[Exception], match: str) -> None:
+@pytest.mark.parametrize(
+    "env_id, num_envs, seed, options, error, match",
+    [
+        ("ALE/Pong-v5", 1, None, {"backend": "envpool"}, ValueError, "backend"),
+        ("ALE/Pong-v5", 1, None, {"repeat_action_probability": 1.5}, ValueError, "repeat_action_probability"),
+        ("ALE/Pong-v5", 0, None, {}, ValueError, "num_envs"),
+        ("CartPole-v1", 1, -1, {}, ValueError, "seed"),
+        ("ALE/Pong-v5", 1, None, {"max_episode_steps": 10}, TypeError, "max_episode_steps"),
+        ("CartPole-v1", 1, None, {"backend": "gymnasium"}, TypeError, "backend"),
+        (42, 1, None, {}, TypeError, "env_id"),
+    ],
+)
+def test_bad_arguments_are_named(
+    env_id: Any, num_envs: int, seed: int | None, options: dict[str, Any], error: type[Exception], match: str
+) -> None:
     with pytest.raises(error, match=match):
         make_env(env_id, num_envs, seed, **options)
 

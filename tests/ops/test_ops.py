@@ -1,12 +1,13 @@
 """pydqn's ops: against values computed by hand, against composite PyTorch references (values and
 gradients) on every device, through torch.library.opcheck, and under torch.compile."""
 
+from typing import Any
+
 import pytest
 import torch
 from devices import DEVICES
 
-from pydqn.ops import reference
-from pydqn.ops import q_td_loss, stack_gather, td_target
+from pydqn.ops import q_td_loss, reference, stack_gather, td_target
 
 NEXT_Q_TARGET = torch.tensor([[1.0, 2.0], [3.0, 0.0], [5.0, 5.0]])
 NEXT_Q_ONLINE = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 3.0]])  # argmax: 0, 0, 1
@@ -42,11 +43,17 @@ TARGET = torch.tensor([1.99, -1.0, 5.45])
 TD = [1.0 - 1.99, 2.0 + 1.0, 4.0 - 5.45]  # Q(s, a) - target
 
 
-@pytest.mark.parametrize("kind,loss,grad", [
-    ("huber", (0.5 * TD[0] ** 2 + (abs(TD[1]) - 0.5) + (abs(TD[2]) - 0.5)) / 3,
-     [TD[0] / 3, 1 / 3, -1 / 3]),
-    ("mse", sum(t * t for t in TD) / 3, [2 * t / 3 for t in TD]),
-])
+@pytest.mark.parametrize(
+    "kind,loss,grad",
+    [
+        (
+            "huber",
+            (0.5 * TD[0] ** 2 + (abs(TD[1]) - 0.5) + (abs(TD[2]) - 0.5)) / 3,
+            [TD[0] / 3, 1 / 3, -1 / 3],
+        ),
+        ("mse", sum(t * t for t in TD) / 3, [2 * t / 3 for t in TD]),
+    ],
+)
 def test_loss_td_errors_and_gradients_by_hand(kind, loss, grad):
     q = torch.tensor(Q, requires_grad=True)
     value, td_error = q_td_loss(q, ACTION, TARGET, kind)
@@ -55,32 +62,79 @@ def test_loss_td_errors_and_gradients_by_hand(kind, loss, grad):
     value.backward()
     expected = torch.zeros(3, 2)
     expected[torch.arange(3), ACTION] = torch.tensor(grad)
-    assert torch.allclose(q.grad, expected)  # only the taken actions get gradient
+    assert q.grad is not None and torch.allclose(q.grad, expected)  # only the taken actions get gradient
 
 
-@pytest.mark.parametrize("call,error,message", [
-    (lambda: td_target(NEXT_Q_TARGET, REWARD[:2], 0.99, TERMINATED), ValueError, "reward: expected shape (3,)"),
-    (lambda: td_target(NEXT_Q_TARGET, REWARD, 0.99, TERMINATED.float()), TypeError, "terminated: expected torch.bool"),
-    (lambda: td_target(NEXT_Q_TARGET, REWARD, 0.99, TERMINATED, NEXT_Q_ONLINE[:, :1]), ValueError, "next_q_online"),
-    (lambda: q_td_loss(torch.zeros(3, 2), ACTION.int(), TARGET), TypeError, "action: expected torch.int64"),
-    (lambda: q_td_loss(torch.zeros(3, 2), ACTION, TARGET, "l1"), ValueError, "kind: expected 'huber' or 'mse'"),
-    (lambda: q_td_loss(torch.zeros(3, 2), torch.tensor([0, 2, 1]), TARGET), IndexError,
-     "action: expected values in [0, 2), got 2 at row 1"),
-    (lambda: q_td_loss(torch.zeros(3, 2), ACTION, TARGET.double()), TypeError,
-     "target: expected Float like q, got Double"),
-    (lambda: q_td_loss(torch.zeros(3, 2), ACTION, TARGET, weights=torch.ones(2)), ValueError,
-     "weights: expected shape (3,)"),
-    (lambda: td_target(NEXT_Q_TARGET, REWARD, torch.ones(2), TERMINATED), ValueError,
-     "discount: expected one value or shape (3,)"),
-    (lambda: td_target(NEXT_Q_TARGET.numpy(), REWARD, 0.99, TERMINATED), TypeError,
-     "next_q_target: expected a torch.Tensor, got ndarray"),
-    (lambda: stack_gather(torch.zeros(4, 2), torch.tensor([[0, 4]])), IndexError,
-     "frame_index: expected values in [0, 4), got 4 at flat position 1"),
-    (lambda: stack_gather(torch.zeros(4, 2), torch.tensor([0, 1])), ValueError,
-     "frame_index: expected shape (B, k)"),
-    (lambda: stack_gather(torch.zeros(4, 2), torch.tensor([[0, 1]], dtype=torch.int32)), TypeError,
-     "frame_index: expected torch.int64"),
-])
+@pytest.mark.parametrize(
+    "call,error,message",
+    [
+        (
+            lambda: td_target(NEXT_Q_TARGET, REWARD[:2], 0.99, TERMINATED),
+            ValueError,
+            "reward: expected shape (3,)",
+        ),
+        (
+            lambda: td_target(NEXT_Q_TARGET, REWARD, 0.99, TERMINATED.float()),
+            TypeError,
+            "terminated: expected torch.bool",
+        ),
+        (
+            lambda: td_target(NEXT_Q_TARGET, REWARD, 0.99, TERMINATED, NEXT_Q_ONLINE[:, :1]),
+            ValueError,
+            "next_q_online",
+        ),
+        (
+            lambda: q_td_loss(torch.zeros(3, 2), ACTION.int(), TARGET),
+            TypeError,
+            "action: expected torch.int64",
+        ),
+        (
+            lambda: q_td_loss(torch.zeros(3, 2), ACTION, TARGET, "l1"),  # type: ignore[arg-type]
+            ValueError,
+            "kind: expected 'huber' or 'mse'",
+        ),
+        (
+            lambda: q_td_loss(torch.zeros(3, 2), torch.tensor([0, 2, 1]), TARGET),
+            IndexError,
+            "action: expected values in [0, 2), got 2 at row 1",
+        ),
+        (
+            lambda: q_td_loss(torch.zeros(3, 2), ACTION, TARGET.double()),
+            TypeError,
+            "target: expected Float like q, got Double",
+        ),
+        (
+            lambda: q_td_loss(torch.zeros(3, 2), ACTION, TARGET, weights=torch.ones(2)),
+            ValueError,
+            "weights: expected shape (3,)",
+        ),
+        (
+            lambda: td_target(NEXT_Q_TARGET, REWARD, torch.ones(2), TERMINATED),
+            ValueError,
+            "discount: expected one value or shape (3,)",
+        ),
+        (
+            lambda: td_target(NEXT_Q_TARGET.numpy(), REWARD, 0.99, TERMINATED),  # type: ignore[arg-type]
+            TypeError,
+            "next_q_target: expected a torch.Tensor, got ndarray",
+        ),
+        (
+            lambda: stack_gather(torch.zeros(4, 2), torch.tensor([[0, 4]])),
+            IndexError,
+            "frame_index: expected values in [0, 4), got 4 at flat position 1",
+        ),
+        (
+            lambda: stack_gather(torch.zeros(4, 2), torch.tensor([0, 1])),
+            ValueError,
+            "frame_index: expected shape (B, k)",
+        ),
+        (
+            lambda: stack_gather(torch.zeros(4, 2), torch.tensor([[0, 1]], dtype=torch.int32)),
+            TypeError,
+            "frame_index: expected torch.int64",
+        ),
+    ],
+)
 def test_bad_arguments(call, error, message):
     with pytest.raises(error) as info:
         call()
@@ -103,7 +157,7 @@ def td_inputs(device, dtype=torch.float64, batch=64, actions=6):
     )
 
 
-def loss_inputs(device, dtype=torch.float64, batch=64, actions=6, weighted=True):
+def loss_inputs(device, dtype=torch.float64, batch=64, actions=6, weighted=True) -> dict[str, Any]:
     generator = torch.Generator().manual_seed(4)
     return dict(
         q=q_values(batch, actions, device, dtype, seed=5).requires_grad_(),
@@ -132,8 +186,10 @@ def test_td_target_matches_the_reference(device, double, per_row_discount):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_q_td_loss_values_and_gradients_match_the_reference(device, kind, weighted, dtype):
     ours = loss_inputs(device, dtype, weighted=weighted)
-    theirs = {k: v.detach().clone().requires_grad_(v.requires_grad) if v is not None else None
-              for k, v in ours.items()}
+    theirs: dict[str, Any] = {
+        k: v.detach().clone().requires_grad_(v.requires_grad) if v is not None else None
+        for k, v in ours.items()
+    }
     loss, td_error = q_td_loss(kind=kind, **ours)
     expected_loss, expected_td = reference.q_td_loss(kind=kind, **theirs)
     torch.testing.assert_close(loss, expected_loss)
@@ -158,15 +214,21 @@ def test_opcheck_every_op(device):
     """Schemas, fake implementations, autograd registration and AOT dispatch, per torch."""
     opcheck = torch.library.opcheck
     td = td_inputs(device)
-    opcheck(torch.ops.pydqn.td_target.default,
-            tuple(td[k] for k in ("next_q_target", "reward", "discount", "terminated", "next_q_online")))
-    opcheck(torch.ops.pydqn.td_target.default,
-            (td["next_q_target"], td["reward"], td["discount"][:1], td["terminated"]))
+    opcheck(
+        torch.ops.pydqn.td_target.default,
+        tuple(td[k] for k in ("next_q_target", "reward", "discount", "terminated", "next_q_online")),
+    )
+    opcheck(
+        torch.ops.pydqn.td_target.default,
+        (td["next_q_target"], td["reward"], td["discount"][:1], td["terminated"]),
+    )
     for kind in ("huber", "mse"):
         for weighted in (True, False):
             args = loss_inputs(device, weighted=weighted)
-            opcheck(torch.ops.pydqn.q_td_loss.default,
-                    (args["q"], args["action"], args["target"], args["weights"], kind))
+            opcheck(
+                torch.ops.pydqn.q_td_loss.default,
+                (args["q"], args["action"], args["target"], args["weights"], kind),
+            )
     frames = torch.randint(0, 255, (20, 5, 5), dtype=torch.uint8, device=device)
     opcheck(torch.ops.pydqn.stack_gather.default, (frames, torch.randint(0, 20, (8, 4), device=device)))
 
@@ -183,5 +245,5 @@ def test_a_compiled_update_step_uses_the_ops(device):
     td, loss = td_inputs(device), loss_inputs(device)
     args = (*td.values(), loss["q"].detach(), loss["action"])
     compiled = torch.compile(step, backend="aot_eager", fullgraph=True)
-    for got, expected in zip(compiled(*args), step(*args)):
+    for got, expected in zip(compiled(*args), step(*args), strict=True):
         torch.testing.assert_close(got, expected)

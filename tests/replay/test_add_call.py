@@ -22,9 +22,14 @@ def step(envs, env_ids=(0, 1)):
     """The next rows of `env_ids`, as add()'s keyword arguments."""
     rows = [envs.step(e, episode_ends=False) for e in env_ids]
     n = len(env_ids)
-    return {"obs": np.stack([r[0] for r in rows]), "action": np.arange(n),
-            "reward": np.full(n, 0.5, dtype=np.float32), "next_obs": np.stack([r[1] for r in rows]),
-            "terminated": np.zeros(n, bool), "truncated": np.zeros(n, bool)}
+    return {
+        "obs": np.stack([r[0] for r in rows]),
+        "action": np.arange(n),
+        "reward": np.full(n, 0.5, dtype=np.float32),
+        "next_obs": np.stack([r[1] for r in rows]),
+        "terminated": np.zeros(n, bool),
+        "truncated": np.zeros(n, bool),
+    }
 
 
 def test_positional_keyword_and_mixed_calls_store_the_same():
@@ -34,25 +39,43 @@ def test_positional_keyword_and_mixed_calls_store_the_same():
         calls = [
             lambda b, r: b.add(*(r[f] for f in FIELDS)),
             lambda b, r: b.add(**r, env_ids=[0, 1]),
-            lambda b, r: b.add(r["obs"], r["action"], reward=r["reward"], next_obs=r["next_obs"],
-                               truncated=r["truncated"], terminated=r["terminated"], env_ids=None),
+            lambda b, r: b.add(
+                r["obs"],
+                r["action"],
+                reward=r["reward"],
+                next_obs=r["next_obs"],
+                truncated=r["truncated"],
+                terminated=r["terminated"],
+                env_ids=None,
+            ),
             lambda b, r: b.add(*(r[f] for f in FIELDS), np.array([0, 1])),
         ]
-        slots = [call(b, step(s)) for call, b, s in zip(calls, buffers, streams)]
+        slots = [call(b, step(s)) for call, b, s in zip(calls, buffers, streams, strict=True)]
         assert all(torch.equal(s, slots[0]) for s in slots)
     stored = [b.get(torch.arange(len(b))) for b in buffers]
     for batch in stored[1:]:
-        assert all(torch.equal(x, y) for x, y in zip(batch, stored[0]))
+        assert all(torch.equal(x, y) for x, y in zip(batch, stored[0], strict=True))
 
 
-@pytest.mark.parametrize("call,message", [
-    (lambda b, r: b.add(*(r[f] for f in FIELDS), None, None), "add() takes at most 7 arguments (8 given)"),
-    (lambda b, r: b.add(**r, env_id=[0, 1]), "add() got an unexpected keyword argument 'env_id'"),
-    (lambda b, r: b.add(r["obs"], **r), "add() got multiple values for argument 'obs'"),
-    (lambda b, r: b.add(r["obs"], r["action"], r["reward"]), "add() missing required argument 'next_obs'"),
-    (lambda b, r: b.add(**{k: v for k, v in r.items() if k != "truncated"}),
-     "add() missing required argument 'truncated'"),
-])
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (
+            lambda b, r: b.add(*(r[f] for f in FIELDS), None, None),
+            "add() takes at most 7 arguments (8 given)",
+        ),
+        (lambda b, r: b.add(**r, env_id=[0, 1]), "add() got an unexpected keyword argument 'env_id'"),
+        (lambda b, r: b.add(r["obs"], **r), "add() got multiple values for argument 'obs'"),
+        (
+            lambda b, r: b.add(r["obs"], r["action"], r["reward"]),
+            "add() missing required argument 'next_obs'",
+        ),
+        (
+            lambda b, r: b.add(**{k: v for k, v in r.items() if k != "truncated"}),
+            "add() missing required argument 'truncated'",
+        ),
+    ],
+)
 def test_argument_errors_are_type_errors_and_store_nothing(call, message):
     buf, envs = make(), StackedEnvs(2, FRAME, K, torch.uint8, seed=2)
     rows = step(envs)
@@ -135,7 +158,8 @@ def test_a_tensor_the_caller_marked_is_not_handed_out_again():
     del slots
     later = buf.add(**step(envs))
     assert not hasattr(later, "note") and later.tolist() == [2, 3]
-    assert watcher() is None or watcher().tolist() == [0, 1]
+    alive = watcher()
+    assert alive is None or alive.tolist() == [0, 1]
     later.add_(10)  # changed in place, then dropped: the next add returns version 0 and its slots
     del later
     again = buf.add(**step(envs))

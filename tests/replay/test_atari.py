@@ -1,5 +1,7 @@
 """The exactness check fed by a real ALE/Pong-v5 with gymnasium's Atari preprocessing."""
 
+from typing import Any
+
 import ale_py
 import gymnasium as gym
 import numpy as np
@@ -27,7 +29,7 @@ def test_pong_transitions_round_trip_bit_exact():
     # Short, different time limits make both envs cross episode boundaries, out of step.
     envs = [make_pong(seed=0, episode_steps=45), make_pong(seed=1, episode_steps=70)]
     obs = [env.reset(seed=i)[0] for i, env in enumerate(envs)]
-    args = dict(capacity=150, obs_shape=(4, 84, 84), frame_stack=4, num_envs=2, seed=0)
+    args: dict[str, Any] = dict(capacity=150, obs_shape=(4, 84, 84), frame_stack=4, num_envs=2, seed=0)
     buf, oracle = pydqn.ReplayBuffer(**args), pydqn.PyReplayBuffer(**args)
     rng = np.random.default_rng(0)
     episodes_ended = 0
@@ -41,8 +43,10 @@ def test_pong_transitions_round_trip_bit_exact():
             obs[e] = envs[e].reset()[0] if terminated or truncated else next_obs
             episodes_ended += terminated or truncated
         columns = [np.stack([np.asarray(r[i]) for r in rows]) for i in range(6)]
-        slots = buf.add(*columns, env_ids=env_ids)
-        assert torch.equal(slots, oracle.add(*columns, env_ids=env_ids))
+        obs_rows, actions, rewards, next_rows, terminated_rows, truncated_rows = columns
+        transitions = (obs_rows, actions, rewards, next_rows, terminated_rows, truncated_rows)
+        slots = buf.add(*transitions, env_ids=env_ids)
+        assert torch.equal(slots, oracle.add(*transitions, env_ids=env_ids))
         if step % 25 == 24:
             everything = torch.arange(len(buf))
             assert_same_batch(buf.get(everything), oracle.get(everything))

@@ -12,6 +12,7 @@ time inside add(), with the GIL released, where the races are.
 import os
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -110,8 +111,9 @@ def hammer(workers, enough) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("capacity,n_step", [(64, 1), (16, 1), (16, 3)])
 def test_four_writers_two_samplers_on_a_tiny_ring_never_tear(capacity, n_step):
-    buf = pydqn.ReplayBuffer(capacity, (K, SIDE, SIDE), frame_stack=K, num_envs=NUM_ENVS, seed=0,
-                             n_step=n_step, gamma=float(GAMMA))
+    buf = pydqn.ReplayBuffer(
+        capacity, (K, SIDE, SIDE), frame_stack=K, num_envs=NUM_ENVS, seed=0, n_step=n_step, gamma=float(GAMMA)
+    )
     for env in range(NUM_ENVS):  # the length-1 episode's window completes at once: samplers can start
         add_step(buf, env, 0)
     added, sampled = [1] * NUM_ENVS, [0, 0]
@@ -124,16 +126,17 @@ def test_four_writers_two_samplers_on_a_tiny_ring_never_tear(capacity, n_step):
         check(buf.sample(64), n_step)
         sampled[index] += 1
 
-    enough = lambda: min(added) > 1000 and min(sampled) > 100  # noqa: E731
-    hammer([lambda e=e: write(e) for e in range(NUM_ENVS)] + [lambda i=i: sample(i) for i in range(2)],
-           enough)
+    enough = lambda: min(added) > 1000 and min(sampled) > 100
+    hammer(
+        [lambda e=e: write(e) for e in range(NUM_ENVS)] + [lambda i=i: sample(i) for i in range(2)], enough
+    )
     assert enough(), (added, sampled)
     check(buf.sample(256), n_step)  # and what is left is intact
 
 
 @pytest.mark.slow
 def test_state_dict_while_writers_add_is_a_consistent_snapshot():
-    args = dict(frame_stack=K, num_envs=NUM_ENVS, n_step=3, gamma=float(GAMMA))
+    args: dict[str, Any] = dict(frame_stack=K, num_envs=NUM_ENVS, n_step=3, gamma=float(GAMMA))
     buf = pydqn.ReplayBuffer(32, (K, SIDE, SIDE), seed=0, **args)
     for env in range(NUM_ENVS):
         add_step(buf, env, 0)
@@ -149,7 +152,7 @@ def test_state_dict_while_writers_add_is_a_consistent_snapshot():
         check(restored.sample(64), n_step=3)
         snapshots[0] += 1
 
-    enough = lambda: min(added) > 100 and snapshots[0] > 10  # noqa: E731
+    enough = lambda: min(added) > 100 and snapshots[0] > 10
     hammer([lambda e=e: write(e) for e in range(NUM_ENVS)] + [snapshot], enough)
     assert enough(), (added, snapshots)
 
@@ -160,8 +163,17 @@ def test_priority_updates_racing_overwrites_never_reach_the_new_occupant(n_step)
     """A learner thread updates the priorities of batches it sampled a while ago, to a marker value,
     while four writers overwrite the tiny ring: every stored transition must end with the marker
     exactly when its own id was updated; new occupants keep the running maximum (1)."""
-    buf = pydqn.ReplayBuffer(16, (K, SIDE, SIDE), frame_stack=K, num_envs=NUM_ENVS, seed=0,
-                             n_step=n_step, gamma=float(GAMMA), prioritized=True, alpha=0.5)
+    buf = pydqn.ReplayBuffer(
+        16,
+        (K, SIDE, SIDE),
+        frame_stack=K,
+        num_envs=NUM_ENVS,
+        seed=0,
+        n_step=n_step,
+        gamma=float(GAMMA),
+        prioritized=True,
+        alpha=0.5,
+    )
     for env in range(NUM_ENVS):
         add_step(buf, env, 0)
     added, updated, pending, rounds = [1] * NUM_ENVS, set(), [], [0, 0]
@@ -187,14 +199,14 @@ def test_priority_updates_racing_overwrites_never_reach_the_new_occupant(n_step)
         check(buf.sample(64, beta=1.0), n_step)
         rounds[1] += 1
 
-    enough = lambda: min(added) > 1000 and min(rounds) > 100  # noqa: E731
+    enough = lambda: min(added) > 1000 and min(rounds) > 100
     hammer([lambda e=e: write(e) for e in range(NUM_ENVS)] + [learn, sample], enough)
     assert enough(), (added, rounds)
     state = buf.state_dict()
     first = state["added"] - len(state["priorities"])
     for row, leaf in enumerate(state["priorities"].tolist()):
         if first + row in updated:
-            assert leaf == pytest.approx(marker ** 0.5), (first + row, leaf)
+            assert leaf == pytest.approx(marker**0.5), (first + row, leaf)
         else:  # untouched: the maximum from its add, or 0 while its window is open
             assert leaf == 1.0 or (n_step > 1 and leaf == 0.0), (first + row, leaf)
 
@@ -203,7 +215,9 @@ def test_priority_updates_racing_overwrites_never_reach_the_new_occupant(n_step)
 def test_state_dict_while_priorities_update_loads_back():
     """Saving holds off adds but not priority updates: a transition held by an update is saved as
     the complete transition it is, so every state loads back and samples consistently."""
-    args = dict(frame_stack=K, num_envs=NUM_ENVS, n_step=3, gamma=float(GAMMA), prioritized=True)
+    args: dict[str, Any] = dict(
+        frame_stack=K, num_envs=NUM_ENVS, n_step=3, gamma=float(GAMMA), prioritized=True
+    )
     buf = pydqn.ReplayBuffer(32, (K, SIDE, SIDE), seed=0, **args)
     for env in range(NUM_ENVS):
         add_step(buf, env, 0)
@@ -226,6 +240,6 @@ def test_state_dict_while_priorities_update_loads_back():
         check(restored.sample(64, beta=0.5), n_step=3)
         rounds[1] += 1
 
-    enough = lambda: min(added[:2]) > 100 and rounds[1] > 30 and rounds[0] > 100  # noqa: E731
+    enough = lambda: min(added[:2]) > 100 and rounds[1] > 30 and rounds[0] > 100
     hammer([lambda e=e: write(e) for e in range(2)] + [learn, snapshot], enough)
     assert enough(), (added, rounds)

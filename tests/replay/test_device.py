@@ -4,6 +4,7 @@ every ``sample`` batch. The host buffer is checked against the pure-Python oracl
 
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,8 +21,15 @@ KERNEL_DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 
 
 def make_pair(envs: StackedEnvs, capacity: int, device: str, seed: int = 0, n_step: int = 1):
-    args = dict(capacity=capacity, obs_shape=envs.obs_shape, obs_dtype=envs.dtype,
-                frame_stack=envs.k, num_envs=envs.num_envs, seed=seed, n_step=n_step)
+    args: dict[str, Any] = dict(
+        capacity=capacity,
+        obs_shape=envs.obs_shape,
+        obs_dtype=envs.dtype,
+        frame_stack=envs.k,
+        num_envs=envs.num_envs,
+        seed=seed,
+        n_step=n_step,
+    )
     return pydqn.ReplayBuffer(**args), pydqn.ReplayBuffer(**args, device=device, sampler="kernel")
 
 
@@ -57,8 +65,9 @@ def sampleable_slots(host: pydqn.ReplayBuffer) -> list[int]:
     repeat_prob=st.sampled_from([0.0, 0.5]),
     data=st.data(),
 )
-def test_kernel_sampler_matches_host_bit_for_bit(device, capacity, k, num_envs, n_step, dtype,
-                                                 padding, repeat_prob, data):
+def test_kernel_sampler_matches_host_bit_for_bit(
+    device, capacity, k, num_envs, n_step, dtype, padding, repeat_prob, data
+):
     seed = data.draw(st.integers(0, 2**16), label="seed")
     capacity = max(capacity, 2 * num_envs * (n_step - 1) + 1)  # the kernel sampler's minimum
     envs = StackedEnvs(num_envs, (3, 5), k, dtype, padding, repeat_prob, seed=seed)
@@ -103,8 +112,16 @@ def test_states_move_between_samplers(device, n_step):
 def test_prioritized_batches_match_host_bit_for_bit(device, n_step):
     # Drawn on the host from the same trees, gathered on the device: the same rows and weights.
     envs = StackedEnvs(3, (5, 5), 4, torch.uint8, "distinct", repeat_prob=0.1, seed=11)
-    args = dict(capacity=50, obs_shape=envs.obs_shape, frame_stack=4, num_envs=3, seed=11,
-                n_step=n_step, prioritized=True, alpha=0.7)
+    args: dict[str, Any] = dict(
+        capacity=50,
+        obs_shape=envs.obs_shape,
+        frame_stack=4,
+        num_envs=3,
+        seed=11,
+        n_step=n_step,
+        prioritized=True,
+        alpha=0.7,
+    )
     host = pydqn.ReplayBuffer(**args)
     kernel = pydqn.ReplayBuffer(**args, device=device, sampler="kernel")
     rng = np.random.default_rng(11)
@@ -114,8 +131,9 @@ def test_prioritized_batches_match_host_bit_for_bit(device, n_step):
             batch = host.sample(16, beta=0.5)
             assert_same_bits(kernel.sample(16, beta=0.5), batch, device)
             priorities = torch.from_numpy(rng.uniform(0.1, 5.0, 16))
-            assert host.update_priorities(batch.transition_ids, priorities) == \
-                kernel.update_priorities(batch.transition_ids.to(device), priorities.to(device))
+            assert host.update_priorities(batch.transition_ids, priorities) == kernel.update_priorities(
+                batch.transition_ids.to(device), priorities.to(device)
+            )
     restored = pydqn.ReplayBuffer(**args, device=device, sampler="kernel")
     restored.load_state_dict(host.state_dict())
     assert_same_bits(restored.sample(32, beta=1.0), host.sample(32, beta=1.0), device)
@@ -202,7 +220,7 @@ def test_cuda_sampling_into_unaligned_out_tensors():
 
 @pytest.mark.skipif(cuda_ready(), reason="checks the error of a machine without a usable GPU")
 def test_cuda_device_without_a_gpu_is_refused_clearly():
-    with pytest.raises(ValueError, match="device: 'cuda'.*(no CUDA device|without CUDA kernels)"):
+    with pytest.raises(ValueError, match=r"device: 'cuda'.*(no CUDA device|without CUDA kernels)"):
         pydqn.ReplayBuffer(8, (4,), device="cuda")
 
 
@@ -255,8 +273,14 @@ def test_overlapping_calls_are_refused_and_corrupt_nothing(device):
         step = 0
         while (step < 200 or sum(refused.values()) < 5) and time.monotonic() < deadline:
             obs, next_obs = envs.step(0, step % 17 == 16)
-            args = (obs[None], rng.integers(0, 4, 1), rng.standard_normal(1).astype(np.float32),
-                    next_obs[None], np.array([step % 17 == 16]), np.array([False]))
+            args = (
+                obs[None],
+                rng.integers(0, 4, 1),
+                rng.standard_normal(1).astype(np.float32),
+                next_obs[None],
+                np.array([step % 17 == 16]),
+                np.array([False]),
+            )
             while True:
                 try:
                     kernel.add(*args)
@@ -304,8 +328,14 @@ def test_cuda_buffer_accepts_cuda_tensors():
     host, kernel = make_pair(envs, 16, "cuda", seed=8)
     for step in range(20):
         obs, next_obs = envs.step(0, step == 9)
-        args = (torch.from_numpy(obs[None]), torch.tensor([step % 3]), torch.tensor([0.5]),
-                torch.from_numpy(next_obs[None]), torch.tensor([step == 9]), torch.tensor([False]))
+        args = (
+            torch.from_numpy(obs[None]),
+            torch.tensor([step % 3]),
+            torch.tensor([0.5]),
+            torch.from_numpy(next_obs[None]),
+            torch.tensor([step == 9]),
+            torch.tensor([False]),
+        )
         host.add(*args)
         kernel.add(*(a.cuda() for a in args))
     slots = list(range(len(host)))

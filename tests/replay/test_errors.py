@@ -17,8 +17,14 @@ def setup():
     buf = pydqn.ReplayBuffer(8, OBS_SHAPE, frame_stack=K, num_envs=2, seed=0)
     for _ in range(3):
         rows = [envs.step(e, episode_ends=False) for e in (0, 1)]
-        buf.add(np.stack([r[0] for r in rows]), [1, 2], [0.5, -1.0],
-                np.stack([r[1] for r in rows]), [False, False], [False, False])
+        buf.add(
+            np.stack([r[0] for r in rows]),
+            [1, 2],
+            [0.5, -1.0],
+            np.stack([r[1] for r in rows]),
+            [False, False],
+            [False, False],
+        )
     return envs, buf
 
 
@@ -27,9 +33,14 @@ def valid_rows(envs):
     obs = np.stack([envs.obs(e) for e in (0, 1)])
     new = np.full((2, 1, *FRAME), 9, dtype=np.uint8)
     next_obs = np.concatenate([obs[:, 1:], new], axis=1)
-    return dict(obs=obs, action=np.array([0, 1]), reward=np.array([0.0, 1.0], dtype=np.float32),
-                next_obs=next_obs, terminated=np.array([False, False]),
-                truncated=np.array([False, False]))
+    return dict(
+        obs=obs,
+        action=np.array([0, 1]),
+        reward=np.array([0.0, 1.0], dtype=np.float32),
+        next_obs=next_obs,
+        terminated=np.array([False, False]),
+        truncated=np.array([False, False]),
+    )
 
 
 def snapshot(buf):
@@ -55,23 +66,65 @@ ADD_CASES = [
     ("next_obs", lambda r: bad(r, next_obs=r["next_obs"][:1]), ValueError, "next_obs: expected shape"),
     ("action", lambda r: bad(r, action=np.array([0.0, 1.0])), TypeError, "action: expected an integer"),
     ("action", lambda r: bad(r, action=np.array([True, False])), TypeError, "action: expected an integer"),
-    ("action", lambda r: bad(r, action=np.array([0, 2**40])), ValueError, "action: expected values in the int32"),
+    (
+        "action",
+        lambda r: bad(r, action=np.array([0, 2**40])),
+        ValueError,
+        "action: expected values in the int32",
+    ),
     ("action", lambda r: bad(r, action=np.array([0])), ValueError, "action: expected shape (2,)"),
     ("action", lambda r: bad(r, action=["left", "right"]), TypeError, "action: expected a numpy array"),
-    ("action", lambda r: bad(r, action=torch.tensor([0, 1]).to_sparse()), TypeError, "action: expected a dense tensor"),
-    ("action", lambda r: bad(r, action=np.array([object(), 1])), TypeError, "action: expected a numpy array or torch tensor of numbers"),
-    ("action", lambda r: bad(r, action=np.array([0, 1], dtype=np.uint64)), TypeError, "action: expected an integer dtype, got torch.uint64"),
-    ("reward", lambda r: bad(r, reward=torch.zeros(2, dtype=torch.float8_e4m3fn)), TypeError, "reward: expected a real dtype"),
+    (
+        "action",
+        lambda r: bad(r, action=torch.tensor([0, 1]).to_sparse()),
+        TypeError,
+        "action: expected a dense tensor",
+    ),
+    (
+        "action",
+        lambda r: bad(r, action=np.array([object(), 1])),
+        TypeError,
+        "action: expected a numpy array or torch tensor of numbers",
+    ),
+    (
+        "action",
+        lambda r: bad(r, action=np.array([0, 1], dtype=np.uint64)),
+        TypeError,
+        "action: expected an integer dtype, got torch.uint64",
+    ),
+    (
+        "reward",
+        lambda r: bad(r, reward=torch.zeros(2, dtype=torch.float8_e4m3fn)),
+        TypeError,
+        "reward: expected a real dtype",
+    ),
     ("reward", lambda r: bad(r, reward=np.array([0.0, np.nan])), ValueError, "reward: expected finite"),
     ("reward", lambda r: bad(r, reward=np.array([np.inf, 0.0])), ValueError, "reward: expected finite"),
-    ("reward", lambda r: bad(r, reward=np.array([1e300, 0.0])), ValueError, "got 1e+300 at row 0 (infinite as float32)"),
+    (
+        "reward",
+        lambda r: bad(r, reward=np.array([1e300, 0.0])),
+        ValueError,
+        "got 1e+300 at row 0 (infinite as float32)",
+    ),
     ("reward", lambda r: bad(r, reward=np.array([[0.0, 1.0]])), ValueError, "reward: expected shape (2,)"),
-    ("terminated", lambda r: bad(r, terminated=np.array([0, 1])), TypeError, "terminated: expected torch.bool"),
-    ("truncated", lambda r: bad(r, truncated=np.array([False])), ValueError, "truncated: expected shape (2,)"),
+    (
+        "terminated",
+        lambda r: bad(r, terminated=np.array([0, 1])),
+        TypeError,
+        "terminated: expected torch.bool",
+    ),
+    (
+        "truncated",
+        lambda r: bad(r, truncated=np.array([False])),
+        ValueError,
+        "truncated: expected shape (2,)",
+    ),
 ]
 
 
-@pytest.mark.parametrize("arg,make,error,message", ADD_CASES, ids=[c[0] + str(i) for i, c in enumerate(ADD_CASES)])
+@pytest.mark.parametrize(
+    "arg,make,error,message", ADD_CASES, ids=[c[0] + str(i) for i, c in enumerate(ADD_CASES)]
+)
 def test_bad_add_arguments(setup, arg, make, error, message):
     envs, buf = setup
     before = snapshot(buf)
@@ -81,13 +134,16 @@ def test_bad_add_arguments(setup, arg, make, error, message):
     assert_unchanged(buf, envs, before)
 
 
-@pytest.mark.parametrize("env_ids,error,message", [
-    ([0, 2], ValueError, "env_ids: expected values in [0, 2), got 2"),
-    ([-1, 0], ValueError, "env_ids: expected values in [0, 2), got -1"),
-    ([1, 1], ValueError, "env_ids: each env may appear once per add"),
-    ([0], ValueError, "obs: expected shape (1, 4, 6, 6)"),
-    ([0.0, 1.0], TypeError, "env_ids: expected integers, got torch.float"),
-])
+@pytest.mark.parametrize(
+    "env_ids,error,message",
+    [
+        ([0, 2], ValueError, "env_ids: expected values in [0, 2), got 2"),
+        ([-1, 0], ValueError, "env_ids: expected values in [0, 2), got -1"),
+        ([1, 1], ValueError, "env_ids: each env may appear once per add"),
+        ([0], ValueError, "obs: expected shape (1, 4, 6, 6)"),
+        ([0.0, 1.0], TypeError, "env_ids: expected integers, got torch.float"),
+    ],
+)
 def test_bad_env_ids(setup, env_ids, error, message):
     envs, buf = setup
     before = snapshot(buf)
@@ -113,8 +169,11 @@ def test_obs_that_does_not_continue_the_episode_names_env_and_step(setup):
     rows = valid_rows(envs)
     rows["obs"][0, 2] += 1
     rows["next_obs"][0, 1] += 1  # keep the shift itself consistent
-    with pytest.raises(ValueError, match=r"env 0, episode step 3: obs differs from the next_obs of this "
-                                         r"env's previous transition \(frame 2 of 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"env 0, episode step 3: obs differs from the next_obs of this "
+        r"env's previous transition \(frame 2 of 4\)",
+    ):
         buf.add(**rows)
     assert_unchanged(buf, envs, before)
 
@@ -130,8 +189,10 @@ def test_a_new_episode_may_start_from_any_obs_after_an_end(setup):
     assert torch.equal(buf.get(slot).obs[0], torch.from_numpy(obs))
 
 
-@pytest.mark.parametrize("batch_size,error", [(0, ValueError), (-3, ValueError), (1.5, TypeError),
-                                              (True, TypeError), ("32", TypeError)])
+@pytest.mark.parametrize(
+    "batch_size,error",
+    [(0, ValueError), (-3, ValueError), (1.5, TypeError), (True, TypeError), ("32", TypeError)],
+)
 def test_bad_batch_size(setup, batch_size, error):
     _, buf = setup
     with pytest.raises(error, match="batch_size"):
@@ -146,7 +207,9 @@ def test_sampling_an_empty_buffer():
 
 def test_get_out_of_range_and_bad_dtype(setup):
     _, buf = setup
-    with pytest.raises(IndexError, match=r"indices: slot 6 at position 1 is out of range; the buffer holds 6"):
+    with pytest.raises(
+        IndexError, match=r"indices: slot 6 at position 1 is out of range; the buffer holds 6"
+    ):
         buf.get([0, 6])
     with pytest.raises(IndexError, match="slot -1"):
         buf.get(-1)
@@ -159,9 +222,9 @@ def test_bad_out_batch(setup):
     good = buf.sample(4)
     with pytest.raises(ValueError, match=r"out.obs: expected shape \(4, 4, 6, 6\)"):
         buf.sample(4, out=good._replace(obs=torch.empty(4, 4, 6, 5, dtype=torch.uint8)))
-    with pytest.raises(TypeError, match="out.reward: expected dtype torch.float32, got torch.float64"):
+    with pytest.raises(TypeError, match=r"out\.reward: expected dtype torch\.float32, got torch\.float64"):
         buf.sample(4, out=good._replace(reward=torch.empty(4, dtype=torch.float64)))
-    with pytest.raises(ValueError, match="out.action: expected a contiguous tensor on cpu"):
+    with pytest.raises(ValueError, match=r"out\.action: expected a contiguous tensor on cpu"):
         buf.sample(4, out=good._replace(action=torch.empty(8, dtype=torch.int64)[::2]))
     with pytest.raises(ValueError, match="out: expected a Batch of 5 rows"):
         buf.sample(5, out=good)
@@ -184,7 +247,11 @@ CONSTRUCTOR_CASES = [
 ]
 # Limits of the frame layout, which the pure-Python buffer (whole observations) does not have.
 FRAME_LAYOUT_CASES = [
-    (dict(frame_stack=3), ValueError, "obs_shape: axis 0 holds the stacked frames, so it must equal frame_stack=3"),
+    (
+        dict(frame_stack=3),
+        ValueError,
+        "obs_shape: axis 0 holds the stacked frames, so it must equal frame_stack=3",
+    ),
     (dict(capacity=2**40), ValueError, "exceed the 2^31 frame ids"),
     (dict(capacity=2**62), ValueError, "exceed the 2^31 frame ids"),
     (dict(obs_shape=(2**32, 2**32), frame_stack=1), ValueError, "holds more than 2^40 elements"),

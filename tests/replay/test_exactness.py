@@ -1,5 +1,7 @@
 """ReplayBuffer returns, bit for bit, what was added: checked against the pure-Python oracle."""
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -11,8 +13,14 @@ import pydqn
 
 
 def make_pair(envs: StackedEnvs, capacity: int, seed: int = 0):
-    args = dict(capacity=capacity, obs_shape=envs.obs_shape, obs_dtype=envs.dtype,
-                frame_stack=envs.k, num_envs=envs.num_envs, seed=seed)
+    args: dict[str, Any] = dict(
+        capacity=capacity,
+        obs_shape=envs.obs_shape,
+        obs_dtype=envs.dtype,
+        frame_stack=envs.k,
+        num_envs=envs.num_envs,
+        seed=seed,
+    )
     return pydqn.ReplayBuffer(**args), pydqn.PyReplayBuffer(**args)
 
 
@@ -32,8 +40,7 @@ def assert_all_slots_match(buf, oracle) -> None:
     repeat_prob=st.sampled_from([0.0, 0.5]),
     data=st.data(),
 )
-def test_every_stored_slot_matches_the_oracle(capacity, k, num_envs, dtype, padding, repeat_prob,
-                                              data):
+def test_every_stored_slot_matches_the_oracle(capacity, k, num_envs, dtype, padding, repeat_prob, data):
     seed = data.draw(st.integers(0, 2**16), label="seed")
     envs = StackedEnvs(num_envs, (3, 5), k, dtype, padding, repeat_prob, seed=seed)
     buf, oracle = make_pair(envs, capacity)
@@ -72,8 +79,14 @@ def test_inputs_as_tensors_on_cpu_numpy_and_lists_agree():
     envs = StackedEnvs(1, (2, 3), 4, torch.float32, seed=3)
     buf, oracle = make_pair(envs, capacity=4)
     obs, next_obs = envs.step(0, episode_ends=False)
-    buf.add(torch.from_numpy(obs[None]), torch.tensor([3], dtype=torch.int32), [0.5],
-            torch.from_numpy(next_obs[None]), torch.tensor([False]), [False])
+    buf.add(
+        torch.from_numpy(obs[None]),
+        torch.tensor([3], dtype=torch.int32),
+        [0.5],
+        torch.from_numpy(next_obs[None]),
+        torch.tensor([False]),
+        [False],
+    )
     oracle.add(obs[None], [3], np.array([0.5], dtype=np.float64), next_obs[None], [False], [False])
     assert_all_slots_match(buf, oracle)
 
@@ -86,6 +99,7 @@ def test_every_input_form_reads_the_same():
         rows = [envs.step(e, episode_ends=False) for e in (0, 1)]
         obs, next_obs = np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows])
         action, reward = np.array([form, 3]), np.array([0.25, -form], dtype=np.float64)
+        args: tuple[Any, ...]
         if form == 0:
             obs.flags.writeable = next_obs.flags.writeable = False
             args = (obs, action.astype(np.int8), reward, next_obs, np.array([False, False]), [False, False])
@@ -93,13 +107,18 @@ def test_every_input_form_reads_the_same():
             wide = np.stack([obs, obs], axis=-1)[..., 0]  # same values, not C-contiguous
             args = (wide, action.tolist(), reward.tolist(), next_obs, [False, False], [False, False])
         elif form == 2:
-            args = (torch.from_numpy(obs).transpose(2, 3).contiguous().transpose(2, 3),
-                    torch.from_numpy(action).int(), torch.from_numpy(reward).half().float(),
-                    torch.from_numpy(next_obs), torch.tensor([False, False]), torch.tensor([False, False]))
+            args = (
+                torch.from_numpy(obs).transpose(2, 3).contiguous().transpose(2, 3),
+                torch.from_numpy(action).int(),
+                torch.from_numpy(reward).half().float(),
+                torch.from_numpy(next_obs),
+                torch.tensor([False, False]),
+                torch.tensor([False, False]),
+            )
         else:
             args = (obs, action, reward.astype(np.float32), next_obs, np.zeros(2, bool), np.zeros(2, bool))
         if form == 1:
-            assert not args[0].flags.c_contiguous
+            assert not wide.flags.c_contiguous
         buf.add(*args, env_ids=np.array([0, 1], dtype=np.int32))
         oracle.add(obs, action, reward, next_obs, [False, False], [False, False])
     assert_all_slots_match(buf, oracle)
@@ -116,8 +135,7 @@ def test_unusual_numpy_layouts_read_correctly():
     unaligned_reward[0] = 1.5
     big_endian_action = np.array([7], dtype=">u4")  # unsigned and byte-swapped
     two_as_bool = np.array([2], dtype=np.uint8).view(np.bool_)  # not 0/1 underneath
-    buf.add(reversed_obs, big_endian_action, unaligned_reward, next_obs[None], two_as_bool,
-            np.array([False]))
+    buf.add(reversed_obs, big_endian_action, unaligned_reward, next_obs[None], two_as_bool, np.array([False]))
     oracle.add(obs[None], [7], [1.5], next_obs[None], [True], [False])
     assert_all_slots_match(buf, oracle)
 

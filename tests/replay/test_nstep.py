@@ -1,6 +1,7 @@
 """n-step returns: windows checked against the pure-Python oracle and by hand."""
 
 import io
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,8 +16,16 @@ ENDS = ["run"] * 6 + ["terminated", "truncated", "both"]
 
 
 def make_pair(envs: StackedEnvs, capacity: int, n_step: int, gamma: float = 0.9):
-    args = dict(capacity=capacity, obs_shape=envs.obs_shape, obs_dtype=envs.dtype,
-                frame_stack=envs.k, num_envs=envs.num_envs, seed=0, n_step=n_step, gamma=gamma)
+    args: dict[str, Any] = dict(
+        capacity=capacity,
+        obs_shape=envs.obs_shape,
+        obs_dtype=envs.dtype,
+        frame_stack=envs.k,
+        num_envs=envs.num_envs,
+        seed=0,
+        n_step=n_step,
+        gamma=gamma,
+    )
     return pydqn.ReplayBuffer(**args), pydqn.PyReplayBuffer(**args)
 
 
@@ -28,17 +37,26 @@ def assert_same_slots(buf, oracle) -> None:
             expected = oracle.get([slot])
         except ValueError as error:
             assert "window is not complete yet" in str(error)
-            with pytest.raises(ValueError, match=f"slot {slot} at position 0 holds a transition whose "
-                                                 r"\d+-step window is not complete yet"):
+            with pytest.raises(
+                ValueError,
+                match=f"slot {slot} at position 0 holds a transition whose "
+                r"\d+-step window is not complete yet",
+            ):
                 buf.get([slot])
             continue
         assert_same_batch(buf.get([slot]), expected)
 
 
 @settings(max_examples=60)
-@given(n_step=st.integers(1, 5), capacity=st.integers(1, 30), k=st.sampled_from([1, 4]),
-       num_envs=st.integers(1, 3), padding=st.sampled_from(PADDINGS), seed=st.integers(0, 2**16),
-       adds=st.integers(1, 70))
+@given(
+    n_step=st.integers(1, 5),
+    capacity=st.integers(1, 30),
+    k=st.sampled_from([1, 4]),
+    num_envs=st.integers(1, 3),
+    padding=st.sampled_from(PADDINGS),
+    seed=st.integers(0, 2**16),
+    adds=st.integers(1, 70),
+)
 def test_every_window_matches_the_oracle(n_step, capacity, k, num_envs, padding, seed, adds):
     envs = StackedEnvs(num_envs, (3, 5), k, torch.uint8, padding, repeat_prob=0.2, seed=seed)
     buf, oracle = make_pair(envs, capacity, n_step)
@@ -57,8 +75,9 @@ def one_episode(n_step=3, gamma=0.5, rewards=(1.0, 2.0, 3.0, 4.0), end="terminat
     for t, reward in enumerate(rewards):
         last = t == len(rewards) - 1
         obs, nxt = envs.step(0, episode_ends=last)
-        buf.add(obs[None], [0], [reward], nxt[None], [last and end == "terminated"],
-                [last and end == "truncated"])
+        buf.add(
+            obs[None], [0], [reward], nxt[None], [last and end == "terminated"], [last and end == "truncated"]
+        )
         next_obs.append(nxt)
     return buf, next_obs
 
@@ -81,13 +100,13 @@ def test_open_windows_are_not_sampled_and_get_says_so():
     envs = StackedEnvs(1, (2, 2), 4, torch.uint8, seed=1)
     buf = pydqn.ReplayBuffer(64, envs.obs_shape, frame_stack=4, n_step=3, gamma=0.9, seed=0)
     rng = np.random.default_rng(0)
-    for step in range(2):
+    for _step in range(2):
         add_rows([buf], envs, [0], ["run"], rng)
     with pytest.raises(ValueError, match="cannot sample yet: no stored transition has a complete 3-step"):
         buf.sample(4)
     with pytest.raises(ValueError, match="slot 0 at position 0 holds a transition whose 3-step window"):
         buf.get([0])
-    for step in range(10):
+    for _step in range(10):
         add_rows([buf], envs, [0], ["run"], rng)
     sampled = torch.cat([buf.sample(64).indices for _ in range(20)])
     assert set(sampled.tolist()) == set(range(12 - 2))  # the last two windows are open
@@ -107,15 +126,19 @@ def test_save_and_restore_keep_windows_open_and_complete():
     assert_same_slots(restored, oracle)
     assert_same_batch(restored.sample(32), buf.sample(32))
     with pytest.raises(ValueError, match="saved from a buffer with n_step=3, this one has n_step=2"):
-        pydqn.ReplayBuffer(20, envs.obs_shape, frame_stack=4, num_envs=2, n_step=2,
-                           gamma=0.9).load_state_dict(buf.state_dict())
+        pydqn.ReplayBuffer(
+            20, envs.obs_shape, frame_stack=4, num_envs=2, n_step=2, gamma=0.9
+        ).load_state_dict(buf.state_dict())
 
 
-@pytest.mark.parametrize("kwargs,error,message", [
-    (dict(n_step=0), ValueError, r"n_step: expected an int in \[1, 64\], got 0"),
-    (dict(n_step=2.5), TypeError, "n_step: expected an int"),
-    (dict(gamma=1.5), ValueError, r"gamma: expected a float in \[0, 1\], got 1.5"),
-])
+@pytest.mark.parametrize(
+    "kwargs,error,message",
+    [
+        (dict(n_step=0), ValueError, r"n_step: expected an int in \[1, 64\], got 0"),
+        (dict(n_step=2.5), TypeError, "n_step: expected an int"),
+        (dict(gamma=1.5), ValueError, r"gamma: expected a float in \[0, 1\], got 1.5"),
+    ],
+)
 def test_bad_n_step_arguments(kwargs, error, message):
     with pytest.raises(error, match=message):
         pydqn.ReplayBuffer(8, (4,), torch.float32, **kwargs)

@@ -13,20 +13,37 @@ from pydqn.replay.py_buffer import PyReplayBuffer
 
 # The host sampler, the oracle, and the device sampler (drawn on the host from the same trees,
 # gathered by the kernel): its CPU twin and CUDA.
-BUFFERS = [ReplayBuffer, PyReplayBuffer,
-           pytest.param(partial(ReplayBuffer, sampler="kernel"), id="kernel-cpu"),
-           pytest.param(partial(ReplayBuffer, device="cuda"), id="kernel-cuda", marks=pytest.mark.cuda)]
+BUFFERS = [
+    ReplayBuffer,
+    PyReplayBuffer,
+    pytest.param(partial(ReplayBuffer, sampler="kernel"), id="kernel-cpu"),
+    pytest.param(partial(ReplayBuffer, device="cuda"), id="kernel-cuda", marks=pytest.mark.cuda),
+]
 
 
 def filled(cls, count, capacity=None, n_step=1, alpha=0.6, seed=0, episode=None):
     """A buffer of `count` (2,)-float transitions from one env stream; transition t's obs is
     (t, t) and its action t. `episode`: episode length (default: one episode throughout)."""
-    buf = cls(capacity or count, (2,), torch.float32, seed=seed, n_step=n_step, gamma=0.5,
-              prioritized=True, alpha=alpha)
+    buf = cls(
+        capacity or count,
+        (2,),
+        torch.float32,
+        seed=seed,
+        n_step=n_step,
+        gamma=0.5,
+        prioritized=True,
+        alpha=alpha,
+    )
     for t in range(count):
         ends = episode is not None and (t + 1) % episode == 0
-        buf.add(np.full((1, 2), t, np.float32), [t], [float(t)], np.full((1, 2), t + 1, np.float32),
-                [ends], [False])
+        buf.add(
+            np.full((1, 2), t, np.float32),
+            [t],
+            [float(t)],
+            np.full((1, 2), t + 1, np.float32),
+            [ends],
+            [False],
+        )
     return buf
 
 
@@ -55,7 +72,7 @@ def test_sampling_distribution_is_proportional_to_priority_to_the_alpha(cls):
     priorities = np.random.default_rng(1).uniform(0.1, 10.0, count)
     assert buf.update_priorities(torch.arange(count), torch.tensor(priorities)) == count
     counts = draw_counts(buf, count, 25_000)
-    p = priorities ** alpha / (priorities ** alpha).sum()
+    p = priorities**alpha / (priorities**alpha).sum()
     critical = chi_square_critical(count - 1)
     assert chi_square(counts, p) < critical
     # The same statistic tells a wrong distribution apart: the counts are far from uniform.
@@ -88,7 +105,7 @@ def test_weights_match_a_hand_computation(cls, beta):
     batch = buf.sample(64, beta=beta)
     ids = batch.transition_ids.numpy()
     # w_i = (N P(i))^-beta / max_j (N P(j))^-beta, P(i) = p_i^alpha / sum_k p_k^alpha
-    probability = priorities ** alpha / (priorities ** alpha).sum()
+    probability = priorities**alpha / (priorities**alpha).sum()
     weight = (count * probability) ** -beta / ((count * probability.min()) ** -beta)
     np.testing.assert_allclose(batch.weights.numpy(), weight[ids], rtol=1e-6)
     assert batch.weights.dtype == torch.float32 and float(batch.weights.max()) <= 1.0
@@ -101,8 +118,7 @@ def test_new_transitions_get_the_largest_priority_given_so_far(cls):
     buf = filled(cls, 10, capacity=20, alpha=1.0)
     buf.update_priorities(list(range(10)), [1.0] * 9 + [4.0])
     buf.update_priorities([9], [0.5])  # the maximum is a running one: it stays 4
-    buf.add(np.full((1, 2), 10, np.float32), [10], [0.0], np.full((1, 2), 11, np.float32),
-            [False], [False])
+    buf.add(np.full((1, 2), 10, np.float32), [10], [0.0], np.full((1, 2), 11, np.float32), [False], [False])
     counts = draw_counts(buf, 11, 10_000, beta=1.0)
     p = np.array([1.0] * 9 + [0.5, 4.0])
     assert chi_square(counts, p / p.sum()) < chi_square_critical(10)
@@ -118,8 +134,9 @@ def test_updates_for_overwritten_transitions_are_ignored(cls):
     sampled = buf.sample(64, beta=1.0).transition_ids
     assert set(sampled.tolist()) == {0, 1, 2, 3}
     for t in (4, 5):  # overwrite transitions 0 and 1 (slots 0 and 1)
-        buf.add(np.full((1, 2), t, np.float32), [t], [0.0], np.full((1, 2), t + 1, np.float32),
-                [False], [False])
+        buf.add(
+            np.full((1, 2), t, np.float32), [t], [0.0], np.full((1, 2), t + 1, np.float32), [False], [False]
+        )
     # Their update would have made slots 0 and 1 a hundred times likelier: it is skipped.
     assert buf.update_priorities([0, 1, 2, 3], [100.0, 100.0, 1.0, 1.0]) == 2
     counts = draw_counts(buf, 6, 5_000)
@@ -166,7 +183,7 @@ def test_priorities_on_another_device_or_dtype_are_taken():
     buf = filled(ReplayBuffer, 4, alpha=1.0)
     assert buf.update_priorities(np.array([0, 1], np.int32), np.array([2, 2], np.int64)) == 2
     assert buf.update_priorities(torch.tensor([2]), torch.tensor([2.0], dtype=torch.float16)) == 1
-    with pytest.raises(TypeError, match="priorities: expected real numbers, got torch.bool"):
+    with pytest.raises(TypeError, match=r"priorities: expected real numbers, got torch\.bool"):
         buf.update_priorities([0], torch.tensor([True]))
     with pytest.raises(TypeError, match="transition_ids: expected integers"):
         buf.update_priorities(torch.tensor([0.5]), [1.0])
@@ -175,8 +192,9 @@ def test_priorities_on_another_device_or_dtype_are_taken():
 def test_uniform_batches_carry_unit_weights_and_transition_ids():
     buf = ReplayBuffer(4, (2,), torch.float32, seed=0)
     for t in range(7):
-        buf.add(np.full((1, 2), t, np.float32), [t], [0.0], np.full((1, 2), t + 1, np.float32),
-                [False], [False])
+        buf.add(
+            np.full((1, 2), t, np.float32), [t], [0.0], np.full((1, 2), t + 1, np.float32), [False], [False]
+        )
     batch = buf.sample(32)
     assert torch.equal(batch.weights, torch.ones(32))
     assert set(batch.transition_ids.tolist()) == {3, 4, 5, 6}
@@ -193,12 +211,13 @@ def test_state_dict_round_trip_keeps_priorities_and_the_sample_sequence():
     restored.load_state_dict(state)
     for _ in range(3):
         a, b = buf.sample(16, beta=0.6), restored.sample(16, beta=0.6)
-        for name, x, y in zip(a._fields, a, b):
+        for name, x, y in zip(a._fields, a, b, strict=True):
             assert torch.equal(x, y), name
     # The running maximum came along: a new transition gets 9.0, in both.
     for target in (buf, restored):
-        target.add(np.full((1, 2), 30, np.float32), [30], [0.0], np.full((1, 2), 31, np.float32),
-                   [True], [False])
+        target.add(
+            np.full((1, 2), 30, np.float32), [30], [0.0], np.full((1, 2), 31, np.float32), [True], [False]
+        )
     assert torch.equal(buf.sample(64, beta=1.0).weights, restored.sample(64, beta=1.0).weights)
 
 
@@ -208,7 +227,9 @@ def test_a_state_with_bad_priorities_is_refused():
     state["priorities"] = state["priorities"].clone()
     state["priorities"][2] = float("nan")
     fresh = ReplayBuffer(6, (2,), torch.float32, gamma=0.5, prioritized=True, alpha=1.0)
-    with pytest.raises(ValueError, match=r"state\['priorities'\]: expected a finite value > 0 at row 2, got nan"):
+    with pytest.raises(
+        ValueError, match=r"state\['priorities'\]: expected a finite value > 0 at row 2, got nan"
+    ):
         fresh.load_state_dict(state)
     assert len(fresh) == 0
     uniform = ReplayBuffer(6, (2,), torch.float32, gamma=0.5)
@@ -218,6 +239,7 @@ def test_a_state_with_bad_priorities_is_refused():
 
 def _saved(state):
     import io
+
     stream = io.BytesIO()
     torch.save(state, stream)
     stream.seek(0)
@@ -249,8 +271,9 @@ def test_priorities_are_read_as_float64_and_a_sum_that_would_overflow_is_refused
 def test_uniform_states_saved_before_prioritized_replay_still_load():
     buf = ReplayBuffer(8, (2,), torch.float32, seed=1)
     for t in range(5):
-        buf.add(np.full((1, 2), t, np.float32), [t], [0.0], np.full((1, 2), t + 1, np.float32),
-                [False], [False])
+        buf.add(
+            np.full((1, 2), t, np.float32), [t], [0.0], np.full((1, 2), t + 1, np.float32), [False], [False]
+        )
     state = buf.state_dict()
     for key in ("priorities", "max_priority"):
         del state[key]

@@ -72,7 +72,7 @@ def test_a_held_batch_is_never_overwritten_by_later_samples():
     next_obs_copy = only_next_obs.clone()
     for _ in range(6):
         buf.sample(8)
-    assert all(torch.equal(a, b) for a, b in zip(kept, kept_copy))
+    assert all(torch.equal(a, b) for a, b in zip(kept, kept_copy, strict=True))
     assert torch.equal(only_next_obs, next_obs_copy)
     assert_same_batch(kept, buf.get(kept.indices))
 

@@ -15,8 +15,9 @@ ENDS = ["run"] * 6 + ["terminated", "truncated", "both"]
 
 
 def buffer_for(envs: StackedEnvs, capacity: int, seed: int | None = 0) -> pydqn.ReplayBuffer:
-    return pydqn.ReplayBuffer(capacity, envs.obs_shape, envs.dtype, frame_stack=envs.k,
-                              num_envs=envs.num_envs, seed=seed)
+    return pydqn.ReplayBuffer(
+        capacity, envs.obs_shape, envs.dtype, frame_stack=envs.k, num_envs=envs.num_envs, seed=seed
+    )
 
 
 def through_file(state: dict) -> dict:
@@ -34,15 +35,24 @@ def fill(buffers, envs: StackedEnvs, adds: int, rng: np.random.Generator) -> Non
 
 
 @settings(max_examples=40)
-@given(capacity=st.integers(1, 40), k=st.sampled_from([1, 4]), num_envs=st.integers(1, 3),
-       dtype=st.sampled_from([torch.uint8, torch.float32]), padding=st.sampled_from(PADDINGS),
-       adds=st.integers(0, 100), seed=st.integers(0, 2**16))
-def test_restored_buffer_holds_samples_and_continues_as_the_saved_one(capacity, k, num_envs, dtype,
-                                                                      padding, adds, seed):
+@given(
+    capacity=st.integers(1, 40),
+    k=st.sampled_from([1, 4]),
+    num_envs=st.integers(1, 3),
+    dtype=st.sampled_from([torch.uint8, torch.float32]),
+    padding=st.sampled_from(PADDINGS),
+    adds=st.integers(0, 100),
+    seed=st.integers(0, 2**16),
+)
+def test_restored_buffer_holds_samples_and_continues_as_the_saved_one(
+    capacity, k, num_envs, dtype, padding, adds, seed
+):
     envs = StackedEnvs(num_envs, (3, 5), k, dtype, padding, repeat_prob=0.3, seed=seed)
     rng = np.random.default_rng(seed)
-    saved, oracle = buffer_for(envs, capacity), pydqn.PyReplayBuffer(
-        capacity, envs.obs_shape, dtype, frame_stack=k, num_envs=num_envs)
+    saved, oracle = (
+        buffer_for(envs, capacity),
+        pydqn.PyReplayBuffer(capacity, envs.obs_shape, dtype, frame_stack=k, num_envs=num_envs),
+    )
     fill([saved, oracle], envs, adds, rng)
     if len(saved):
         saved.sample(5)  # the generator's position is part of the state
@@ -72,8 +82,11 @@ def test_restored_frames_are_packed():
     fill([saved], envs, 3_000, rng)
     state = saved.state_dict()
     stored = saved.get(torch.arange(len(saved)))
-    distinct = {frame.tobytes() for stacks in (stored.obs, stored.next_obs)
-                for frame in stacks.numpy().reshape(-1, 84 * 84)}
+    distinct = {
+        frame.tobytes()
+        for stacks in (stored.obs, stored.next_obs)
+        for frame in stacks.numpy().reshape(-1, 84 * 84)
+    }
     assert state["frames"].shape == (len(distinct), 84 * 84)  # every stored frame exactly once
     restored = buffer_for(envs, capacity=2_000)
     restored.load_state_dict(state)
@@ -87,16 +100,33 @@ def state_with(**changes):
     return {**saved.state_dict(), **changes}, envs
 
 
-@pytest.mark.parametrize("changes,error,message", [
-    ({"settings": {"capacity": 11}}, ValueError, "saved from a buffer with capacity=11, this one has capacity=10"),
-    ({"frame_ids": torch.full((10, 5), 999, dtype=torch.int32)}, ValueError,
-     r"state\['frame_ids'\]: expected rows of state\['frames'\] in \[0, \d+\), got 999"),
-    ({"frame_ids": torch.zeros((10, 5), dtype=torch.int64)}, TypeError,
-     r"state\['frame_ids'\]: expected dtype Int, got Long"),
-    ({"reward": torch.full((10,), float("nan"))}, ValueError, r"state\['reward'\]: expected finite"),
-    ({"action": torch.zeros(9, dtype=torch.int32)}, ValueError, r"state\['action'\]: expected shape \[10\]"),
-    ({"added": -1}, ValueError, r"state\['added'\]: expected a count >= 0, got -1"),
-])
+@pytest.mark.parametrize(
+    "changes,error,message",
+    [
+        (
+            {"settings": {"capacity": 11}},
+            ValueError,
+            "saved from a buffer with capacity=11, this one has capacity=10",
+        ),
+        (
+            {"frame_ids": torch.full((10, 5), 999, dtype=torch.int32)},
+            ValueError,
+            r"state\['frame_ids'\]: expected rows of state\['frames'\] in \[0, \d+\), got 999",
+        ),
+        (
+            {"frame_ids": torch.zeros((10, 5), dtype=torch.int64)},
+            TypeError,
+            r"state\['frame_ids'\]: expected dtype Int, got Long",
+        ),
+        ({"reward": torch.full((10,), float("nan"))}, ValueError, r"state\['reward'\]: expected finite"),
+        (
+            {"action": torch.zeros(9, dtype=torch.int32)},
+            ValueError,
+            r"state\['action'\]: expected shape \[10\]",
+        ),
+        ({"added": -1}, ValueError, r"state\['added'\]: expected a count >= 0, got -1"),
+    ],
+)
 def test_bad_states_are_rejected_and_change_nothing(changes, error, message):
     state, envs = state_with()
     if "settings" in changes:
@@ -113,9 +143,9 @@ def test_loading_into_a_used_buffer_or_a_foreign_object_fails_clearly():
     state, envs = state_with()
     used = buffer_for(envs, capacity=10)
     fill([used], envs, 1, np.random.default_rng(2))
-    with pytest.raises(ValueError, match="expected a buffer nothing was added to, but it holds \\d+"):
+    with pytest.raises(ValueError, match=r"expected a buffer nothing was added to, but it holds \d+"):
         used.load_state_dict(state)
-    with pytest.raises(TypeError, match="expected a dict from ReplayBuffer.state_dict"):
-        used.load_state_dict([1, 2])
+    with pytest.raises(TypeError, match=r"expected a dict from ReplayBuffer\.state_dict"):
+        used.load_state_dict([1, 2])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"missing \['frames'\]"):
         buffer_for(envs, capacity=10).load_state_dict({k: v for k, v in state.items() if k != "frames"})

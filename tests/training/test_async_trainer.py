@@ -6,15 +6,21 @@ import traceback
 
 import pytest
 
-from pydqn.training.async_trainer import AsyncTrainer
 from pydqn.runs.checkpoint import load_checkpoint
-from pydqn.training.config import build_config
 from pydqn.runs.layout import CHECKPOINT
-from pydqn.training.evaluate import evaluate
 from pydqn.training import train
+from pydqn.training.async_trainer import AsyncTrainer
+from pydqn.training.config import build_config
+from pydqn.training.evaluate import evaluate
 
-SMALL = {"total_steps": 3_000, "learning_starts": 500, "log_interval": 100, "device": "cpu",
-         "asynchronous": True, "eval_interval": 0}
+SMALL = {
+    "total_steps": 3_000,
+    "learning_starts": 500,
+    "log_interval": 100,
+    "device": "cpu",
+    "asynchronous": True,
+    "eval_interval": 0,
+}
 
 
 def read_csv(path):
@@ -26,13 +32,16 @@ def pydqn_threads():
     return [t for t in threading.enumerate() if t.name.startswith("pydqn-") and t.is_alive()]
 
 
-@pytest.mark.parametrize("num_envs,train_frequency,presets", [
-    (1, 2, ["cartpole"]), (4, 1, ["cartpole"]),
-    (1, 2, ["cartpole", "rainbow-lite"]),  # the learner thread also updates priorities
-])
+@pytest.mark.parametrize(
+    "num_envs,train_frequency,presets",
+    [
+        (1, 2, ["cartpole"]),
+        (4, 1, ["cartpole"]),
+        (1, 2, ["cartpole", "rainbow-lite"]),  # the learner thread also updates priorities
+    ],
+)
 def test_replay_ratio_holds_within_the_window_all_along(tmp_path, num_envs, train_frequency, presets):
-    config = build_config(presets, {**SMALL, "num_envs": num_envs,
-                                    "train_frequency": train_frequency})
+    config = build_config(presets, {**SMALL, "num_envs": num_envs, "train_frequency": train_frequency})
     result = train(config, tmp_path)
     owed = (config.total_steps - config.learning_starts) / train_frequency
     assert result.updates == int(owed)  # the learner catches up at the end, never overshoots
@@ -66,6 +75,7 @@ def test_a_fault_in_the_env_stops_both_threads_with_the_original_exception(tmp_p
             if calls[0] == 700:
                 raise RuntimeError("injected fault in env.step")
             return step(actions)
+
         trainer.env.step = failing_step
 
     assert "failing_step" in run_with_fault(tmp_path, inject)  # the thread's own traceback
@@ -79,6 +89,7 @@ def test_a_fault_in_the_learner_stops_both_threads_with_the_original_exception(t
             if trainer.learner.updates == 50:
                 raise RuntimeError("injected fault in the update")
             return update(batch)
+
         trainer.learner.update = failing_update
 
     assert "failing_update" in run_with_fault(tmp_path, inject)
@@ -90,6 +101,7 @@ def test_resume_continues_an_async_run(tmp_path):
     assert first["learner"]["updates"] == (1_000 - 500) // 2
     extended = first["config"].replace("total_steps = 1000", "total_steps = 1600")
     import torch
+
     torch.save({**first, "config": extended}, tmp_path / CHECKPOINT)
     result = train(None, tmp_path, resume=True)
     assert result.steps == 1_600 and result.updates == first["learner"]["updates"] + 600 // 2
@@ -98,6 +110,8 @@ def test_resume_continues_an_async_run(tmp_path):
 @pytest.mark.slow
 def test_async_cartpole_learns_clearly_above_random(tmp_path):
     """The synchronous trainer's CI bar: a small budget beats random play (~22) by far."""
-    train(build_config("cartpole", {"total_steps": 25_000, "device": "cpu", "seed": 3,
-                                    "asynchronous": True}), tmp_path)
+    train(
+        build_config("cartpole", {"total_steps": 25_000, "device": "cpu", "seed": 3, "asynchronous": True}),
+        tmp_path,
+    )
     assert evaluate(tmp_path, episodes=20).mean() > 100

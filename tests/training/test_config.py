@@ -15,7 +15,7 @@ def test_presets_resolve_and_round_trip_through_toml(tmp_path, preset):
 
 def test_layers_apply_in_order(tmp_path):
     path = tmp_path / "run.toml"
-    path.write_text('batch_size = 64\n[learner]\nlearning_rate = 0.001\n')
+    path.write_text("batch_size = 64\n[learner]\nlearning_rate = 0.001\n")
     config = build_config("cartpole", {"seed": 7, "learner": {"double": False}}, toml_path=path)
     assert (config.env_id, config.batch_size, config.seed) == ("CartPole-v1", 64, 7)
     assert config.learner.learning_rate == 0.001 and config.learner.double is False
@@ -24,17 +24,20 @@ def test_layers_apply_in_order(tmp_path):
     assert TrainConfig().learner.double is True
 
 
-@pytest.mark.parametrize("overrides,message", [
-    ({"batch_sise": 3}, "batch_sise: unknown setting"),
-    ({"learner": {"lr": 1}}, "learner.lr: unknown setting"),
-    ({"num_envs": 0}, "num_envs: expected a positive integer, got 0"),
-    ({"epsilon_end": 1.5}, "epsilon_end: expected a value in [0, 1]"),
-    ({"dueling": "yes"}, "dueling: expected true or false"),
-    ({"batch_size": "many"}, "batch_size: expected an integer, got 'many'"),
-    ({"learning_starts": 10, "batch_size": 32}, "learning_starts: expected at least batch_size=32"),
-    ({"priority_alpha": 1.5}, "priority_alpha: expected a value in [0, 1], got 1.5"),
-    ({"priority_epsilon": 0.0}, "priority_epsilon: expected a value > 0"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"batch_sise": 3}, "batch_sise: unknown setting"),
+        ({"learner": {"lr": 1}}, "learner.lr: unknown setting"),
+        ({"num_envs": 0}, "num_envs: expected a positive integer, got 0"),
+        ({"epsilon_end": 1.5}, "epsilon_end: expected a value in [0, 1]"),
+        ({"dueling": "yes"}, "dueling: expected true or false"),
+        ({"batch_size": "many"}, "batch_size: expected an integer, got 'many'"),
+        ({"learning_starts": 10, "batch_size": 32}, "learning_starts: expected at least batch_size=32"),
+        ({"priority_alpha": 1.5}, "priority_alpha: expected a value in [0, 1], got 1.5"),
+        ({"priority_epsilon": 0.0}, "priority_epsilon: expected a value > 0"),
+    ],
+)
 def test_bad_settings_name_the_setting(overrides, message):
     with pytest.raises(ValueError) as info:
         build_config(overrides=overrides)

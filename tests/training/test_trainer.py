@@ -1,33 +1,61 @@
 """The training loop end to end on CartPole: files, checkpoints, resume, evaluation, CLI errors."""
 
 import csv
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from cli_helpers import run_pydqn
 
-from pydqn.runs.checkpoint import CheckpointError, load_checkpoint
+from pydqn import ReplayBuffer
 from pydqn.cli import main
-from pydqn.training.config import build_config
+from pydqn.runs.checkpoint import CheckpointError, load_checkpoint
 from pydqn.runs.layout import BEST, CHECKPOINT
-from pydqn.training.evaluate import checkpoint_to_evaluate, evaluate
 from pydqn.training import Trainer, train
+from pydqn.training.config import build_config
+from pydqn.training.evaluate import checkpoint_to_evaluate, evaluate
+
 
 def read_csv(path):
     with open(path, newline="") as file:
         return list(csv.DictReader(file))
 
 
-SMALL = {"total_steps": 2_000, "learning_starts": 500, "checkpoint_interval": 1_000,
-         "log_interval": 500, "device": "cpu"}
+SMALL = {
+    "total_steps": 2_000,
+    "learning_starts": 500,
+    "checkpoint_interval": 1_000,
+    "log_interval": 500,
+    "device": "cpu",
+}
 
 
 def test_cli_train_writes_config_logs_and_checkpoint(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "--preset", "cartpole", "--total-steps", "2000", "--learning-starts", "500",
-                 "--log-interval", "500", "--no-double", "--seed", "0", "--eval-interval", "0",
-                 "--run-dir", str(run)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "cartpole",
+                "--total-steps",
+                "2000",
+                "--learning-starts",
+                "500",
+                "--log-interval",
+                "500",
+                "--no-double",
+                "--seed",
+                "0",
+                "--eval-interval",
+                "0",
+                "--run-dir",
+                str(run),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "trained 2,000 env steps" in out and "best periodic evaluation" not in out
     assert 'env_id = "CartPole-v1"' in (run / "config.toml").read_text()
@@ -46,8 +74,26 @@ def test_cli_train_writes_config_logs_and_checkpoint(tmp_path, capsys):
 
 def test_cli_train_points_to_the_best_policy(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "--preset", "cartpole", "--total-steps", "1000", "--learning-starts", "500",
-                 "--eval-interval", "500", "--eval-episodes", "2", "--run-dir", str(run)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "cartpole",
+                "--total-steps",
+                "1000",
+                "--learning-starts",
+                "500",
+                "--eval-interval",
+                "500",
+                "--eval-episodes",
+                "2",
+                "--run-dir",
+                str(run),
+            ]
+        )
+        == 0
+    )
     assert f"kept as {run / 'best.pt'}; `pydqn evaluate {run}` plays it" in capsys.readouterr().out
     assert (run / "best.pt").is_file()
 
@@ -121,13 +167,16 @@ def test_truncated_or_foreign_checkpoints_get_clear_errors(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["train", "--batch-size", "-1"], "argument --batch-size: expected an integer >= 0, got '-1'"),
-    (["train", "--batch-size", "0"], "batch_size: expected a positive integer, got 0"),
-    (["train", "--loss", "l1"], "argument --loss: invalid choice: 'l1'"),
-    (["train", "--preset", "cartpole", "--epsilon-end", "2"], "epsilon_end: expected a value in [0, 1]"),
-    (["train", "--resume", "/nonexistent"], "checkpoint: /nonexistent/checkpoint.pt does not exist"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["train", "--batch-size", "-1"], "argument --batch-size: expected an integer >= 0, got '-1'"),
+        (["train", "--batch-size", "0"], "batch_size: expected a positive integer, got 0"),
+        (["train", "--loss", "l1"], "argument --loss: invalid choice: 'l1'"),
+        (["train", "--preset", "cartpole", "--epsilon-end", "2"], "epsilon_end: expected a value in [0, 1]"),
+        (["train", "--resume", "/nonexistent"], "checkpoint: /nonexistent/checkpoint.pt does not exist"),
+    ],
+)
 def test_bad_train_command_lines_are_usage_errors(argv, message):
     result = run_pydqn(*argv)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
@@ -142,8 +191,11 @@ def test_cartpole_learns_clearly_above_random(tmp_path):
 
 
 def assert_same_learner(a, b):
-    for x, y in zip([*a.online.parameters(), *a.target.parameters()],
-                    [*b.online.parameters(), *b.target.parameters()]):
+    for x, y in zip(
+        [*a.online.parameters(), *a.target.parameters()],
+        [*b.online.parameters(), *b.target.parameters()],
+        strict=True,
+    ):
         assert torch.equal(x, y)
 
 
@@ -205,9 +257,28 @@ def test_ctrl_c_writes_a_final_checkpoint_and_exits_cleanly(tmp_path, trainer):
 
     run = tmp_path / "run"
     process = subprocess.Popen(
-        [sys.executable, "-m", "pydqn", "train", "--preset", "cartpole", "--total-steps", "1000000",
-         "--learning-starts", "500", "--eval-interval", "0", "--run-dir", str(run), *trainer],
-        cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "pydqn",
+            "train",
+            "--preset",
+            "cartpole",
+            "--total-steps",
+            "1000000",
+            "--learning-starts",
+            "500",
+            "--eval-interval",
+            "0",
+            "--run-dir",
+            str(run),
+            *trainer,
+        ],
+        cwd="/",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not (run / "episodes.csv").exists() or len(read_csv(run / "episodes.csv")) < 20:
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
@@ -223,15 +294,20 @@ def test_ctrl_c_writes_a_final_checkpoint_and_exits_cleanly(tmp_path, trainer):
 def test_prioritized_learning_feeds_abs_td_errors_back_as_priorities(tmp_path):
     from pydqn.training.phase_clock import PhaseClock
 
-    config = build_config("cartpole", {**SMALL, "total_steps": 600, "eval_interval": 0,
-                                       "prioritized": True, "priority_epsilon": 0.01})
+    config = build_config(
+        "cartpole",
+        {**SMALL, "total_steps": 600, "eval_interval": 0, "prioritized": True, "priority_epsilon": 0.01},
+    )
     trainer = Trainer(config, tmp_path / "run")
     try:
         trainer.run()
-        seen = {}
-        sample, update = trainer.buffer.sample, trainer.buffer.update_priorities
-        trainer.buffer.sample = lambda size, beta: seen.setdefault("batch", sample(size, beta=seen.setdefault("beta", beta)))
-        trainer.buffer.update_priorities = lambda ids, p: seen.setdefault("update", (ids, p)) and update(ids, p)
+        seen: dict[str, Any] = {}
+        buffer: Any = trainer.buffer  # its methods are wrapped to record the calls
+        sample, update = buffer.sample, buffer.update_priorities
+        buffer.sample = lambda size, beta: seen.setdefault(
+            "batch", sample(size, beta=seen.setdefault("beta", beta))
+        )
+        buffer.update_priorities = lambda ids, p: seen.setdefault("update", (ids, p)) and update(ids, p)
         trainer.step = 150  # beta anneals linearly from 0.4 at step 0 to 1 at total_steps
         trainer.learn(PhaseClock())
         assert seen["beta"] == pytest.approx(0.4 + 0.6 * 150 / 600)
@@ -240,7 +316,7 @@ def test_prioritized_learning_feeds_abs_td_errors_back_as_priorities(tmp_path):
         td = trainer.metrics["td_error"].double()
         assert torch.allclose(priorities, td.abs() + 0.01)
         # The buffer holds them (as p^alpha); where an id repeats in the batch, its last one.
-        state = trainer.buffer.state_dict()
+        state = buffer.state_dict()
         oldest = state["added"] - len(state["priorities"])
         last = {int(i): row for row, i in enumerate(ids)}
         leaves = state["priorities"][[i - oldest for i in last]]
@@ -253,12 +329,36 @@ def test_prioritized_learning_feeds_abs_td_errors_back_as_priorities(tmp_path):
 @pytest.mark.parametrize("replay", ["cpp", "python"])
 def test_rainbow_lite_stacks_on_the_cartpole_preset_and_runs(tmp_path, capsys, replay):
     run = tmp_path / "run"
-    assert main(["train", "--preset", "cartpole", "rainbow-lite", "--total-steps", "800",
-                 "--learning-starts", "500", "--eval-interval", "0", "--replay", replay,
-                 "--run-dir", str(run)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "cartpole",
+                "rainbow-lite",
+                "--total-steps",
+                "800",
+                "--learning-starts",
+                "500",
+                "--eval-interval",
+                "0",
+                "--replay",
+                replay,
+                "--run-dir",
+                str(run),
+            ]
+        )
+        == 0
+    )
     saved = (run / "config.toml").read_text()
-    for line in ('env_id = "CartPole-v1"', "dueling = true", "n_step = 3", "prioritized = true",
-                 "priority_alpha = 0.5", "double = true"):
+    for line in (
+        'env_id = "CartPole-v1"',
+        "dueling = true",
+        "n_step = 3",
+        "prioritized = true",
+        "priority_alpha = 0.5",
+        "double = true",
+    ):
         assert line in saved
     assert "trained 800 env steps" in capsys.readouterr().out
 
@@ -266,10 +366,13 @@ def test_rainbow_lite_stacks_on_the_cartpole_preset_and_runs(tmp_path, capsys, r
 @pytest.mark.cuda
 @pytest.mark.parametrize("prioritized", [False, True])
 def test_training_on_a_gpu_keeps_the_replay_buffer_there(tmp_path, prioritized):
-    config = build_config("cartpole", {**SMALL, "total_steps": 1_200, "device": "cuda",
-                                       "save_buffer": True, "prioritized": prioritized})
+    config = build_config(
+        "cartpole",
+        {**SMALL, "total_steps": 1_200, "device": "cuda", "save_buffer": True, "prioritized": prioritized},
+    )
     trainer = Trainer(config, tmp_path / "run")
     try:
+        assert isinstance(trainer.buffer, ReplayBuffer)
         assert (trainer.buffer.device.type, trainer.buffer.sampler) == ("cuda", "kernel")
         trainer.run()
         assert trainer.learner.updates > 0 and trainer.buffer.sample(8).obs.is_cuda
