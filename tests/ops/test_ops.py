@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 import torch
 from devices import DEVICES
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 from pydqn.ops import q_td_loss, reference, stack_gather, td_target
 
@@ -65,80 +66,96 @@ def test_loss_td_errors_and_gradients_by_hand(kind, loss, grad):
     assert q.grad is not None and torch.allclose(q.grad, expected)  # only the taken actions get gradient
 
 
-@pytest.mark.parametrize(
-    "call,error,message",
-    [
-        (
-            lambda: td_target(NEXT_Q_TARGET, REWARD[:2], 0.99, TERMINATED),
-            ValueError,
-            "reward: expected shape (3,)",
-        ),
-        (
-            lambda: td_target(NEXT_Q_TARGET, REWARD, 0.99, TERMINATED.float()),
-            TypeError,
-            "terminated: expected torch.bool",
-        ),
-        (
-            lambda: td_target(NEXT_Q_TARGET, REWARD, 0.99, TERMINATED, NEXT_Q_ONLINE[:, :1]),
-            ValueError,
-            "next_q_online",
-        ),
-        (
-            lambda: q_td_loss(torch.zeros(3, 2), ACTION.int(), TARGET),
-            TypeError,
-            "action: expected torch.int64",
-        ),
-        (
-            lambda: q_td_loss(torch.zeros(3, 2), ACTION, TARGET, "l1"),  # type: ignore[arg-type]
-            ValueError,
-            "kind: expected 'huber' or 'mse'",
-        ),
-        (
-            lambda: q_td_loss(torch.zeros(3, 2), torch.tensor([0, 2, 1]), TARGET),
-            IndexError,
-            "action: expected values in [0, 2), got 2 at row 1",
-        ),
-        (
-            lambda: q_td_loss(torch.zeros(3, 2), ACTION, TARGET.double()),
-            TypeError,
-            "target: expected Float like q, got Double",
-        ),
-        (
-            lambda: q_td_loss(torch.zeros(3, 2), ACTION, TARGET, weights=torch.ones(2)),
-            ValueError,
-            "weights: expected shape (3,)",
-        ),
-        (
-            lambda: td_target(NEXT_Q_TARGET, REWARD, torch.ones(2), TERMINATED),
-            ValueError,
-            "discount: expected one value or shape (3,)",
-        ),
-        (
-            lambda: td_target(NEXT_Q_TARGET.numpy(), REWARD, 0.99, TERMINATED),  # type: ignore[arg-type]
-            TypeError,
-            "next_q_target: expected a torch.Tensor, got ndarray",
-        ),
-        (
-            lambda: stack_gather(torch.zeros(4, 2), torch.tensor([[0, 4]])),
-            IndexError,
-            "frame_index: expected values in [0, 4), got 4 at flat position 1",
-        ),
-        (
-            lambda: stack_gather(torch.zeros(4, 2), torch.tensor([0, 1])),
-            ValueError,
-            "frame_index: expected shape (B, k)",
-        ),
-        (
-            lambda: stack_gather(torch.zeros(4, 2), torch.tensor([[0, 1]], dtype=torch.int32)),
-            TypeError,
-            "frame_index: expected torch.int64",
-        ),
-    ],
-)
+BAD_ARGUMENTS = [
+    (
+        lambda: td_target(NEXT_Q_TARGET, REWARD[:2], 0.99, TERMINATED),
+        ValueError,
+        "reward: expected shape (3,)",
+    ),
+    (
+        lambda: td_target(NEXT_Q_TARGET, REWARD, 0.99, TERMINATED.float()),
+        TypeError,
+        "terminated: expected torch.bool",
+    ),
+    (
+        lambda: td_target(NEXT_Q_TARGET, REWARD, 0.99, TERMINATED, NEXT_Q_ONLINE[:, :1]),
+        ValueError,
+        "next_q_online",
+    ),
+    (
+        lambda: q_td_loss(torch.zeros(3, 2), ACTION.int(), TARGET),
+        TypeError,
+        "action: expected torch.int64",
+    ),
+    (
+        lambda: q_td_loss(torch.zeros(3, 2), ACTION, TARGET, "l1"),  # type: ignore[arg-type]
+        ValueError,
+        "kind: expected 'huber' or 'mse'",
+    ),
+    (
+        lambda: q_td_loss(torch.zeros(3, 2), torch.tensor([0, 2, 1]), TARGET),
+        IndexError,
+        "action: expected values in [0, 2), got 2 at row 1",
+    ),
+    (
+        lambda: q_td_loss(torch.zeros(3, 2), ACTION, TARGET.double()),
+        TypeError,
+        "target: expected Float like q, got Double",
+    ),
+    (
+        lambda: q_td_loss(torch.zeros(3, 2), ACTION, TARGET, weights=torch.ones(2)),
+        ValueError,
+        "weights: expected shape (3,)",
+    ),
+    (
+        lambda: td_target(NEXT_Q_TARGET, REWARD, torch.ones(2), TERMINATED),
+        ValueError,
+        "discount: expected one value or shape (3,)",
+    ),
+    (
+        lambda: td_target(NEXT_Q_TARGET.numpy(), REWARD, 0.99, TERMINATED),  # type: ignore[arg-type]
+        TypeError,
+        "next_q_target: expected a torch.Tensor, got ndarray",
+    ),
+    (
+        lambda: stack_gather(torch.zeros(4, 2), torch.tensor([[0, 4]])),
+        IndexError,
+        "frame_index: expected values in [0, 4), got 4 at flat position 1",
+    ),
+    (
+        lambda: stack_gather(torch.zeros(4, 2), torch.tensor([0, 1])),
+        ValueError,
+        "frame_index: expected shape (B, k)",
+    ),
+    (
+        lambda: stack_gather(torch.zeros(4, 2), torch.tensor([[0, 1]], dtype=torch.int32)),
+        TypeError,
+        "frame_index: expected torch.int64",
+    ),
+]
+
+
+@pytest.mark.parametrize("call,error,message", BAD_ARGUMENTS)
 def test_bad_arguments(call, error, message):
     with pytest.raises(error) as info:
         call()
     assert message in str(info.value)
+
+
+# The kernels' contracts: not what only the data shows (an index out of range), which a fake cannot
+# check, nor the Python wrappers' own refusal of non-tensors.
+SHAPE_AND_DTYPE_CASES = [
+    case for case in BAD_ARGUMENTS if case[1] is not IndexError and "expected a torch.Tensor" not in case[2]
+]
+
+
+@pytest.mark.parametrize("call,error,message", SHAPE_AND_DTYPE_CASES)
+def test_the_fakes_refuse_what_the_kernels_refuse(call, error, message):
+    """Traced (fake) tensors meet the same contract: the same error type, naming the argument."""
+    argument = message.split(":")[0]
+    with FakeTensorMode(allow_non_fake_inputs=True), pytest.raises(error) as info:
+        call()
+    assert str(info.value).startswith(f"{argument}:") or f"{argument}: " in str(info.value)
 
 
 def q_values(batch, actions, device, dtype=torch.float64, seed=0):
