@@ -26,21 +26,49 @@ std::optional<at::ScalarType> dtype_of(PyArrayObject* array) {
   if (!PyArray_ISNOTSWAPPED(array)) return std::nullopt;
   std::optional<at::ScalarType> dtype;
   switch (PyArray_TYPE(array)) {
-    case NPY_BOOL: dtype = at::kBool; break;
-    case NPY_BYTE: dtype = at::kChar; break;
-    case NPY_UBYTE: dtype = at::kByte; break;
-    case NPY_SHORT: dtype = at::kShort; break;
-    case NPY_INT: dtype = at::kInt; break;
-    case NPY_LONG: case NPY_LONGLONG: dtype = at::kLong; break;
-    case NPY_USHORT: dtype = at::kUInt16; break;
-    case NPY_UINT: dtype = at::kUInt32; break;
-    case NPY_ULONG: case NPY_ULONGLONG: dtype = at::kUInt64; break;  // rejected with its name
-    case NPY_HALF: dtype = at::kHalf; break;
-    case NPY_FLOAT: dtype = at::kFloat; break;
-    case NPY_DOUBLE: dtype = at::kDouble; break;
-    default: return std::nullopt;
+    case NPY_BOOL:
+      dtype = at::kBool;
+      break;
+    case NPY_BYTE:
+      dtype = at::kChar;
+      break;
+    case NPY_UBYTE:
+      dtype = at::kByte;
+      break;
+    case NPY_SHORT:
+      dtype = at::kShort;
+      break;
+    case NPY_INT:
+      dtype = at::kInt;
+      break;
+    case NPY_LONG:
+    case NPY_LONGLONG:
+      dtype = at::kLong;
+      break;
+    case NPY_USHORT:
+      dtype = at::kUInt16;
+      break;
+    case NPY_UINT:
+      dtype = at::kUInt32;
+      break;
+    case NPY_ULONG:
+    case NPY_ULONGLONG:
+      dtype = at::kUInt64;
+      break;  // rejected with its name
+    case NPY_HALF:
+      dtype = at::kHalf;
+      break;
+    case NPY_FLOAT:
+      dtype = at::kFloat;
+      break;
+    case NPY_DOUBLE:
+      dtype = at::kDouble;
+      break;
+    default:
+      return std::nullopt;
   }
-  if (static_cast<npy_intp>(c10::elementSize(*dtype)) != PyArray_ITEMSIZE(array)) return std::nullopt;
+  if (static_cast<npy_intp>(c10::elementSize(*dtype)) != PyArray_ITEMSIZE(array))
+    return std::nullopt;
   return dtype;
 }
 
@@ -86,8 +114,8 @@ class HostArgs {
 
  private:
   pydqn::HostArray from_tensor(at::Tensor tensor, const char* name) {
-    TORCH_CHECK_TYPE(tensor.layout() == at::kStrided, name, ": expected a dense tensor, got layout ",
-                     tensor.layout());
+    TORCH_CHECK_TYPE(tensor.layout() == at::kStrided, name,
+                     ": expected a dense tensor, got layout ", tensor.layout());
     if (!tensor.device().is_cpu()) tensor = tensor.cpu();
     tensor = tensor.contiguous().resolve_conj().resolve_neg();
     tensors_.push_back(tensor);
@@ -356,22 +384,21 @@ PYBIND11_MODULE(_C, m) {
             return to_tuple(batch);
           },
           py::arg("indices"))
-      .def(
-          "save_state",
-          [](const ReplayBuffer& self) {
-            pydqn::ReplayState state;
-            {
-              py::gil_scoped_release nogil;
-              state = self.save_state();
-            }
-            py::dict dict;
-            for (const auto& [key, member] : kStateTensors) dict[key] = or_none(state.*member);
-            dict["added"] = state.added;
-            dict["max_priority"] = state.max_priority;
-            dict["rng_seed"] = state.rng_seed;
-            dict["rng_draws"] = state.rng_draws;
-            return dict;
-          })
+      .def("save_state",
+           [](const ReplayBuffer& self) {
+             pydqn::ReplayState state;
+             {
+               py::gil_scoped_release nogil;
+               state = self.save_state();
+             }
+             py::dict dict;
+             for (const auto& [key, member] : kStateTensors) dict[key] = or_none(state.*member);
+             dict["added"] = state.added;
+             dict["max_priority"] = state.max_priority;
+             dict["rng_seed"] = state.rng_seed;
+             dict["rng_draws"] = state.rng_draws;
+             return dict;
+           })
       .def(
           "load_state",
           [](ReplayBuffer& self, const py::dict& saved) {

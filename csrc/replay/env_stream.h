@@ -41,9 +41,9 @@ struct EnvStream {
   }
   void drop() { holder_.store(kFree, std::memory_order_release); }
 
-  bool in_episode = false;    // the next obs must equal the frames in `stack`
-  int64_t episode_step = 0;   // transitions added in the current episode
-  int64_t transitions = 0;    // transitions added over the stream's lifetime
+  bool in_episode = false;        // the next obs must equal the frames in `stack`
+  int64_t episode_step = 0;       // transitions added in the current episode
+  int64_t transitions = 0;        // transitions added over the stream's lifetime
   int32_t stack[kMaxFrameStack];  // frame ids of the last next_obs, oldest first
   // n > 1: the episode's transitions whose n-step windows are still open, oldest first (at most
   // n - 1 between adds; reserved at construction so that adding never allocates after a claim).

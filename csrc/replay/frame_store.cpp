@@ -79,7 +79,8 @@ void FrameStore::release(int32_t chunk) {
   const int32_t before = refcounts_[chunk].fetch_sub(1, std::memory_order_acq_rel);
   if (before < 1) {
     // Runs after slots are claimed, where an exception would leave writers waiting forever.
-    std::fprintf(stderr, "pydqn: frame chunk %d released more often than retained (a bug)\n", chunk);
+    std::fprintf(stderr, "pydqn: frame chunk %d released more often than retained (a bug)\n",
+                 chunk);
     std::abort();
   }
   if (before != 1) return;

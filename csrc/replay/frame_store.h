@@ -31,7 +31,8 @@ constexpr int32_t kMaxFrameStack = 32;
 // frame() must not be called.
 class FrameStore {
  public:
-  FrameStore(int64_t frame_bytes, int32_t chunk_frames, int32_t max_chunks, bool holds_bytes = true);
+  FrameStore(int64_t frame_bytes, int32_t chunk_frames, int32_t max_chunks,
+             bool holds_bytes = true);
   ~FrameStore();
   FrameStore(const FrameStore&) = delete;
   FrameStore& operator=(const FrameStore&) = delete;
@@ -81,7 +82,7 @@ class FrameStore {
   std::unique_ptr<std::atomic<std::byte*>[]> chunks_;
   std::unique_ptr<std::atomic<int32_t>[]> refcounts_;
   std::unique_ptr<std::atomic<int32_t>[]> next_free_;  // free-list links, chunk + 1 (0 = end)
-  std::atomic<uint64_t> free_head_{0};                  // (tag << 32) | (chunk + 1)
+  std::atomic<uint64_t> free_head_{0};                 // (tag << 32) | (chunk + 1)
   std::atomic<int32_t> allocated_{0};
 };
 

@@ -30,20 +30,34 @@ std::string shape_text(c10::IntArrayRef shape) {
 // Python's spelling of a dtype, as users wrote it.
 std::string dtype_text(at::ScalarType dtype) {
   switch (dtype) {
-    case at::kByte: return "torch.uint8";
-    case at::kChar: return "torch.int8";
-    case at::kShort: return "torch.int16";
-    case at::kInt: return "torch.int32";
-    case at::kLong: return "torch.int64";
-    case at::kUInt16: return "torch.uint16";
-    case at::kUInt32: return "torch.uint32";
-    case at::kUInt64: return "torch.uint64";
-    case at::kHalf: return "torch.float16";
-    case at::kBFloat16: return "torch.bfloat16";
-    case at::kFloat: return "torch.float32";
-    case at::kDouble: return "torch.float64";
-    case at::kBool: return "torch.bool";
-    default: return c10::toString(dtype);
+    case at::kByte:
+      return "torch.uint8";
+    case at::kChar:
+      return "torch.int8";
+    case at::kShort:
+      return "torch.int16";
+    case at::kInt:
+      return "torch.int32";
+    case at::kLong:
+      return "torch.int64";
+    case at::kUInt16:
+      return "torch.uint16";
+    case at::kUInt32:
+      return "torch.uint32";
+    case at::kUInt64:
+      return "torch.uint64";
+    case at::kHalf:
+      return "torch.float16";
+    case at::kBFloat16:
+      return "torch.bfloat16";
+    case at::kFloat:
+      return "torch.float32";
+    case at::kDouble:
+      return "torch.float64";
+    case at::kBool:
+      return "torch.bool";
+    default:
+      return c10::toString(dtype);
   }
 }
 
@@ -63,8 +77,9 @@ int64_t frame_bytes_of(const std::vector<int64_t>& obs_shape, at::ScalarType dty
   int64_t elements = 1;
   for (int64_t d : obs_shape) {
     TORCH_CHECK_VALUE(d >= 1, "obs_shape: expected positive sizes, got ", shape_text(obs_shape));
-    TORCH_CHECK_VALUE(!__builtin_mul_overflow(elements, d, &elements) && elements <= (int64_t{1} << 40),
-                      "obs_shape: ", shape_text(obs_shape), " holds more than 2^40 elements");
+    TORCH_CHECK_VALUE(
+        !__builtin_mul_overflow(elements, d, &elements) && elements <= (int64_t{1} << 40),
+        "obs_shape: ", shape_text(obs_shape), " holds more than 2^40 elements");
   }
   if (frame_stack > 1) {
     TORCH_CHECK_VALUE(!obs_shape.empty() && obs_shape[0] == frame_stack,
@@ -148,8 +163,7 @@ at::Tensor empty_cpu(c10::IntArrayRef sizes, at::ScalarType dtype) {
 ReplayBuffer::ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape,
                            at::ScalarType obs_dtype, int64_t frame_stack, int64_t num_envs,
                            std::optional<uint64_t> seed, int64_t n_step, double gamma,
-                           bool prioritized, double alpha,
-                           std::optional<c10::Device> sample_device)
+                           bool prioritized, double alpha, std::optional<c10::Device> sample_device)
     : obs_shape_(std::move(obs_shape)),
       obs_dtype_(obs_dtype),
       frame_stack_(static_cast<int32_t>(frame_stack)),
@@ -162,13 +176,15 @@ ReplayBuffer::ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape,
               /*holds_bytes=*/!sample_device.has_value()),
       ring_(capacity, frame_stack_, n_step > 1),
       streams_(new EnvStream[num_envs]),
-      rng_(seed.has_value() ? *seed : (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}()),
+      rng_(seed.has_value() ? *seed
+                            : (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}()),
       obs_blocks_(std::make_shared<BlockPool>()) {
   TORCH_CHECK_VALUE(n_step >= 1 && n_step <= kMaxNStep, "n_step: expected 1..", kMaxNStep, ", got ",
                     n_step);
   TORCH_CHECK_VALUE(gamma >= 0.0 && gamma <= 1.0, "gamma: expected a value in [0, 1], got ", gamma);
   if (prioritized) {
-    TORCH_CHECK_VALUE(alpha >= 0.0 && alpha <= 1.0, "alpha: expected a value in [0, 1], got ", alpha);
+    TORCH_CHECK_VALUE(alpha >= 0.0 && alpha <= 1.0, "alpha: expected a value in [0, 1], got ",
+                      alpha);
     priorities_ = std::make_unique<Priorities>(capacity, alpha);
   }
   for (int64_t env = 0; env < num_envs; ++env) streams_[env].open_windows.reserve(n_step);
@@ -177,9 +193,10 @@ ReplayBuffer::ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape,
     // loaded ones stay open until evicted): with more slots than that, a full ring always holds
     // a sampleable transition, so a sampling kernel replayed in a CUDA graph always finds one.
     const int64_t open_windows = 2 * num_envs * (n_step - 1);
-    TORCH_CHECK_VALUE(capacity > open_windows, "capacity: a buffer that samples on ", *sample_device,
-                      " with num_envs=", num_envs, " and n_step=", n_step, " needs more than ",
-                      open_windows, " slots (2 * num_envs * (n_step - 1), the n-step windows that ",
+    TORCH_CHECK_VALUE(capacity > open_windows, "capacity: a buffer that samples on ",
+                      *sample_device, " with num_envs=", num_envs, " and n_step=", n_step,
+                      " needs more than ", open_windows,
+                      " slots (2 * num_envs * (n_step - 1), the n-step windows that ",
                       "can be open at once), got ", capacity);
     stacks_.resize(num_envs * frame_stack_ * frame_bytes_);
     mirror_ = std::make_unique<TransitionMirror>(*sample_device, capacity, frame_stack_,
@@ -193,7 +210,8 @@ int64_t ReplayBuffer::nbytes() const {
          static_cast<int64_t>(stacks_.size()) + device_nbytes();
 }
 
-// ---- add -----------------------------------------------------------------------------------------
+// ---- add
+// -----------------------------------------------------------------------------------------
 
 c10::SmallVector<int64_t, 16> ReplayBuffer::check_rows(const TransitionRows& in) const {
   c10::SmallVector<int64_t, 16> envs;
@@ -206,8 +224,8 @@ c10::SmallVector<int64_t, 16> ReplayBuffer::check_rows(const TransitionRows& in)
                       shape_text(ids.sizes()));
     for (int64_t r = 0; r < ids.shape[0]; ++r) {
       const int64_t env = ids.integer(r);
-      TORCH_CHECK_VALUE(env >= 0 && env < num_envs_, "env_ids: expected values in [0, ",
-                        num_envs_, "), got ", env, " at position ", r);
+      TORCH_CHECK_VALUE(env >= 0 && env < num_envs_, "env_ids: expected values in [0, ", num_envs_,
+                        "), got ", env, " at position ", r);
       envs.push_back(env);
     }
     c10::SmallVector<int64_t, 16> sorted(envs.begin(), envs.end());
@@ -231,8 +249,8 @@ c10::SmallVector<int64_t, 16> ReplayBuffer::check_rows(const TransitionRows& in)
   }
   TORCH_CHECK_TYPE(is_integer(in.action.dtype), "action: expected an integer dtype, got ",
                    dtype_text(in.action.dtype));
-  TORCH_CHECK_TYPE(is_real(in.reward.dtype),
-                   "reward: expected a real dtype, got ", dtype_text(in.reward.dtype));
+  TORCH_CHECK_TYPE(is_real(in.reward.dtype), "reward: expected a real dtype, got ",
+                   dtype_text(in.reward.dtype));
   TORCH_CHECK_TYPE(in.terminated.dtype == at::kBool, "terminated: expected torch.bool, got ",
                    dtype_text(in.terminated.dtype));
   TORCH_CHECK_TYPE(in.truncated.dtype == at::kBool, "truncated: expected torch.bool, got ",
@@ -287,8 +305,8 @@ void ReplayBuffer::report_discontinuity(const std::byte* obs, const std::byte* n
   }
   for (int32_t f = 0; f < frame_stack_ && stream.in_episode; ++f) {
     TORCH_CHECK_VALUE(
-        std::memcmp(obs + f * frame_bytes_, stack_frame(env, f), frame_bytes_) == 0,
-        "env ", env, ", episode step ", stream.episode_step, ": obs differs from the next_obs of ",
+        std::memcmp(obs + f * frame_bytes_, stack_frame(env, f), frame_bytes_) == 0, "env ", env,
+        ", episode step ", stream.episode_step, ": obs differs from the next_obs of ",
         "this env's previous transition (frame ", f, " of ", frame_stack_,
         "); an episode continues from its last next_obs, so mark the previous transition "
         "terminated or truncated to start a new one");
@@ -374,7 +392,8 @@ void ReplayBuffer::advance_windows(EnvStream& stream, int64_t seq, const Transit
   open.push_back({seq, record.reward});
   const bool episode_ended = record.flags != 0;
   // Windows that end here: the oldest when it now spans n transitions, all when the episode ended.
-  const size_t closing = episode_ended ? open.size() : (open.size() == static_cast<size_t>(n_step_) ? 1 : 0);
+  const size_t closing =
+      episode_ended ? open.size() : (open.size() == static_cast<size_t>(n_step_) ? 1 : 0);
   for (size_t w = 0; w < closing; ++w) {
     TransitionWindow window;
     std::copy(stream.stack, stream.stack + frame_stack_, window.next_ids);
@@ -464,7 +483,8 @@ void ReplayBuffer::refresh_mirror() {
   mirror_stale_ = false;
 }
 
-// ---- read ----------------------------------------------------------------------------------------
+// ---- read
+// ----------------------------------------------------------------------------------------
 
 bool ReplayBuffer::try_read(int64_t slot, const BatchPointers& out, int64_t row,
                             double* leaf) const {
@@ -486,8 +506,8 @@ bool ReplayBuffer::try_read(int64_t slot, const BatchPointers& out, int64_t row,
     // next_obs shares all but its newest frame with obs: copy those from the row just written,
     // which is in cache, and read only one more frame from the store.
     std::memcpy(next, obs + frame_bytes_, row_bytes - frame_bytes_);
-    copy_from_shared(next + row_bytes - frame_bytes_, frames_.frame(window.next_ids[frame_stack_ - 1]),
-                     frame_bytes_);
+    copy_from_shared(next + row_bytes - frame_bytes_,
+                     frames_.frame(window.next_ids[frame_stack_ - 1]), frame_bytes_);
   } else {
     for (int32_t f = 0; f < frame_stack_; ++f) {
       copy_from_shared(next + f * frame_bytes_, frames_.frame(window.next_ids[f]), frame_bytes_);
@@ -531,12 +551,18 @@ BatchTensors ReplayBuffer::empty_batch(int64_t batch_size, bool pooled) const {
 void ReplayBuffer::check_batch(const BatchTensors& out, int64_t batch_size) const {
   const auto obs_sizes = batched(batch_size, obs_shape_);
   const std::pair<const at::Tensor*, const char*> fields[] = {
-      {&out.obs, "obs"},     {&out.action, "action"},         {&out.reward, "reward"},
-      {&out.next_obs, "next_obs"}, {&out.terminated, "terminated"}, {&out.truncated, "truncated"},
-      {&out.discount, "discount"}, {&out.indices, "indices"},
-      {&out.transition_ids, "transition_ids"}, {&out.weights, "weights"}};
-  const at::ScalarType dtypes[] = {obs_dtype_, at::kLong, at::kFloat, obs_dtype_, at::kBool,
-                                   at::kBool,  at::kFloat, at::kLong, at::kLong, at::kFloat};
+      {&out.obs, "obs"},
+      {&out.action, "action"},
+      {&out.reward, "reward"},
+      {&out.next_obs, "next_obs"},
+      {&out.terminated, "terminated"},
+      {&out.truncated, "truncated"},
+      {&out.discount, "discount"},
+      {&out.indices, "indices"},
+      {&out.transition_ids, "transition_ids"},
+      {&out.weights, "weights"}};
+  const at::ScalarType dtypes[] = {obs_dtype_, at::kLong,  at::kFloat, obs_dtype_, at::kBool,
+                                   at::kBool,  at::kFloat, at::kLong,  at::kLong,  at::kFloat};
   for (size_t i = 0; i < std::size(fields); ++i) {
     const at::Tensor& t = *fields[i].first;
     const char* name = fields[i].second;
@@ -544,8 +570,8 @@ void ReplayBuffer::check_batch(const BatchTensors& out, int64_t batch_size) cons
                       name, ": expected a contiguous tensor on ", sample_device(), " (where the ",
                       "buffer samples), got ", t.defined() ? t.device().str() : "None",
                       t.defined() && !t.is_contiguous() ? " (not contiguous)" : "");
-    TORCH_CHECK_TYPE(t.scalar_type() == dtypes[i], "out.", name, ": expected dtype ", dtype_text(dtypes[i]),
-                     ", got ", dtype_text(t.scalar_type()));
+    TORCH_CHECK_TYPE(t.scalar_type() == dtypes[i], "out.", name, ": expected dtype ",
+                     dtype_text(dtypes[i]), ", got ", dtype_text(t.scalar_type()));
     const bool is_obs = i == 0 || i == 3;
     const std::vector<int64_t> want = is_obs ? obs_sizes : std::vector<int64_t>{batch_size};
     TORCH_CHECK_VALUE(t.sizes() == c10::IntArrayRef(want), "out.", name, ": expected shape ",
@@ -580,14 +606,16 @@ void ReplayBuffer::sample_into(const BatchTensors& out, std::optional<double> be
   refresh_mirror();
   check_batch(out, batch_size);
   TORCH_CHECK_VALUE(size() > 0, "cannot sample from an empty buffer: add transitions first");
-  TORCH_CHECK_VALUE(size() > incomplete_.load(std::memory_order_relaxed),
-                    "cannot sample yet: no stored transition has a complete ", n_step_,
-                    "-step window (one completes n_step transitions later, or at its episode's end)");
+  TORCH_CHECK_VALUE(
+      size() > incomplete_.load(std::memory_order_relaxed),
+      "cannot sample yet: no stored transition has a complete ", n_step_,
+      "-step window (one completes n_step transitions later, or at its episode's end)");
   if (mirror_ && !priorities_) return mirror_->sample_into(out);
   const uint64_t first_draw = rng_.reserve(batch_size);
   if (!priorities_) {
     const BatchPointers pointers(out);
-    for (int64_t row = 0; row < batch_size; ++row) sample_uniform_row(first_draw + row, pointers, row);
+    for (int64_t row = 0; row < batch_size; ++row)
+      sample_uniform_row(first_draw + row, pointers, row);
     return;
   }
   // Some stored transition is complete, so its leaf is positive; the trees may lag a concurrent
@@ -646,8 +674,8 @@ float ReplayBuffer::draw_prioritized(uint64_t draw, int64_t rows, int64_t row, d
   double width = total / static_cast<double>(rows);
   SpinWait spin;
   for (;;) {
-    const double mass = std::min(lower + width * CounterRng::unit(rng_.draw(draw)),
-                                 std::nextafter(total, 0.0));
+    const double mass =
+        std::min(lower + width * CounterRng::unit(rng_.draw(draw)), std::nextafter(total, 0.0));
     const int64_t slot = priorities_->find(mass);
     double leaf = 0.0;  // read with the transition: a writer that takes the slot sets its own
     if (slot < size() && priorities_->leaf(slot) > 0.0 && read(slot, &leaf) && leaf > 0.0) {
@@ -665,8 +693,8 @@ float ReplayBuffer::draw_prioritized(uint64_t draw, int64_t rows, int64_t row, d
 }
 
 BatchTensors ReplayBuffer::get(const at::Tensor& indices_in) {
-  TORCH_CHECK_TYPE(is_integer(indices_in.scalar_type()),
-                   "indices: expected integers, got ", dtype_text(indices_in.scalar_type()));
+  TORCH_CHECK_TYPE(is_integer(indices_in.scalar_type()), "indices: expected integers, got ",
+                   dtype_text(indices_in.scalar_type()));
   TORCH_CHECK_VALUE(indices_in.dim() == 1, "indices: expected a 1-D sequence, got shape ",
                     shape_text(indices_in.sizes()));
   const MirrorCall call(mirror_.get(), mirror_in_use_);
@@ -681,9 +709,10 @@ BatchTensors ReplayBuffer::get(const at::Tensor& indices_in) {
                       " transitions in slots [0, ", stored, ")");
   }
   auto check_complete = [&](int64_t row) {
-    TORCH_CHECK_VALUE(TransitionRing::phase_of(ring_.version(slots[row])) != TransitionRing::kCommitted,
-                      "indices: slot ", slots[row], " at position ", row, " holds a transition whose ",
-                      n_step_, "-step window is not complete yet");
+    TORCH_CHECK_VALUE(
+        TransitionRing::phase_of(ring_.version(slots[row])) != TransitionRing::kCommitted,
+        "indices: slot ", slots[row], " at position ", row, " holds a transition whose ", n_step_,
+        "-step window is not complete yet");
   };
   BatchTensors out = empty_batch(count, /*pooled=*/false);
   if (mirror_) {

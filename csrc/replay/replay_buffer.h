@@ -28,17 +28,18 @@ struct TransitionRows {
 
 // A buffer's stored transitions, compacted: what state_dict() saves and load_state_dict() reads.
 struct ReplayState {
-  at::Tensor frames;      // (F, frame bytes) uint8: every frame the transitions reference, once
-  at::Tensor frame_ids;   // (N, frame_stack + 1) int32 rows of `frames`: obs's, then next_obs's newest
-  at::Tensor action;      // (N,) int32
-  at::Tensor reward;      // (N,) float32
+  at::Tensor frames;  // (F, frame bytes) uint8: every frame the transitions reference, once
+  at::Tensor
+      frame_ids;      // (N, frame_stack + 1) int32 rows of `frames`: obs's, then next_obs's newest
+  at::Tensor action;  // (N,) int32
+  at::Tensor reward;  // (N,) float32
   at::Tensor terminated;  // (N,) bool
   at::Tensor truncated;   // (N,) bool
   int64_t added = 0;      // transitions ever added; the N stored are the last N, oldest first
   // n > 1 only (undefined otherwise): each transition's window, where `complete`; window_ids are
   // rows of `frames` like frame_ids.
-  at::Tensor complete;     // (N,) bool
-  at::Tensor window_ids;   // (N, frame_stack) int32
+  at::Tensor complete;                             // (N,) bool
+  at::Tensor window_ids;                           // (N, frame_stack) int32
   at::Tensor window_reward, window_discount;       // (N,) float32
   at::Tensor window_terminated, window_truncated;  // (N,) bool
   // prioritized only (undefined otherwise): each transition's p^alpha (0 where its window is open).
@@ -162,7 +163,7 @@ class ReplayBuffer {
   std::atomic<int64_t> incomplete_{0};
   std::unique_ptr<TransitionMirror> mirror_;  // with a sample_device only
   mutable std::atomic<bool> mirror_in_use_{false};
-  bool mirror_stale_ = false;  // read and written under a MirrorCall
+  bool mirror_stale_ = false;      // read and written under a MirrorCall
   std::vector<std::byte> stacks_;  // with a mirror: each stream's current stack, for the checks
 };
 

@@ -9,7 +9,8 @@ namespace pydqn {
 
 int64_t ReplayBuffer::update_priorities(const at::Tensor& transition_ids_in,
                                         const at::Tensor& priorities_in) {
-  TORCH_CHECK_VALUE(priorities_, "update_priorities: this buffer samples uniformly; construct it "
+  TORCH_CHECK_VALUE(priorities_,
+                    "update_priorities: this buffer samples uniformly; construct it "
                     "with prioritized=True");
   TORCH_CHECK_TYPE(at::isIntegralType(transition_ids_in.scalar_type(), /*includeBool=*/false),
                    "transition_ids: expected integers, got ", transition_ids_in.scalar_type());

@@ -78,7 +78,8 @@ ReplayState ReplayBuffer::save_state() const {
   std::unordered_map<int32_t, int32_t> row_of;  // frame id in the store -> row in `frames`
   std::vector<int32_t> frame_order;
   auto row = [&](int32_t frame_id) {
-    const auto [entry, is_new] = row_of.try_emplace(frame_id, static_cast<int32_t>(frame_order.size()));
+    const auto [entry, is_new] =
+        row_of.try_emplace(frame_id, static_cast<int32_t>(frame_order.size()));
     if (is_new) frame_order.push_back(frame_id);
     return entry->second;
   };
@@ -106,7 +107,8 @@ ReplayState ReplayBuffer::save_state() const {
       ring_.load_window(slot, record, window, gamma_);
       state.complete.mutable_data_ptr<bool>()[i] = true;
       for (int32_t f = 0; f < frame_stack_; ++f) {
-        state.window_ids.mutable_data_ptr<int32_t>()[i * frame_stack_ + f] = row(window.next_ids[f]);
+        state.window_ids.mutable_data_ptr<int32_t>()[i * frame_stack_ + f] =
+            row(window.next_ids[f]);
       }
       state.window_reward.mutable_data_ptr<float>()[i] = window.reward;
       state.window_discount.mutable_data_ptr<float>()[i] = window.discount;
@@ -155,7 +157,8 @@ void ReplayBuffer::load_state(const ReplayState& state) {
   if (priorities_) {
     check_field(state.priorities, "priorities", at::kDouble, {stored});
     TORCH_CHECK_VALUE(std::isfinite(state.max_priority) && state.max_priority > 0.0,
-                      "state['max_priority']: expected a finite value > 0, got ", state.max_priority);
+                      "state['max_priority']: expected a finite value > 0, got ",
+                      state.max_priority);
   }
   auto contiguous = [](const at::Tensor& t) { return t.defined() ? t.contiguous() : t; };
   const at::Tensor frames = state.frames.contiguous();
@@ -180,8 +183,9 @@ void ReplayBuffer::load_state(const ReplayState& state) {
   };
   check_rows_of_frames(frame_ids, "frame_ids");
   if (windows) check_rows_of_frames(window_ids, "window_ids");
-  for (const auto& [t, name] : {std::pair{&reward, "reward"}, std::pair{&window_reward, "window_reward"},
-                                std::pair{&window_discount, "window_discount"}}) {
+  for (const auto& [t, name] :
+       {std::pair{&reward, "reward"}, std::pair{&window_reward, "window_reward"},
+        std::pair{&window_discount, "window_discount"}}) {
     if (!t->defined()) continue;
     for (int64_t i = 0; i < stored; ++i) {
       TORCH_CHECK_VALUE(std::isfinite(t->const_data_ptr<float>()[i]), "state['", name,
@@ -215,7 +219,8 @@ void ReplayBuffer::load_state(const ReplayState& state) {
   for (int64_t r = 0; r < frame_count; ++r) {
     frame_id[r] = loader.new_frame(frames_);
     if (mirror_) {
-      sources.push_back({frame_id[r], reinterpret_cast<const std::byte*>(bytes + r * frame_bytes_)});
+      sources.push_back(
+          {frame_id[r], reinterpret_cast<const std::byte*>(bytes + r * frame_bytes_)});
     } else {
       copy_to_shared(frames_.frame(frame_id[r]), bytes + r * frame_bytes_, frame_bytes_);
     }
@@ -237,8 +242,8 @@ void ReplayBuffer::load_state(const ReplayState& state) {
     for (int32_t f = 0; f < ids; ++f) record.frame_ids[f] = frame_id[rows[i * ids + f]];
     record.action = action.const_data_ptr<int32_t>()[i];
     record.reward = reward.const_data_ptr<float>()[i];
-    record.flags = transition_flags(terminated.const_data_ptr<bool>()[i],
-                                    truncated.const_data_ptr<bool>()[i]);
+    record.flags =
+        transition_flags(terminated.const_data_ptr<bool>()[i], truncated.const_data_ptr<bool>()[i]);
     frames_.for_each_chunk(record.frame_ids, ids, [&](int32_t c) { frames_.retain(c); });
     const double leaf = priorities_ ? priorities.const_data_ptr<double>()[i] : 0.0;
     // Nothing samples before restore_claimed() below, so the leaves are set outside any hold.

@@ -129,9 +129,9 @@ class MirrorCall {
       : in_use_(mirror != nullptr ? &in_use : nullptr) {
     if (in_use_ == nullptr) return;
     TORCH_CHECK(!in_use_->exchange(true, std::memory_order_acquire),
-                      "a ReplayBuffer that samples on ", mirror->device(),
-                      " takes one call at a time: add(), sample(), get(), state_dict() and "
-                      "load_state_dict() overlapped from two threads");
+                "a ReplayBuffer that samples on ", mirror->device(),
+                " takes one call at a time: add(), sample(), get(), state_dict() and "
+                "load_state_dict() overlapped from two threads");
   }
   ~MirrorCall() {
     if (in_use_ != nullptr) in_use_->store(false, std::memory_order_release);
