@@ -71,4 +71,38 @@ struct EnvStream {
   c10::SmallVector<int32_t, kMaxFrameStack + 8> pins_;
 };
 
+// Holds the env streams an add() writes, so two threads never write one stream. Streams are taken
+// in ascending order, as a save or load takes all of them, so waiting on one never closes a cycle.
+// Throws (holding nothing) if another add() holds one of them.
+class StreamLease {
+ public:
+  StreamLease(EnvStream* streams, const int64_t* env_ids, int64_t count);
+  ~StreamLease() { release(); }
+  StreamLease(const StreamLease&) = delete;
+  StreamLease& operator=(const StreamLease&) = delete;
+
+ private:
+  void release();
+  EnvStream* streams_;
+  c10::SmallVector<int64_t, 16> held_;
+};
+
+// Holds every env stream, waiting for running add() calls to finish and holding off new ones, so
+// the ring and the frames stay still while the buffer is saved or loaded.
+class AllStreamsLease {
+ public:
+  AllStreamsLease(EnvStream* streams, int64_t count) : streams_(streams), count_(count) {
+    for (int64_t env = 0; env < count; ++env) streams[env].hold_for_snapshot();
+  }
+  ~AllStreamsLease() {
+    for (int64_t env = 0; env < count_; ++env) streams_[env].drop();
+  }
+  AllStreamsLease(const AllStreamsLease&) = delete;
+  AllStreamsLease& operator=(const AllStreamsLease&) = delete;
+
+ private:
+  EnvStream* streams_;
+  int64_t count_;
+};
+
 }  // namespace pydqn

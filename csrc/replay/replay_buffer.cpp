@@ -90,63 +90,6 @@ int64_t frame_bytes_of(const std::vector<int64_t>& obs_shape, at::ScalarType dty
   return elements * static_cast<int64_t>(c10::elementSize(dtype));
 }
 
-// Frames per chunk: a power of two of at least frame_stack + 1, shrunk for small rings so that
-// the partly filled chunks at each stream's two ends stay under ~0.4% of the stored frames.
-int32_t chunk_frames_for(int64_t capacity, int64_t frame_stack, int64_t num_envs) {
-  int32_t smallest = 1;
-  while (smallest < frame_stack + 1) smallest *= 2;
-  int32_t chunk = 64;
-  while (chunk > smallest && static_cast<int64_t>(chunk) * 512 * num_envs > capacity) chunk /= 2;
-  return std::max(chunk, smallest);
-}
-
-// Live frames are at most (k + 1) per live transition plus (k + 1) per stream that dead
-// transitions introduced and live ones still reference; each stream's live frames are one run of
-// its allocation order, covering at most two partial chunks, plus the chunk it is filling.
-constexpr int64_t kMaxNStep = 64;
-
-int64_t max_chunks_for(int64_t capacity, int64_t frame_stack, int64_t num_envs) {
-  TORCH_CHECK_VALUE(capacity >= 1, "capacity: expected at least 1, got ", capacity);
-  TORCH_CHECK_VALUE(num_envs >= 1 && num_envs <= (1 << 16), "num_envs: expected 1..65536, got ",
-                    num_envs);
-  TORCH_CHECK_VALUE(capacity < (int64_t{1} << 31), "capacity: ", capacity, " transitions of ",
-                    frame_stack + 1, " frames exceed the 2^31 frame ids");
-  const int64_t chunk = chunk_frames_for(capacity, frame_stack, num_envs);
-  const int64_t max_frames = (capacity + num_envs) * (frame_stack + 1);
-  const int64_t chunks = (max_frames + chunk - 1) / chunk + 4 * num_envs + 4;
-  TORCH_CHECK_VALUE(chunks * chunk < std::numeric_limits<int32_t>::max(), "capacity: ", capacity,
-                    " transitions of ", frame_stack + 1, " frames exceed the 2^31 frame ids");
-  return chunks;
-}
-
-// Holds the env streams an add() writes, so two threads never write one stream. Streams are taken
-// in ascending order, as a save or load takes all of them, so waiting on one never closes a cycle.
-class StreamLease {
- public:
-  StreamLease(EnvStream* streams, const int64_t* env_ids, int64_t count) : streams_(streams) {
-    c10::SmallVector<int64_t, 16> ascending(env_ids, env_ids + count);
-    std::sort(ascending.begin(), ascending.end());
-    for (const int64_t env : ascending) {
-      if (!streams[env].hold_for_add()) {
-        release();
-        TORCH_CHECK_VALUE(false, "env_ids: env ", env,
-                          " is being added to by another thread; concurrent add() calls must "
-                          "name disjoint env streams");
-      }
-      held_.push_back(env);
-    }
-  }
-  ~StreamLease() { release(); }
-
- private:
-  void release() {
-    for (int64_t env : held_) streams_[env].drop();
-    held_.clear();
-  }
-  EnvStream* streams_;
-  c10::SmallVector<int64_t, 16> held_;
-};
-
 void check_vector(const HostArray& a, const char* name, int64_t rows) {
   TORCH_CHECK_VALUE(a.dim() == 1 && a.shape[0] == rows, name, ": expected shape (", rows,
                     ",), one value per env row, got ", shape_text(a.sizes()));
@@ -171,9 +114,8 @@ ReplayBuffer::ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape,
       frame_bytes_(frame_bytes_of(obs_shape_, obs_dtype, frame_stack)),
       n_step_(static_cast<int32_t>(n_step)),
       gamma_(static_cast<float>(gamma)),
-      frames_(frame_bytes_, chunk_frames_for(capacity, frame_stack, num_envs),
-              static_cast<int32_t>(max_chunks_for(capacity, frame_stack, num_envs)),
-              /*holds_bytes=*/!sample_device.has_value()),
+      frames_(FrameStore::for_buffer(frame_bytes_, capacity, frame_stack, num_envs,
+                                     /*holds_bytes=*/!sample_device.has_value())),
       ring_(capacity, frame_stack_, n_step > 1),
       streams_(new EnvStream[num_envs]),
       rng_(seed.has_value() ? *seed

@@ -19,24 +19,6 @@
 namespace pydqn {
 namespace {
 
-// Holds every env stream, waiting for running add() calls to finish and holding off new ones, so
-// the ring and the frames stay still while the buffer is saved or loaded.
-class AllStreamsLease {
- public:
-  AllStreamsLease(EnvStream* streams, int64_t count) : streams_(streams), count_(count) {
-    for (int64_t env = 0; env < count; ++env) streams[env].hold_for_snapshot();
-  }
-  ~AllStreamsLease() {
-    for (int64_t env = 0; env < count_; ++env) streams_[env].drop();
-  }
-  AllStreamsLease(const AllStreamsLease&) = delete;
-  AllStreamsLease& operator=(const AllStreamsLease&) = delete;
-
- private:
-  EnvStream* streams_;
-  int64_t count_;
-};
-
 void check_field(const at::Tensor& t, const char* name, at::ScalarType dtype,
                  c10::IntArrayRef sizes) {
   TORCH_CHECK_VALUE(t.defined() && t.device().is_cpu(), "state['", name,
