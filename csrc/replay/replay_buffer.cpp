@@ -8,13 +8,14 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <numeric>
 #include <random>
 #include <sstream>
 #include <string>
 
-#include "replay/racy_copy.h"
-#include "replay/spin_wait.h"
+#include "replay/host_sampler.h"
+#include "replay/mirror_sampler.h"
+#include "replay/prioritized_draw.h"
+#include "replay/uniform_draw.h"
 
 namespace pydqn {
 namespace {
@@ -125,31 +126,24 @@ ReplayBuffer::ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape,
                     n_step);
   TORCH_CHECK_VALUE(gamma >= 0.0 && gamma <= 1.0, "gamma: expected a value in [0, 1], got ", gamma);
   if (prioritized) {
-    TORCH_CHECK_VALUE(alpha >= 0.0 && alpha <= 1.0, "alpha: expected a value in [0, 1], got ",
-                      alpha);
-    priorities_ = std::make_unique<Priorities>(capacity, alpha);
+    draw_ = std::make_unique<PrioritizedDraw>(capacity, alpha, rng_, ring_);
+  } else {
+    draw_ = std::make_unique<UniformDraw>(rng_, ring_);
   }
   for (int64_t env = 0; env < num_envs; ++env) streams_[env].open_windows.reserve(n_step);
+  const BufferParts parts{frames_,      ring_,        rng_,    *draw_,
+                          frame_stack_, frame_bytes_, n_step_, gamma_};
   if (sample_device.has_value()) {
-    // Open n-step windows number at most num_envs * (n - 1), twice that just after a load (the
-    // loaded ones stay open until evicted): with more slots than that, a full ring always holds
-    // a sampleable transition, so a sampling kernel replayed in a CUDA graph always finds one.
-    const int64_t open_windows = 2 * num_envs * (n_step - 1);
-    TORCH_CHECK_VALUE(capacity > open_windows, "capacity: a buffer that samples on ",
-                      *sample_device, " with num_envs=", num_envs, " and n_step=", n_step,
-                      " needs more than ", open_windows,
-                      " slots (2 * num_envs * (n_step - 1), the n-step windows that ",
-                      "can be open at once), got ", capacity);
-    stacks_.resize(num_envs * frame_stack_ * frame_bytes_);
-    mirror_ = std::make_unique<TransitionMirror>(*sample_device, capacity, frame_stack_,
-                                                 frame_bytes_, frames_, rng_.seed());
+    sampler_ =
+        std::make_unique<MirrorSampler>(parts, *sample_device, capacity, num_envs, rng_.seed());
+  } else {
+    sampler_ = std::make_unique<HostSampler>(parts);
   }
 }
 
 int64_t ReplayBuffer::nbytes() const {
   return frames_.nbytes() + ring_.nbytes() + num_envs_ * static_cast<int64_t>(sizeof(EnvStream)) +
-         obs_blocks_->cached_bytes() + (priorities_ ? priorities_->nbytes() : 0) +
-         static_cast<int64_t>(stacks_.size()) + device_nbytes();
+         obs_blocks_->cached_bytes() + draw_->nbytes() + sampler_->host_nbytes() + device_nbytes();
 }
 
 // ---- add
@@ -224,7 +218,7 @@ bool ReplayBuffer::check_continuity(const std::byte* obs, const std::byte* next_
   for (int32_t f = 0; f < frame_stack_; ++f) {
     const std::byte* frame = obs + f * frame_bytes_;
     if (stream.in_episode) {
-      continues &= std::memcmp(frame, stack_frame(env, f), frame_bytes_) == 0;
+      continues &= std::memcmp(frame, sampler_->stack_frame(stream, env, f), frame_bytes_) == 0;
     }
     if (f > 0) {
       continues &= std::memcmp(next_obs + (f - 1) * frame_bytes_, frame, frame_bytes_) == 0;
@@ -247,8 +241,9 @@ void ReplayBuffer::report_discontinuity(const std::byte* obs, const std::byte* n
   }
   for (int32_t f = 0; f < frame_stack_ && stream.in_episode; ++f) {
     TORCH_CHECK_VALUE(
-        std::memcmp(obs + f * frame_bytes_, stack_frame(env, f), frame_bytes_) == 0, "env ", env,
-        ", episode step ", stream.episode_step, ": obs differs from the next_obs of ",
+        std::memcmp(obs + f * frame_bytes_, sampler_->stack_frame(stream, env, f), frame_bytes_) ==
+            0,
+        "env ", env, ", episode step ", stream.episode_step, ": obs differs from the next_obs of ",
         "this env's previous transition (frame ", f, " of ", frame_stack_,
         "); an episode continues from its last next_obs, so mark the previous transition "
         "terminated or truncated to start a new one");
@@ -256,21 +251,16 @@ void ReplayBuffer::report_discontinuity(const std::byte* obs, const std::byte* n
   TORCH_INTERNAL_ASSERT(false, "env ", env, ": check_continuity found a difference that is gone");
 }
 
-// Writes the frames of one row that the store does not hold yet. A frame equal to the frame just
+// Stores the frames of one row that the store does not hold yet. A frame equal to the frame just
 // before it in the stream (padding at an episode start, a static screen) is referenced again
 // instead of stored again, so a stream's distinct frames are consecutive allocations.
 void ReplayBuffer::store_frames(const std::byte* obs, const std::byte* next_obs,
-                                bool repeats_newest, EnvStream& stream, TransitionRecord& record,
-                                c10::SmallVector<FrameSource, 16>* fresh) {
+                                bool repeats_newest, EnvStream& stream, TransitionRecord& record) {
   int32_t* ids = record.frame_ids;
   auto keep = [&](const std::byte* frame, const std::byte* previous, int32_t previous_id) {
     if (previous != nullptr && std::memcmp(frame, previous, frame_bytes_) == 0) return previous_id;
     const int32_t id = stream.new_frame(frames_);
-    if (fresh != nullptr) {
-      fresh->push_back({id, frame});
-    } else {
-      copy_to_shared(frames_.frame(id), frame, frame_bytes_);
-    }
+    sampler_->put_frame(id, frame);
     return id;
   };
   if (stream.in_episode) {
@@ -305,11 +295,8 @@ void ReplayBuffer::write_transition(int64_t seq, const TransitionRecord& record)
     }
   }
   if (n_step_ > 1) incomplete_.fetch_add(1, std::memory_order_relaxed);
-  if (priorities_) {
-    // This writer owns the slot until commit: the leaf changes with the transition it describes.
-    const int64_t slot = seq % ring_.capacity();
-    n_step_ == 1 ? priorities_->set_max(slot) : priorities_->clear(slot);
-  }
+  // This writer owns the slot until commit: a leaf changes with the transition it describes.
+  draw_->written(seq % ring_.capacity(), /*complete=*/n_step_ == 1);
   ring_.commit(seq, record, /*complete=*/n_step_ == 1);
 }
 
@@ -322,14 +309,13 @@ bool ReplayBuffer::complete_window(int64_t seq, const TransitionWindow& window) 
     frames_.for_each_chunk(window.next_ids, frame_stack_, [&](int32_t c) { frames_.release(c); });
     return false;
   }
-  if (priorities_) priorities_->set_max(seq % ring_.capacity());
+  draw_->completed(seq % ring_.capacity());
   ring_.end_complete(seq, window);
   incomplete_.fetch_sub(1, std::memory_order_relaxed);
   return true;
 }
 
-void ReplayBuffer::advance_windows(EnvStream& stream, int64_t seq, const TransitionRecord& record,
-                                   c10::SmallVector<int64_t, 16>* completed) {
+void ReplayBuffer::advance_windows(EnvStream& stream, int64_t seq, const TransitionRecord& record) {
   auto& open = stream.open_windows;
   open.push_back({seq, record.reward});
   const bool episode_ended = record.flags != 0;
@@ -348,9 +334,7 @@ void ReplayBuffer::advance_windows(EnvStream& stream, int64_t seq, const Transit
     }
     window.reward = reward;
     window.discount = discount;
-    if (complete_window(open[w].seq, window) && completed != nullptr) {
-      completed->push_back(open[w].seq);
-    }
+    if (complete_window(open[w].seq, window)) sampler_->completed(open[w].seq);
   }
   open.erase(open.begin(), open.begin() + static_cast<std::ptrdiff_t>(closing));
 }
@@ -364,8 +348,8 @@ void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
   const std::byte* obs = in.obs.bytes();
   const std::byte* next_obs = in.next_obs.bytes();
 
-  const MirrorCall call(mirror_.get(), mirror_in_use_);
-  refresh_mirror();
+  const SamplerCall call(*sampler_);
+  sampler_->refresh();
   StreamLease lease(streams_.get(), envs.data(), rows);
   // This thread may not be the one that took the streams' chunks from the free list; its own
   // release fence orders its frame writes after everything that led to their recycling (readers
@@ -379,24 +363,18 @@ void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
   // New frames go into slots of chunks the streams own and no transition references yet, so they
   // are invisible to readers until the transitions that reference them commit.
   c10::SmallVector<TransitionRecord, 8> records(rows);
-  c10::SmallVector<FrameSource, 16> new_frames;  // for the mirror
-  // Transitions whose slots the mirror must copy: each row's, and the windows it closes.
-  c10::SmallVector<int64_t, 16> changed;
-  const int64_t max_changed = rows * (n_step_ + 1);
-  if (mirror_) changed.reserve(max_changed);  // no allocation after the claim
   for (int64_t r = 0; r < rows; ++r) {
     store_frames(obs + r * row_bytes, next_obs + r * row_bytes, repeats_newest[r],
-                 streams_[envs[r]], records[r], mirror_ ? &new_frames : nullptr);
+                 streams_[envs[r]], records[r]);
     records[r].action = static_cast<int32_t>(in.action.integer(r));
     records[r].reward = static_cast<float>(in.reward.real(r));
     records[r].flags = transition_flags(in.terminated.flag(r), in.truncated.flag(r));
   }
-  // Everything the mirror's copy needs is allocated now, before the claim.
-  std::optional<TransitionMirror::Staged> staged;
-  if (mirror_) staged = mirror_->stage(frames_, new_frames, max_changed);
-  // Nothing below can fail (the mirror's submit() allocates nothing, and a device that fails a copy
-  // or a kernel launch leaves the process's CUDA context unusable anyway): once claimed, every
-  // transition number is committed, because writers of later numbers on the same slot wait for it.
+  // Everything the sampler needs is allocated now, before the claim: each row's slot and the
+  // windows it closes change.
+  sampler_->stage(rows * (n_step_ + 1));
+  // Nothing below can fail: once claimed, every transition number is committed, because writers
+  // of later numbers on the same slot wait for it.
   const int64_t first = ring_.claim(rows);
   for (int64_t r = 0; r < rows; ++r) {
     write_transition(first + r, records[r]);
@@ -406,66 +384,15 @@ void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
     stream.in_episode = records[r].flags == 0;
     stream.episode_step = stream.in_episode ? stream.episode_step + 1 : 0;
     ++stream.transitions;
-    if (mirror_) {
-      changed.push_back(first + r);
-      std::memcpy(stacks_.data() + envs[r] * row_bytes, next_obs + r * row_bytes, row_bytes);
-    }
-    if (n_step_ > 1) advance_windows(stream, first + r, records[r], mirror_ ? &changed : nullptr);
+    sampler_->added(envs[r], first + r, next_obs + r * row_bytes);
+    if (n_step_ > 1) advance_windows(stream, first + r, records[r]);
     stream.repin(frames_, frame_stack_);
   }
-  if (mirror_) mirror_->submit(*staged, ring_, changed, gamma_, size());
-}
-
-void ReplayBuffer::refresh_mirror() {
-  if (!mirror_stale_) return;
-  const int64_t stored = size();
-  std::vector<int64_t> seqs(stored);
-  std::iota(seqs.begin(), seqs.end(), ring_.claimed() - stored);
-  mirror_->sync(frames_, {}, ring_, seqs, gamma_, stored);
-  mirror_stale_ = false;
+  sampler_->submit();
 }
 
 // ---- read
 // ----------------------------------------------------------------------------------------
-
-bool ReplayBuffer::try_read(int64_t slot, const BatchPointers& out, int64_t row,
-                            double* leaf) const {
-  const int64_t version = ring_.read_begin(slot);
-  if (version == 0) return false;
-  TransitionRecord record;
-  TransitionWindow window;
-  ring_.load(slot, record);
-  ring_.load_window(slot, record, window, gamma_);
-  if (leaf != nullptr) *leaf = priorities_->leaf(slot);
-  if (!ring_.read_valid(slot, version)) return false;  // the ids must be one record's
-  const int64_t row_bytes = frame_stack_ * frame_bytes_;
-  std::byte* obs = out.obs + row * row_bytes;
-  std::byte* next = out.next_obs + row * row_bytes;
-  for (int32_t f = 0; f < frame_stack_; ++f) {
-    copy_from_shared(obs + f * frame_bytes_, frames_.frame(record.frame_ids[f]), frame_bytes_);
-  }
-  if (n_step_ == 1) {
-    // next_obs shares all but its newest frame with obs: copy those from the row just written,
-    // which is in cache, and read only one more frame from the store.
-    std::memcpy(next, obs + frame_bytes_, row_bytes - frame_bytes_);
-    copy_from_shared(next + row_bytes - frame_bytes_,
-                     frames_.frame(window.next_ids[frame_stack_ - 1]), frame_bytes_);
-  } else {
-    for (int32_t f = 0; f < frame_stack_; ++f) {
-      copy_from_shared(next + f * frame_bytes_, frames_.frame(window.next_ids[f]), frame_bytes_);
-    }
-  }
-  if (!ring_.read_valid(slot, version)) return false;
-  out.action[row] = record.action;
-  out.reward[row] = window.reward;
-  out.terminated[row] = (window.flags & kTerminated) != 0;
-  out.truncated[row] = (window.flags & kTruncated) != 0;
-  out.discount[row] = window.discount;
-  out.indices[row] = slot;
-  out.transition_ids[row] = TransitionRing::seq_of(version);
-  out.weights[row] = 1.0f;
-  return true;
-}
 
 BatchTensors ReplayBuffer::empty_batch(int64_t batch_size, bool pooled) const {
   const auto sizes = batched(batch_size, obs_shape_);
@@ -536,102 +463,16 @@ BatchTensors ReplayBuffer::sample(int64_t batch_size, std::optional<double> beta
 void ReplayBuffer::sample_into(const BatchTensors& out, std::optional<double> beta) {
   const int64_t batch_size = out.indices.defined() ? out.indices.numel() : 0;
   TORCH_CHECK_VALUE(batch_size >= 1, "batch_size: expected at least 1, got ", batch_size);
-  if (priorities_) {
-    TORCH_CHECK_VALUE(beta.has_value() && *beta >= 0.0 && *beta <= 1.0,
-                      "beta: a prioritized buffer expects a value in [0, 1], got ",
-                      beta.has_value() ? std::to_string(*beta) : std::string("None"));
-  } else {
-    TORCH_CHECK_VALUE(!beta.has_value(), "beta: only a prioritized buffer takes beta (construct ",
-                      "it with prioritized=True); uniform sampling has weights of 1");
-  }
-  const MirrorCall call(mirror_.get(), mirror_in_use_);
-  refresh_mirror();
+  draw_->check_beta(beta);
+  const SamplerCall call(*sampler_);
+  sampler_->refresh();
   check_batch(out, batch_size);
   TORCH_CHECK_VALUE(size() > 0, "cannot sample from an empty buffer: add transitions first");
   TORCH_CHECK_VALUE(
       size() > incomplete_.load(std::memory_order_relaxed),
       "cannot sample yet: no stored transition has a complete ", n_step_,
       "-step window (one completes n_step transitions later, or at its episode's end)");
-  if (mirror_ && !priorities_) return mirror_->sample_into(out);
-  const uint64_t first_draw = rng_.reserve(batch_size);
-  if (!priorities_) {
-    const BatchPointers pointers(out);
-    for (int64_t row = 0; row < batch_size; ++row)
-      sample_uniform_row(first_draw + row, pointers, row);
-    return;
-  }
-  // Some stored transition is complete, so its leaf is positive; the trees may lag a concurrent
-  // writer's leaf for a moment (update_priorities keeps the sum finite).
-  double total = priorities_->total();
-  double min_leaf = priorities_->min_leaf();
-  for (SpinWait spin; !(total > 0.0 && min_leaf > 0.0 && std::isfinite(min_leaf)); spin.pause()) {
-    total = priorities_->total();
-    min_leaf = priorities_->min_leaf();
-  }
-  if (mirror_) {
-    // Drawn on the host, from the trees, and gathered on the device. No add() runs meanwhile (the
-    // mirror takes one call at a time), and a concurrent priority update holds its slot, which
-    // read_begin() sees, so the row is drawn again as on the host sampler.
-    const auto [slots, weights] = mirror_->staged_rows(batch_size);
-    auto* slot = slots.mutable_data_ptr<int64_t>();
-    auto* weight = weights.mutable_data_ptr<float>();
-    for (int64_t row = 0; row < batch_size; ++row) {
-      weight[row] = draw_prioritized(first_draw + row, batch_size, row, total, min_leaf, *beta,
-                                     [&](int64_t s, double* leaf) {
-                                       slot[row] = s;
-                                       *leaf = priorities_->leaf(s);
-                                       return ring_.read_begin(s) != 0;
-                                     });
-    }
-    return mirror_->gather_rows(out, slots, weights);
-  }
-  const BatchPointers pointers(out);
-  for (int64_t row = 0; row < batch_size; ++row) {
-    pointers.weights[row] = draw_prioritized(
-        first_draw + row, batch_size, row, total, min_leaf, *beta,
-        [&](int64_t slot, double* leaf) { return try_read(slot, pointers, row, leaf); });
-  }
-}
-
-void ReplayBuffer::sample_uniform_row(uint64_t draw, const BatchPointers& out, int64_t row) {
-  SpinWait spin;
-  // A slot whose window is open, or that is rewritten under the read, is redrawn, which keeps the
-  // draw uniform over the transitions that are readable. The redraw derives from the row's own
-  // draw, as the sampling kernels' does (TransitionMirror), so a seed gives the same batches on
-  // every sampler.
-  uint64_t random = rng_.draw(draw);
-  while (!try_read(static_cast<int64_t>(CounterRng::below(random, size())), out, row)) {
-    random = CounterRng::redraw(random);
-    spin.pause();
-  }
-}
-
-// Stratified: row r of B draws its mass uniformly from [r, r + 1) * total / B, so a batch covers
-// the whole distribution (Schaul et al., appendix B.2.1). The weight is (N P(i))^-beta divided by
-// the largest weight a stored transition has, which simplifies to (leaf_i / min leaf)^-beta.
-template <typename Read>
-float ReplayBuffer::draw_prioritized(uint64_t draw, int64_t rows, int64_t row, double total,
-                                     double min_leaf, double beta, Read&& read) {
-  double lower = total * static_cast<double>(row) / static_cast<double>(rows);
-  double width = total / static_cast<double>(rows);
-  SpinWait spin;
-  for (;;) {
-    const double mass =
-        std::min(lower + width * CounterRng::unit(rng_.draw(draw)), std::nextafter(total, 0.0));
-    const int64_t slot = priorities_->find(mass);
-    double leaf = 0.0;  // read with the transition: a writer that takes the slot sets its own
-    if (slot < size() && priorities_->leaf(slot) > 0.0 && read(slot, &leaf) && leaf > 0.0) {
-      // Smallest normal float at the bottom: a weight is never 0 (a sample always counts).
-      const double weight = std::min(1.0, std::pow(leaf / min_leaf, -beta));
-      return std::max(static_cast<float>(weight), std::numeric_limits<float>::min());
-    }
-    // Only concurrent writes land here (a slot rewritten or cleared under the read): redraw from
-    // the whole distribution, as a uniform buffer redraws from all slots.
-    lower = 0.0;
-    width = total;
-    draw = rng_.reserve(1);
-    spin.pause();
-  }
+  sampler_->sample_into(out, beta);
 }
 
 BatchTensors ReplayBuffer::get(const at::Tensor& indices_in) {
@@ -639,8 +480,8 @@ BatchTensors ReplayBuffer::get(const at::Tensor& indices_in) {
                    dtype_text(indices_in.scalar_type()));
   TORCH_CHECK_VALUE(indices_in.dim() == 1, "indices: expected a 1-D sequence, got shape ",
                     shape_text(indices_in.sizes()));
-  const MirrorCall call(mirror_.get(), mirror_in_use_);
-  refresh_mirror();
+  const SamplerCall call(*sampler_);
+  sampler_->refresh();
   const at::Tensor indices = indices_in.to(at::kCPU, at::kLong).contiguous();
   const int64_t* slots = indices.const_data_ptr<int64_t>();
   const int64_t count = indices.numel();
@@ -657,20 +498,13 @@ BatchTensors ReplayBuffer::get(const at::Tensor& indices_in) {
         "-step window is not complete yet");
   };
   BatchTensors out = empty_batch(count, /*pooled=*/false);
-  if (mirror_) {
-    for (int64_t row = 0; row < count; ++row) check_complete(row);
-    mirror_->get_into(out, indices);
-    return out;
-  }
-  const BatchPointers pointers(out);
-  for (int64_t row = 0; row < count; ++row) {
-    SpinWait spin;
-    while (!try_read(slots[row], pointers, row)) {
-      check_complete(row);
-      spin.pause();  // mid-write: wait for its commit
-    }
-  }
+  sampler_->get_into(out, indices, check_complete);
   return out;
+}
+
+int64_t ReplayBuffer::update_priorities(const at::Tensor& transition_ids,
+                                        const at::Tensor& priorities) {
+  return draw_->update_priorities(ring_, transition_ids, priorities);
 }
 
 }  // namespace pydqn
