@@ -10,6 +10,14 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from pydqn._extension import load_extension
+
+
+def _limits() -> dict[str, int]:
+    """The C++ buffer's inclusive size limits (`_C.LIMITS`). Read on first use, not at import:
+    replay.py and py_replay.py import this module while the package is still initializing."""
+    return load_extension().LIMITS
+
 
 def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -99,11 +107,11 @@ def check_buffer_args(capacity: Any, obs_shape: Any, obs_dtype: Any, frame_stack
         capacity=check_int("capacity", capacity, minimum=1),
         obs_shape=check_obs_shape(obs_shape),
         obs_dtype=check_dtype(obs_dtype),
-        frame_stack=check_int("frame_stack", frame_stack, minimum=1, maximum=32),
-        num_envs=check_int("num_envs", num_envs, minimum=1, maximum=65536),
+        frame_stack=check_int("frame_stack", frame_stack, minimum=1, maximum=_limits()["frame_stack"]),
+        num_envs=check_int("num_envs", num_envs, minimum=1, maximum=_limits()["num_envs"]),
         device=check_device(device, cuda_resident),
         seed=None if seed is None else check_int("seed", seed, minimum=0, maximum=2**64 - 1),
-        n_step=check_int("n_step", n_step, minimum=1, maximum=64),
+        n_step=check_int("n_step", n_step, minimum=1, maximum=_limits()["n_step"]),
         gamma=check_fraction("gamma", gamma),
         prioritized=prioritized,
         alpha=check_fraction("alpha", alpha),
