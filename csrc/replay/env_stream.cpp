@@ -1,7 +1,5 @@
 #include "replay/env_stream.h"
 
-#include <c10/util/Exception.h>
-
 #include <algorithm>
 
 namespace pydqn {
@@ -37,26 +35,6 @@ void EnvStream::unpin_all(FrameStore& store) {
   pins_.clear();
   fill_chunk_ = -1;
   fill_offset_ = 0;
-}
-
-StreamLease::StreamLease(EnvStream* streams, const int64_t* env_ids, int64_t count)
-    : streams_(streams) {
-  c10::SmallVector<int64_t, 16> ascending(env_ids, env_ids + count);
-  std::sort(ascending.begin(), ascending.end());
-  for (const int64_t env : ascending) {
-    if (!streams[env].hold_for_add()) {
-      release();
-      TORCH_CHECK_VALUE(false, "env_ids: env ", env,
-                        " is being added to by another thread; concurrent add() calls must "
-                        "name disjoint env streams");
-    }
-    held_.push_back(env);
-  }
-}
-
-void StreamLease::release() {
-  for (int64_t env : held_) streams_[env].drop();
-  held_.clear();
 }
 
 }  // namespace pydqn

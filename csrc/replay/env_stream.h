@@ -1,7 +1,9 @@
 #pragma once
 
+#include <c10/util/Exception.h>
 #include <c10/util/SmallVector.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 
@@ -76,15 +78,32 @@ struct EnvStream {
 // Throws (holding nothing) if another add() holds one of them.
 class StreamLease {
  public:
-  StreamLease(EnvStream* streams, const int64_t* env_ids, int64_t count);
+  StreamLease(EnvStream* streams, const int64_t* env_ids, int64_t count)
+      : streams_(streams), envs_(env_ids, env_ids + count) {
+    std::sort(envs_.begin(), envs_.end());
+    for (; held_ < count; ++held_) {
+      if (!streams[envs_[held_]].hold_for_add()) {
+        const int64_t env = envs_[held_];
+        release();
+        TORCH_CHECK_VALUE(false, "env_ids: env ", env,
+                          " is being added to by another thread; concurrent add() calls must "
+                          "name disjoint env streams");
+      }
+    }
+  }
   ~StreamLease() { release(); }
   StreamLease(const StreamLease&) = delete;
   StreamLease& operator=(const StreamLease&) = delete;
 
  private:
-  void release();
+  void release() {
+    for (int64_t i = 0; i < held_; ++i) streams_[envs_[i]].drop();
+    held_ = 0;
+  }
+
   EnvStream* streams_;
-  c10::SmallVector<int64_t, 16> held_;
+  c10::SmallVector<int64_t, 16> envs_;  // ascending
+  int64_t held_ = 0;                    // the first held_ of envs_
 };
 
 // Holds every env stream, waiting for running add() calls to finish and holding off new ones, so

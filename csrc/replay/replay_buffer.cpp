@@ -146,8 +146,7 @@ int64_t ReplayBuffer::nbytes() const {
          obs_blocks_->cached_bytes() + draw_->nbytes() + sampler_->host_nbytes() + device_nbytes();
 }
 
-// ---- add
-// -----------------------------------------------------------------------------------------
+// ---- add ----------------------------------------------------------------------------------------
 
 c10::SmallVector<int64_t, 16> ReplayBuffer::check_rows(const TransitionRows& in) const {
   c10::SmallVector<int64_t, 16> envs;
@@ -391,8 +390,7 @@ void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
   sampler_->submit();
 }
 
-// ---- read
-// ----------------------------------------------------------------------------------------
+// ---- read ---------------------------------------------------------------------------------------
 
 BatchTensors ReplayBuffer::empty_batch(int64_t batch_size, bool pooled) const {
   const auto sizes = batched(batch_size, obs_shape_);

@@ -20,7 +20,7 @@ namespace pydqn {
 
 // The parts of a ReplayBuffer its sampler works with; the buffer owns them and outlives it.
 struct BufferParts {
-  FrameStore& frames;
+  const FrameStore& frames;
   const TransitionRing& ring;
   const CounterRng& rng;
   DrawStrategy& draw;
