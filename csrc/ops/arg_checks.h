@@ -13,8 +13,8 @@ inline void check_same_device(const at::Tensor& t, const char* name, const at::T
 }
 
 inline void check_rows(const at::Tensor& t, const char* name, int64_t rows) {
-  TORCH_CHECK_VALUE(t.dim() == 1 && t.size(0) == rows, name, ": expected shape (", rows,
-                    ",), got ", t.sizes());
+  TORCH_CHECK_VALUE(t.dim() == 1 && t.size(0) == rows, name, ": expected shape (", rows, ",), got ",
+                    t.sizes());
 }
 
 inline void check_dtype_like(const at::Tensor& t, const char* name, const at::Tensor& like,

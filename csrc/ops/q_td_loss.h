@@ -26,7 +26,6 @@ struct QTdLossArgs {
 };
 QTdLossArgs prepare_q_td_loss_args(const at::Tensor& q, const at::Tensor& action,
                                    const at::Tensor& target,
-                                   const std::optional<at::Tensor>& weights,
-                                   c10::string_view kind);
+                                   const std::optional<at::Tensor>& weights, c10::string_view kind);
 
 }  // namespace pydqn

@@ -7,9 +7,10 @@
 namespace pydqn {
 
 StackGatherArgs prepare_stack_gather_args(const at::Tensor& frames, const at::Tensor& frame_index) {
-  TORCH_CHECK_VALUE(frames.dim() >= 1, "frames: expected shape (frames, *frame_shape), got a scalar");
-  TORCH_CHECK_TYPE(frame_index.scalar_type() == at::kLong, "frame_index: expected torch.int64, got ",
-                   frame_index.scalar_type());
+  TORCH_CHECK_VALUE(frames.dim() >= 1,
+                    "frames: expected shape (frames, *frame_shape), got a scalar");
+  TORCH_CHECK_TYPE(frame_index.scalar_type() == at::kLong,
+                   "frame_index: expected torch.int64, got ", frame_index.scalar_type());
   TORCH_CHECK_VALUE(frame_index.dim() == 2, "frame_index: expected shape (B, k), got ",
                     frame_index.sizes());
   check_same_device(frame_index, "frame_index", frames, "frames");

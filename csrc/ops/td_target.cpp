@@ -10,7 +10,8 @@ TdTargetArgs prepare_td_target_args(const at::Tensor& next_q_target, const at::T
                                     const at::Tensor& discount, const at::Tensor& terminated,
                                     const std::optional<at::Tensor>& next_q_online) {
   TORCH_CHECK_VALUE(next_q_target.dim() == 2 && next_q_target.size(1) >= 1,
-                    "next_q_target: expected shape (B, A) with A >= 1, got ", next_q_target.sizes());
+                    "next_q_target: expected shape (B, A) with A >= 1, got ",
+                    next_q_target.sizes());
   TORCH_CHECK_TYPE(at::isFloatingType(next_q_target.scalar_type()),
                    "next_q_target: expected a floating point dtype, got ",
                    next_q_target.scalar_type());

@@ -79,7 +79,8 @@ std::pair<at::Tensor, at::Tensor> BlockPool::empty_pair(c10::IntArrayRef sizes,
   auto lease = std::make_shared<Lease>(shared_from_this(), take(2 * half));
   auto* base = static_cast<std::byte*>(lease->block->data);
   const auto options = at::TensorOptions().dtype(dtype);
-  return {at::from_blob(base, sizes, [lease](void*) {}, options),
+  return {at::from_blob(
+              base, sizes, [lease](void*) {}, options),
           at::from_blob(base + half, sizes, [lease](void*) {}, options)};
 }
 

@@ -41,7 +41,9 @@ class CounterRng {
   }
 
   // Uniform double in [0, 1), from the top 53 bits.
-  PYDQN_HOST_DEVICE static double unit(uint64_t random) { return static_cast<double>(random >> 11) * 0x1.0p-53; }
+  PYDQN_HOST_DEVICE static double unit(uint64_t random) {
+    return static_cast<double>(random >> 11) * 0x1.0p-53;
+  }
 
   // Uniform integer in [0, bound) by Lemire's multiply-shift; the bias is below bound / 2^64.
   PYDQN_HOST_DEVICE static uint64_t below(uint64_t random, uint64_t bound) {

@@ -1,7 +1,9 @@
 #pragma once
 
+#include <c10/util/Exception.h>
 #include <c10/util/SmallVector.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 
@@ -41,9 +43,9 @@ struct EnvStream {
   }
   void drop() { holder_.store(kFree, std::memory_order_release); }
 
-  bool in_episode = false;    // the next obs must equal the frames in `stack`
-  int64_t episode_step = 0;   // transitions added in the current episode
-  int64_t transitions = 0;    // transitions added over the stream's lifetime
+  bool in_episode = false;        // the next obs must equal the frames in `stack`
+  int64_t episode_step = 0;       // transitions added in the current episode
+  int64_t transitions = 0;        // transitions added over the stream's lifetime
   int32_t stack[kMaxFrameStack];  // frame ids of the last next_obs, oldest first
   // n > 1: the episode's transitions whose n-step windows are still open, oldest first (at most
   // n - 1 between adds; reserved at construction so that adding never allocates after a claim).
@@ -69,6 +71,57 @@ struct EnvStream {
   // At most the stack's chunks, the one being filled and the few new ones an add() took; inline,
   // so repin(), which runs after slots are claimed, never allocates and so never throws.
   c10::SmallVector<int32_t, kMaxFrameStack + 8> pins_;
+};
+
+// Holds the env streams an add() writes, so two threads never write one stream. Streams are taken
+// in ascending order, as a save or load takes all of them, so waiting on one never closes a cycle.
+// Throws (holding nothing) if another add() holds one of them.
+class StreamLease {
+ public:
+  StreamLease(EnvStream* streams, const int64_t* env_ids, int64_t count)
+      : streams_(streams), envs_(env_ids, env_ids + count) {
+    std::sort(envs_.begin(), envs_.end());
+    for (; held_ < count; ++held_) {
+      if (!streams[envs_[held_]].hold_for_add()) {
+        const int64_t env = envs_[held_];
+        release();
+        TORCH_CHECK_VALUE(false, "env_ids: env ", env,
+                          " is being added to by another thread; concurrent add() calls must "
+                          "name disjoint env streams");
+      }
+    }
+  }
+  ~StreamLease() { release(); }
+  StreamLease(const StreamLease&) = delete;
+  StreamLease& operator=(const StreamLease&) = delete;
+
+ private:
+  void release() {
+    for (int64_t i = 0; i < held_; ++i) streams_[envs_[i]].drop();
+    held_ = 0;
+  }
+
+  EnvStream* streams_;
+  c10::SmallVector<int64_t, 16> envs_;  // ascending
+  int64_t held_ = 0;                    // the first held_ of envs_
+};
+
+// Holds every env stream, waiting for running add() calls to finish and holding off new ones, so
+// the ring and the frames stay still while the buffer is saved or loaded.
+class AllStreamsLease {
+ public:
+  AllStreamsLease(EnvStream* streams, int64_t count) : streams_(streams), count_(count) {
+    for (int64_t env = 0; env < count; ++env) streams[env].hold_for_snapshot();
+  }
+  ~AllStreamsLease() {
+    for (int64_t env = 0; env < count_; ++env) streams_[env].drop();
+  }
+  AllStreamsLease(const AllStreamsLease&) = delete;
+  AllStreamsLease& operator=(const AllStreamsLease&) = delete;
+
+ private:
+  EnvStream* streams_;
+  int64_t count_;
 };
 
 }  // namespace pydqn

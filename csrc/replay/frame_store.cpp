@@ -2,8 +2,10 @@
 
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <new>
 
 namespace pydqn {
@@ -34,6 +36,38 @@ FrameStore::FrameStore(int64_t frame_bytes, int32_t chunk_frames, int32_t max_ch
     refcounts_[c].store(0, std::memory_order_relaxed);
     next_free_[c].store(0, std::memory_order_relaxed);
   }
+}
+
+FrameStore FrameStore::for_buffer(int64_t frame_bytes, int64_t capacity, int64_t frame_stack,
+                                  int64_t num_envs, bool holds_bytes) {
+  const int32_t max_chunks = max_chunks_for(capacity, frame_stack, num_envs);
+  return FrameStore(frame_bytes, chunk_frames_for(capacity, frame_stack, num_envs), max_chunks,
+                    holds_bytes);
+}
+
+int32_t FrameStore::chunk_frames_for(int64_t capacity, int64_t frame_stack, int64_t num_envs) {
+  int32_t smallest = 1;
+  while (smallest < frame_stack + 1) smallest *= 2;
+  int32_t chunk = 64;
+  while (chunk > smallest && static_cast<int64_t>(chunk) * 512 * num_envs > capacity) chunk /= 2;
+  return std::max(chunk, smallest);
+}
+
+// Live frames are at most (k + 1) per live transition plus (k + 1) per stream that dead
+// transitions introduced and live ones still reference; each stream's live frames are one run of
+// its allocation order, covering at most two partial chunks, plus the chunk it is filling.
+int32_t FrameStore::max_chunks_for(int64_t capacity, int64_t frame_stack, int64_t num_envs) {
+  TORCH_CHECK_VALUE(capacity >= 1, "capacity: expected at least 1, got ", capacity);
+  TORCH_CHECK_VALUE(num_envs >= 1 && num_envs <= kMaxNumEnvs, "num_envs: expected 1..", kMaxNumEnvs,
+                    ", got ", num_envs);
+  TORCH_CHECK_VALUE(capacity <= kMaxCapacity, "capacity: ", capacity, " transitions of ",
+                    frame_stack + 1, " frames exceed the 2^31 frame ids");
+  const int64_t chunk = chunk_frames_for(capacity, frame_stack, num_envs);
+  const int64_t max_frames = (capacity + num_envs) * (frame_stack + 1);
+  const int64_t chunks = (max_frames + chunk - 1) / chunk + 4 * num_envs + 4;
+  TORCH_CHECK_VALUE(chunks * chunk < std::numeric_limits<int32_t>::max(), "capacity: ", capacity,
+                    " transitions of ", frame_stack + 1, " frames exceed the 2^31 frame ids");
+  return static_cast<int32_t>(chunks);
 }
 
 FrameStore::~FrameStore() {
@@ -79,7 +113,8 @@ void FrameStore::release(int32_t chunk) {
   const int32_t before = refcounts_[chunk].fetch_sub(1, std::memory_order_acq_rel);
   if (before < 1) {
     // Runs after slots are claimed, where an exception would leave writers waiting forever.
-    std::fprintf(stderr, "pydqn: frame chunk %d released more often than retained (a bug)\n", chunk);
+    std::fprintf(stderr, "pydqn: frame chunk %d released more often than retained (a bug)\n",
+                 chunk);
     std::abort();
   }
   if (before != 1) return;

@@ -9,6 +9,13 @@ namespace pydqn {
 
 // Frames per stacked observation, at most.
 constexpr int32_t kMaxFrameStack = 32;
+// Env streams of one buffer, at most: each may hold up to four partly filled chunks (see
+// FrameStore::max_chunks_for), which must stay a small part of the 2^31 frame ids.
+constexpr int64_t kMaxNumEnvs = int64_t{1} << 16;
+// Transitions one buffer stores, at most: frame ids are int32. A buffer of k-frame stacks is
+// bounded further by the ids its frames need (about 2^31 / (k + 1) transitions; see
+// FrameStore::max_chunks_for).
+constexpr int64_t kMaxCapacity = (int64_t{1} << 31) - 1;
 
 // A pool of fixed-size frames, allocated on demand in chunks of `chunk_frames` frames.
 //
@@ -31,7 +38,18 @@ constexpr int32_t kMaxFrameStack = 32;
 // frame() must not be called.
 class FrameStore {
  public:
-  FrameStore(int64_t frame_bytes, int32_t chunk_frames, int32_t max_chunks, bool holds_bytes = true);
+  FrameStore(int64_t frame_bytes, int32_t chunk_frames, int32_t max_chunks,
+             bool holds_bytes = true);
+  // The store of a buffer of `capacity` transitions of `frame_stack`-frame stacks from `num_envs`
+  // streams, sized by chunk_frames_for and max_chunks_for (which check those arguments).
+  static FrameStore for_buffer(int64_t frame_bytes, int64_t capacity, int64_t frame_stack,
+                               int64_t num_envs, bool holds_bytes);
+  // Frames per chunk: a power of two of at least frame_stack + 1, shrunk for small rings so that
+  // the partly filled chunks at each stream's two ends stay under ~0.4% of the stored frames.
+  static int32_t chunk_frames_for(int64_t capacity, int64_t frame_stack, int64_t num_envs);
+  // Chunks such a buffer can reference at once; checks capacity and num_envs against the frame
+  // ids (kMaxCapacity, kMaxNumEnvs).
+  static int32_t max_chunks_for(int64_t capacity, int64_t frame_stack, int64_t num_envs);
   ~FrameStore();
   FrameStore(const FrameStore&) = delete;
   FrameStore& operator=(const FrameStore&) = delete;
@@ -81,7 +99,7 @@ class FrameStore {
   std::unique_ptr<std::atomic<std::byte*>[]> chunks_;
   std::unique_ptr<std::atomic<int32_t>[]> refcounts_;
   std::unique_ptr<std::atomic<int32_t>[]> next_free_;  // free-list links, chunk + 1 (0 = end)
-  std::atomic<uint64_t> free_head_{0};                  // (tag << 32) | (chunk + 1)
+  std::atomic<uint64_t> free_head_{0};                 // (tag << 32) | (chunk + 1)
   std::atomic<int32_t> allocated_{0};
 };
 

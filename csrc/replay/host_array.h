@@ -29,8 +29,13 @@ struct HostArray {
 // The integer dtypes add() reads: signed ones and the unsigned ones that fit in int64.
 inline bool is_integer(at::ScalarType dtype) {
   switch (dtype) {
-    case at::kByte: case at::kChar: case at::kShort: case at::kInt: case at::kLong:
-    case at::kUInt16: case at::kUInt32:
+    case at::kByte:
+    case at::kChar:
+    case at::kShort:
+    case at::kInt:
+    case at::kLong:
+    case at::kUInt16:
+    case at::kUInt32:
       return true;
     default:
       return false;
@@ -39,8 +44,8 @@ inline bool is_integer(at::ScalarType dtype) {
 
 // The dtypes real() reads: is_integer ones and the standard floating point ones.
 inline bool is_real(at::ScalarType dtype) {
-  return is_integer(dtype) || dtype == at::kHalf || dtype == at::kBFloat16 ||
-         dtype == at::kFloat || dtype == at::kDouble;
+  return is_integer(dtype) || dtype == at::kHalf || dtype == at::kBFloat16 || dtype == at::kFloat ||
+         dtype == at::kDouble;
 }
 
 }  // namespace pydqn

@@ -72,13 +72,13 @@ struct MirrorTables {
 // One batch of changes to a mirror, packed in one buffer on its device (one copy from the host):
 // frames to write, frame chunks that became addressable, and slot images; then the stored count.
 struct MirrorUpdate {
-  const std::byte* frame_data;       // (frames, frame_bytes)
-  const int64_t* frame_address;      // (frames,) where each goes
-  const int64_t* chunk_index;        // (chunks,) chunk_address[chunk_index[i]] = new_address[i]
-  const int64_t* new_address;        // (chunks,)
-  const int64_t* slots;              // (rows,) and each slot's image in the tables' layout:
-  const int32_t* obs_ids;            // (rows, frame_stack)
-  const int32_t* next_ids;           // (rows, frame_stack)
+  const std::byte* frame_data;   // (frames, frame_bytes)
+  const int64_t* frame_address;  // (frames,) where each goes
+  const int64_t* chunk_index;    // (chunks,) chunk_address[chunk_index[i]] = new_address[i]
+  const int64_t* new_address;    // (chunks,)
+  const int64_t* slots;          // (rows,) and each slot's image in the tables' layout:
+  const int32_t* obs_ids;        // (rows, frame_stack)
+  const int32_t* next_ids;       // (rows, frame_stack)
   const int32_t* action;
   const float* reward;
   const float* discount;
@@ -100,7 +100,8 @@ void copy_frames_cpu(const MirrorTables& tables, const int32_t* ids, int64_t cou
 void apply_mirror_update_cuda(const MirrorTables& tables, const MirrorUpdate& update);
 void gather_transitions_cuda(const MirrorTables& tables, const BatchPointers& out, int64_t rows,
                              const int64_t* slots, const float* weights);
-void copy_frames_cuda(const MirrorTables& tables, const int32_t* ids, int64_t count, std::byte* out);
+void copy_frames_cuda(const MirrorTables& tables, const int32_t* ids, int64_t count,
+                      std::byte* out);
 #endif
 
 // Orders a mirror's calls across CUDA streams, so that work queued on one stream never overtakes

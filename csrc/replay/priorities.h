@@ -41,13 +41,17 @@ class Priorities {
     sums_.set(slot, leaf);
     minima_.set(slot, leaf);
   }
-  void restore_max_priority(double priority) { max_priority_.store(priority, std::memory_order_relaxed); }
+  void restore_max_priority(double priority) {
+    max_priority_.store(priority, std::memory_order_relaxed);
+  }
 
   double leaf(int64_t slot) const { return sums_.get(slot); }
   double total() const { return sums_.root(); }
   double min_leaf() const { return minima_.root(); }
   // The largest leaf update_priorities accepts: the sum of all leaves stays finite.
-  double max_leaf() const { return std::numeric_limits<double>::max() / static_cast<double>(2 * sums_.leaves()); }
+  double max_leaf() const {
+    return std::numeric_limits<double>::max() / static_cast<double>(2 * sums_.leaves());
+  }
   // The slot where the running sum of leaves passes `mass`, 0 <= mass < total().
   int64_t find(double mass) const { return sums_.find_prefix(mass); }
 

@@ -11,11 +11,12 @@
 #include "replay/batch.h"
 #include "replay/block_pool.h"
 #include "replay/counter_rng.h"
+#include "replay/draw_strategy.h"
 #include "replay/env_stream.h"
 #include "replay/frame_store.h"
 #include "replay/host_array.h"
-#include "replay/priorities.h"
-#include "replay/transition_mirror.h"
+#include "replay/replay_state.h"
+#include "replay/sampler.h"
 #include "replay/transition_ring.h"
 
 namespace pydqn {
@@ -26,46 +27,30 @@ struct TransitionRows {
   std::optional<HostArray> env_ids;
 };
 
-// A buffer's stored transitions, compacted: what state_dict() saves and load_state_dict() reads.
-struct ReplayState {
-  at::Tensor frames;      // (F, frame bytes) uint8: every frame the transitions reference, once
-  at::Tensor frame_ids;   // (N, frame_stack + 1) int32 rows of `frames`: obs's, then next_obs's newest
-  at::Tensor action;      // (N,) int32
-  at::Tensor reward;      // (N,) float32
-  at::Tensor terminated;  // (N,) bool
-  at::Tensor truncated;   // (N,) bool
-  int64_t added = 0;      // transitions ever added; the N stored are the last N, oldest first
-  // n > 1 only (undefined otherwise): each transition's window, where `complete`; window_ids are
-  // rows of `frames` like frame_ids.
-  at::Tensor complete;     // (N,) bool
-  at::Tensor window_ids;   // (N, frame_stack) int32
-  at::Tensor window_reward, window_discount;       // (N,) float32
-  at::Tensor window_terminated, window_truncated;  // (N,) bool
-  // prioritized only (undefined otherwise): each transition's p^alpha (0 where its window is open).
-  at::Tensor priorities;  // (N,) float64
-  double max_priority = 1.0;
-  uint64_t rng_seed = 0;  // the sampling generator continues with draw `rng_draws` of `rng_seed`
-  uint64_t rng_draws = 0;
-};
-
 // A replay buffer that stores every frame once and rebuilds stacked observations when read.
 //
-//   add():   obs / next_obs rows ──(check stack continuity, keep only new frames)──> FrameStore
+//   add():   obs / next_obs rows ──(check stack continuity, keep only new frames)──> Sampler
 //                                └──(frame ids, action, reward, flags)──> TransitionRing slot
-//   read():  TransitionRing slot ──(seqlock snapshot)──> frame ids ──> gather k + k frames
+//   read():  DrawStrategy ──> TransitionRing slot ──(seqlock snapshot)──> frame ids
+//                         ──> Sampler: gather k + k frames
 //
 // Several threads may add() at once for disjoint env streams while others sample(): slot claims
 // are one fetch_add, frames are written into chunks owned by the adding stream, and readers
 // validate every transition they copy against the slot's version (see TransitionRing). No mutex
 // exists anywhere in the buffer.
+//
+// The buffer composes two parts that vary: a Sampler, which owns where the frames live and how
+// batches are gathered (HostSampler: the FrameStore's bytes; MirrorSampler: a TransitionMirror on
+// a device), and a DrawStrategy, which picks the slots of a batch (UniformDraw, PrioritizedDraw).
 class ReplayBuffer {
  public:
   // n_step > 1: a sampled transition carries its n-step return (see TransitionWindow), and one
   // whose window is still open is not sampled. prioritized: sample() draws proportionally to
-  // priority^alpha (see Priorities) and needs a beta; a new transition gets the running maximum.
-  // sample_device: sample() and get() gather batches with the kernels of a TransitionMirror on
-  // that device (CUDA, or its CPU twin) instead of copying from the host store; its calls must
-  // not overlap (they are ordered on the device's current stream).
+  // priority^alpha (see PrioritizedDraw) and needs a beta; a new transition gets the running
+  // maximum. sample_device: sample() and get() gather batches with the kernels of a
+  // TransitionMirror on that device (CUDA, or its CPU twin) instead of copying from the host store
+  // (see MirrorSampler); its calls must not overlap (they are ordered on the device's current
+  // stream).
   ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape, at::ScalarType obs_dtype,
                int64_t frame_stack, int64_t num_envs, std::optional<uint64_t> seed,
                int64_t n_step = 1, double gamma = 0.99, bool prioritized = false,
@@ -92,13 +77,13 @@ class ReplayBuffer {
 
   int64_t size() const { return ring_.size(); }
   int64_t capacity() const { return ring_.capacity(); }
-  bool prioritized() const { return priorities_ != nullptr; }
+  bool prioritized() const { return draw_->prioritized(); }
   // Where batches are gathered: the CPU for the host sampler, else the mirror's device.
-  c10::Device sample_device() const { return mirror_ ? mirror_->device() : c10::Device(c10::kCPU); }
-  // Everything allocated: frames, transition records, stream state, pooled sample blocks, and the
-  // mirror's device memory (device_nbytes).
+  c10::Device sample_device() const { return sampler_->device(); }
+  // Everything allocated: frames, transition records, stream state, pooled sample blocks, the
+  // draw's priorities, and the sampler's memory, on the device too (device_nbytes).
   int64_t nbytes() const;
-  int64_t device_nbytes() const { return mirror_ ? mirror_->nbytes() : 0; }
+  int64_t device_nbytes() const { return sampler_->device_nbytes(); }
 
  private:
   BatchTensors empty_batch(int64_t batch_size, bool pooled) const;
@@ -110,40 +95,16 @@ class ReplayBuffer {
   bool check_continuity(const std::byte* obs, const std::byte* next_obs, int64_t env) const;
   [[noreturn]] void report_discontinuity(const std::byte* obs, const std::byte* next_obs,
                                          int64_t env) const;
-  // Frame f of env's current stack (its last next_obs): in the store, or for a buffer that
-  // samples on a device, whose store holds no bytes, in the stream's copy of its stack.
-  const std::byte* stack_frame(int64_t env, int32_t f) const {
-    return mirror_ ? stacks_.data() + (env * frame_stack_ + f) * frame_bytes_
-                   : frames_.frame(streams_[env].stack[f]);
-  }
-  // `fresh`: when not null (a device buffer's add), collects the new frames instead of the store.
+  // Hands the frames of one row that the store does not hold yet to the sampler.
   void store_frames(const std::byte* obs, const std::byte* next_obs, bool repeats_newest,
-                    EnvStream& stream, TransitionRecord& record,
-                    c10::SmallVector<FrameSource, 16>* fresh);
+                    EnvStream& stream, TransitionRecord& record);
   void write_transition(int64_t seq, const TransitionRecord& record);
   // n > 1: records the stream's new transition `seq` in its open windows and completes those that
-  // it closes (all of them when the episode ended). Cannot fail.
-  // `completed`: when not null, collects the transitions whose windows were published.
-  void advance_windows(EnvStream& stream, int64_t seq, const TransitionRecord& record,
-                       c10::SmallVector<int64_t, 16>* completed);
+  // it closes (all of them when the episode ended), telling the sampler. Cannot fail.
+  void advance_windows(EnvStream& stream, int64_t seq, const TransitionRecord& record);
   // Publishes transition seq's window, unless the slot moved on (then nothing changes and it
   // returns false).
   bool complete_window(int64_t seq, const TransitionWindow& window);
-  // The mirror's copy of every stored transition (its frames are there already), after a load.
-  // A load whose copy failed (out of device memory, say) leaves the mirror stale, and the next
-  // call on the buffer copies the transitions again before it goes on.
-  void refresh_mirror();
-  // Copies one committed transition into row `row` of `out`; false if it changed under the read.
-  // `leaf`: also reads the transition's priority leaf, validated with the rest.
-  bool try_read(int64_t slot, const BatchPointers& out, int64_t row, double* leaf = nullptr) const;
-  // Fills row `row` from the slot that draw number `draw` picks, redrawing while it changes
-  // under the read.
-  void sample_uniform_row(uint64_t draw, const BatchPointers& out, int64_t row);
-  // Row `row` of `rows`' transition, drawn by priority: `read(slot, &leaf)` reads the slot (and
-  // its leaf, validated with it), false if it changed under the read. Returns its weight.
-  template <typename Read>
-  float draw_prioritized(uint64_t draw, int64_t rows, int64_t row, double total, double min_leaf,
-                         double beta, Read&& read);
 
   const std::vector<int64_t> obs_shape_;
   const at::ScalarType obs_dtype_;
@@ -157,13 +118,11 @@ class ReplayBuffer {
   std::unique_ptr<EnvStream[]> streams_;
   CounterRng rng_;
   std::shared_ptr<BlockPool> obs_blocks_;
-  std::unique_ptr<Priorities> priorities_;  // prioritized buffers only
   // Stored transitions whose window is open (n > 1): sampling needs at least one that is not.
   std::atomic<int64_t> incomplete_{0};
-  std::unique_ptr<TransitionMirror> mirror_;  // with a sample_device only
-  mutable std::atomic<bool> mirror_in_use_{false};
-  bool mirror_stale_ = false;  // read and written under a MirrorCall
-  std::vector<std::byte> stacks_;  // with a mirror: each stream's current stack, for the checks
+  // Declared after the parts they refer to (BufferParts), so destroyed before them.
+  std::unique_ptr<DrawStrategy> draw_;
+  std::unique_ptr<Sampler> sampler_;
 };
 
 }  // namespace pydqn

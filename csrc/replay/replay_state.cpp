@@ -5,40 +5,21 @@
 // transition the rows of those frames. Loading appends the frames to fresh chunks and commits the
 // transitions under their original transition numbers, so slots, FIFO order and the sampling
 // sequence continue exactly where the saved buffer stood.
+#include "replay/replay_state.h"
+
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <c10/util/Exception.h>
 
 #include <cmath>
-#include <cstring>
 #include <unordered_map>
 
-#include "replay/racy_copy.h"
 #include "replay/replay_buffer.h"
 
 namespace pydqn {
-namespace {
 
-// Holds every env stream, waiting for running add() calls to finish and holding off new ones, so
-// the ring and the frames stay still while the buffer is saved or loaded.
-class AllStreamsLease {
- public:
-  AllStreamsLease(EnvStream* streams, int64_t count) : streams_(streams), count_(count) {
-    for (int64_t env = 0; env < count; ++env) streams[env].hold_for_snapshot();
-  }
-  ~AllStreamsLease() {
-    for (int64_t env = 0; env < count_; ++env) streams_[env].drop();
-  }
-  AllStreamsLease(const AllStreamsLease&) = delete;
-  AllStreamsLease& operator=(const AllStreamsLease&) = delete;
-
- private:
-  EnvStream* streams_;
-  int64_t count_;
-};
-
-void check_field(const at::Tensor& t, const char* name, at::ScalarType dtype,
-                 c10::IntArrayRef sizes) {
+void check_state_field(const at::Tensor& t, const char* name, at::ScalarType dtype,
+                       c10::IntArrayRef sizes) {
   TORCH_CHECK_VALUE(t.defined() && t.device().is_cpu(), "state['", name,
                     "']: expected a CPU tensor");
   TORCH_CHECK_TYPE(t.scalar_type() == dtype, "state['", name, "']: expected dtype ", dtype,
@@ -47,10 +28,8 @@ void check_field(const at::Tensor& t, const char* name, at::ScalarType dtype,
                     t.sizes());
 }
 
-}  // namespace
-
 ReplayState ReplayBuffer::save_state() const {
-  const MirrorCall call(mirror_.get(), mirror_in_use_);
+  const SamplerCall call(*sampler_);
   AllStreamsLease lease(streams_.get(), num_envs_);
   const int64_t added = ring_.claimed();
   const int64_t stored = added < ring_.capacity() ? added : ring_.capacity();
@@ -59,14 +38,12 @@ ReplayState ReplayBuffer::save_state() const {
   ReplayState state;
   state.added = added;
   state.rng_seed = rng_.seed();
-  // A uniform mirror draws on the device; prioritized ones draw on the host.
-  state.rng_draws = mirror_ && !priorities_ ? mirror_->draws() : rng_.draws();
+  state.rng_draws = sampler_->draws();
   state.frame_ids = at::empty({stored, ids}, at::kInt);
   state.action = at::empty({stored}, at::kInt);
   state.reward = at::empty({stored}, at::kFloat);
   state.terminated = at::empty({stored}, at::kBool);
   state.truncated = at::empty({stored}, at::kBool);
-  if (priorities_) state.priorities = at::zeros({stored}, at::kDouble);
   if (windows) {
     state.complete = at::zeros({stored}, at::kBool);
     state.window_ids = at::zeros({stored, frame_stack_}, at::kInt);
@@ -78,7 +55,8 @@ ReplayState ReplayBuffer::save_state() const {
   std::unordered_map<int32_t, int32_t> row_of;  // frame id in the store -> row in `frames`
   std::vector<int32_t> frame_order;
   auto row = [&](int32_t frame_id) {
-    const auto [entry, is_new] = row_of.try_emplace(frame_id, static_cast<int32_t>(frame_order.size()));
+    const auto [entry, is_new] =
+        row_of.try_emplace(frame_id, static_cast<int32_t>(frame_order.size()));
     if (is_new) frame_order.push_back(frame_id);
     return entry->second;
   };
@@ -96,7 +74,6 @@ ReplayState ReplayBuffer::save_state() const {
     state.reward.mutable_data_ptr<float>()[i] = record.reward;
     state.terminated.mutable_data_ptr<bool>()[i] = (record.flags & kTerminated) != 0;
     state.truncated.mutable_data_ptr<bool>()[i] = (record.flags & kTruncated) != 0;
-    if (priorities_) state.priorities.mutable_data_ptr<double>()[i] = priorities_->leaf(slot);
     // With every stream held no window is being completed, so "completing" is a priority
     // update's hold of a complete transition (see TransitionRing::hold).
     const bool complete = TransitionRing::phase_of(version) == TransitionRing::kComplete ||
@@ -106,7 +83,8 @@ ReplayState ReplayBuffer::save_state() const {
       ring_.load_window(slot, record, window, gamma_);
       state.complete.mutable_data_ptr<bool>()[i] = true;
       for (int32_t f = 0; f < frame_stack_; ++f) {
-        state.window_ids.mutable_data_ptr<int32_t>()[i * frame_stack_ + f] = row(window.next_ids[f]);
+        state.window_ids.mutable_data_ptr<int32_t>()[i * frame_stack_ + f] =
+            row(window.next_ids[f]);
       }
       state.window_reward.mutable_data_ptr<float>()[i] = window.reward;
       state.window_discount.mutable_data_ptr<float>()[i] = window.discount;
@@ -114,19 +92,8 @@ ReplayState ReplayBuffer::save_state() const {
       state.window_truncated.mutable_data_ptr<bool>()[i] = (window.flags & kTruncated) != 0;
     }
   }
-  // Read after the leaves: Priorities::set raises the maximum before it stores a leaf, so the
-  // saved maximum covers every saved leaf even while priority updates run.
-  if (priorities_) state.max_priority = priorities_->max_priority();
-  const int64_t frame_count = static_cast<int64_t>(frame_order.size());
-  if (mirror_) {  // the frames live on the device only
-    state.frames = mirror_->read_frames(frame_order);
-    return state;
-  }
-  state.frames = at::empty({frame_count, frame_bytes_}, at::kByte);
-  auto* out = state.frames.mutable_data_ptr<uint8_t>();
-  for (int64_t r = 0; r < frame_count; ++r) {
-    copy_from_shared(out + r * frame_bytes_, frames_.frame(frame_order[r]), frame_bytes_);
-  }
+  draw_->save(state, added - stored, stored);
+  state.frames = sampler_->read_frames(frame_order);
   return state;
 }
 
@@ -138,24 +105,19 @@ void ReplayBuffer::load_state(const ReplayState& state) {
   TORCH_CHECK_VALUE(state.frames.defined() && state.frames.dim() == 2,
                     "state['frames']: expected a (frames, frame bytes) uint8 tensor");
   const int64_t frame_count = state.frames.size(0);
-  check_field(state.frames, "frames", at::kByte, {frame_count, frame_bytes_});
-  check_field(state.frame_ids, "frame_ids", at::kInt, {stored, ids});
-  check_field(state.action, "action", at::kInt, {stored});
-  check_field(state.reward, "reward", at::kFloat, {stored});
-  check_field(state.terminated, "terminated", at::kBool, {stored});
-  check_field(state.truncated, "truncated", at::kBool, {stored});
+  check_state_field(state.frames, "frames", at::kByte, {frame_count, frame_bytes_});
+  check_state_field(state.frame_ids, "frame_ids", at::kInt, {stored, ids});
+  check_state_field(state.action, "action", at::kInt, {stored});
+  check_state_field(state.reward, "reward", at::kFloat, {stored});
+  check_state_field(state.terminated, "terminated", at::kBool, {stored});
+  check_state_field(state.truncated, "truncated", at::kBool, {stored});
   if (windows) {
-    check_field(state.complete, "complete", at::kBool, {stored});
-    check_field(state.window_ids, "window_ids", at::kInt, {stored, frame_stack_});
-    check_field(state.window_reward, "window_reward", at::kFloat, {stored});
-    check_field(state.window_discount, "window_discount", at::kFloat, {stored});
-    check_field(state.window_terminated, "window_terminated", at::kBool, {stored});
-    check_field(state.window_truncated, "window_truncated", at::kBool, {stored});
-  }
-  if (priorities_) {
-    check_field(state.priorities, "priorities", at::kDouble, {stored});
-    TORCH_CHECK_VALUE(std::isfinite(state.max_priority) && state.max_priority > 0.0,
-                      "state['max_priority']: expected a finite value > 0, got ", state.max_priority);
+    check_state_field(state.complete, "complete", at::kBool, {stored});
+    check_state_field(state.window_ids, "window_ids", at::kInt, {stored, frame_stack_});
+    check_state_field(state.window_reward, "window_reward", at::kFloat, {stored});
+    check_state_field(state.window_discount, "window_discount", at::kFloat, {stored});
+    check_state_field(state.window_terminated, "window_terminated", at::kBool, {stored});
+    check_state_field(state.window_truncated, "window_truncated", at::kBool, {stored});
   }
   auto contiguous = [](const at::Tensor& t) { return t.defined() ? t.contiguous() : t; };
   const at::Tensor frames = state.frames.contiguous();
@@ -170,7 +132,6 @@ void ReplayBuffer::load_state(const ReplayState& state) {
   const at::Tensor window_discount = contiguous(state.window_discount);
   const at::Tensor window_terminated = contiguous(state.window_terminated);
   const at::Tensor window_truncated = contiguous(state.window_truncated);
-  const at::Tensor priorities = contiguous(state.priorities);
   auto check_rows_of_frames = [&](const at::Tensor& t, const char* name) {
     const int32_t* r = t.const_data_ptr<int32_t>();
     for (int64_t i = 0; i < t.numel(); ++i) {
@@ -180,8 +141,9 @@ void ReplayBuffer::load_state(const ReplayState& state) {
   };
   check_rows_of_frames(frame_ids, "frame_ids");
   if (windows) check_rows_of_frames(window_ids, "window_ids");
-  for (const auto& [t, name] : {std::pair{&reward, "reward"}, std::pair{&window_reward, "window_reward"},
-                                std::pair{&window_discount, "window_discount"}}) {
+  for (const auto& [t, name] :
+       {std::pair{&reward, "reward"}, std::pair{&window_reward, "window_reward"},
+        std::pair{&window_discount, "window_discount"}}) {
     if (!t->defined()) continue;
     for (int64_t i = 0; i < stored; ++i) {
       TORCH_CHECK_VALUE(std::isfinite(t->const_data_ptr<float>()[i]), "state['", name,
@@ -190,17 +152,9 @@ void ReplayBuffer::load_state(const ReplayState& state) {
     }
   }
 
-  for (int64_t i = 0; priorities_ && i < stored; ++i) {
-    // A transition is sampled with probability proportional to its leaf, so one that can be
-    // sampled (its window complete) needs a positive leaf, and one that cannot needs 0.
-    const double leaf = priorities.const_data_ptr<double>()[i];
-    const bool sampleable = !windows || complete.const_data_ptr<bool>()[i];
-    TORCH_CHECK_VALUE(std::isfinite(leaf) && (sampleable ? leaf > 0.0 : leaf == 0.0),
-                      "state['priorities']: expected ", sampleable ? "a finite value > 0" : "0",
-                      " at row ", i, ", got ", leaf);
-  }
+  draw_->check_saved(state, stored, windows);
 
-  const MirrorCall call(mirror_.get(), mirror_in_use_);
+  const SamplerCall call(*sampler_);
   AllStreamsLease lease(streams_.get(), num_envs_);
   TORCH_CHECK_VALUE(ring_.claimed() == 0,
                     "load_state_dict: expected a buffer nothing was added to, but it holds ",
@@ -211,24 +165,17 @@ void ReplayBuffer::load_state(const ReplayState& state) {
   EnvStream loader;
   std::vector<int32_t> frame_id(frame_count);
   const auto* bytes = frames.const_data_ptr<uint8_t>();
-  std::vector<FrameSource> sources;
   for (int64_t r = 0; r < frame_count; ++r) {
     frame_id[r] = loader.new_frame(frames_);
-    if (mirror_) {
-      sources.push_back({frame_id[r], reinterpret_cast<const std::byte*>(bytes + r * frame_bytes_)});
-    } else {
-      copy_to_shared(frames_.frame(frame_id[r]), bytes + r * frame_bytes_, frame_bytes_);
-    }
+    sampler_->put_frame(frame_id[r], reinterpret_cast<const std::byte*>(bytes + r * frame_bytes_));
   }
-  if (mirror_) {
-    // The frames go to the device before any transition is committed: if that fails, the buffer
-    // is still empty (the loader's chunks are handed back).
-    try {
-      mirror_->sync(frames_, sources, ring_, {}, gamma_, 0);
-    } catch (...) {
-      loader.unpin_all(frames_);
-      throw;
-    }
+  // The frames are written before any transition is committed: if that fails, the buffer is
+  // still empty (the loader's chunks are handed back).
+  try {
+    sampler_->write_loaded_frames();
+  } catch (...) {
+    loader.unpin_all(frames_);
+    throw;
   }
   const int32_t* rows = frame_ids.const_data_ptr<int32_t>();
   for (int64_t i = 0; i < stored; ++i) {
@@ -237,12 +184,9 @@ void ReplayBuffer::load_state(const ReplayState& state) {
     for (int32_t f = 0; f < ids; ++f) record.frame_ids[f] = frame_id[rows[i * ids + f]];
     record.action = action.const_data_ptr<int32_t>()[i];
     record.reward = reward.const_data_ptr<float>()[i];
-    record.flags = transition_flags(terminated.const_data_ptr<bool>()[i],
-                                    truncated.const_data_ptr<bool>()[i]);
+    record.flags =
+        transition_flags(terminated.const_data_ptr<bool>()[i], truncated.const_data_ptr<bool>()[i]);
     frames_.for_each_chunk(record.frame_ids, ids, [&](int32_t c) { frames_.retain(c); });
-    const double leaf = priorities_ ? priorities.const_data_ptr<double>()[i] : 0.0;
-    // Nothing samples before restore_claimed() below, so the leaves are set outside any hold.
-    if (priorities_ && leaf > 0.0) priorities_->set_leaf(seq % capacity(), leaf);
     ring_.commit(seq, record, /*complete=*/!windows);
     if (!windows) continue;
     if (!complete.const_data_ptr<bool>()[i]) {
@@ -259,17 +203,13 @@ void ReplayBuffer::load_state(const ReplayState& state) {
                                     window_truncated.const_data_ptr<bool>()[i]);
     incomplete_.fetch_add(1, std::memory_order_relaxed);
     complete_window(seq, window);
-    if (priorities_) priorities_->set_leaf(seq % capacity(), leaf);  // complete_window set the max
   }
-  if (priorities_) priorities_->restore_max_priority(state.max_priority);
+  // Nothing samples before restore_claimed() below.
+  draw_->restore(state, state.added - stored, stored);
   loader.unpin_all(frames_);
   rng_.restore(state.rng_seed, state.rng_draws);
   ring_.restore_claimed(state.added);
-  if (mirror_) {
-    mirror_stale_ = true;  // until the copy below has gone through
-    mirror_->restore_rng(state.rng_seed, state.rng_draws);
-    refresh_mirror();
-  }
+  sampler_->loaded(state.rng_seed, state.rng_draws);
 }
 
 }  // namespace pydqn

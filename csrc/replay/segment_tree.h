@@ -26,8 +26,8 @@ namespace pydqn {
 template <typename Combine>
 class SegmentTree {
  public:
-  explicit SegmentTree(int64_t capacity) : leaves_(round_up(capacity)),
-                                           nodes_(new std::atomic<double>[2 * leaves_]) {
+  explicit SegmentTree(int64_t capacity)
+      : leaves_(round_up(capacity)), nodes_(new std::atomic<double>[2 * leaves_]) {
     for (int64_t i = 0; i < 2 * leaves_; ++i) {
       nodes_[i].store(Combine::kIdentity, std::memory_order_relaxed);
     }
@@ -35,7 +35,9 @@ class SegmentTree {
 
   int64_t leaves() const { return leaves_; }
   double root() const { return nodes_[1].load(std::memory_order_acquire); }
-  double get(int64_t index) const { return nodes_[leaves_ + index].load(std::memory_order_acquire); }
+  double get(int64_t index) const {
+    return nodes_[leaves_ + index].load(std::memory_order_acquire);
+  }
 
   void set(int64_t index, double value) {
     int64_t node = leaves_ + index;
@@ -43,8 +45,9 @@ class SegmentTree {
     for (node /= 2; node >= 1; node /= 2) {
       double current = nodes_[node].load(std::memory_order_acquire);
       for (;;) {
-        const double combined = Combine::apply(nodes_[2 * node].load(std::memory_order_acquire),
-                                               nodes_[2 * node + 1].load(std::memory_order_acquire));
+        const double combined =
+            Combine::apply(nodes_[2 * node].load(std::memory_order_acquire),
+                           nodes_[2 * node + 1].load(std::memory_order_acquire));
         if (combined == current) break;
         if (nodes_[node].compare_exchange_weak(current, combined, std::memory_order_acq_rel,
                                                std::memory_order_acquire)) {

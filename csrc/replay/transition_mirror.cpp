@@ -65,8 +65,8 @@ TransitionMirror::TransitionMirror(c10::Device device, int64_t capacity, int32_t
       chunks_per_block_(chunks_per_block(capacity, layout.chunk_frames(), frame_bytes)),
       host_chunk_address_(layout.max_chunks(), 0),
       chunk_published_(layout.max_chunks(), false) {
-  TORCH_CHECK_VALUE(device.is_cpu() || device.is_cuda(),
-                    "device: expected 'cpu' or 'cuda', got ", device);
+  TORCH_CHECK_VALUE(device.is_cpu() || device.is_cuda(), "device: expected 'cpu' or 'cuda', got ",
+                    device);
 #ifndef PYDQN_WITH_CUDA
   TORCH_CHECK_VALUE(device.is_cpu(), "device: pydqn was built without CUDA kernels (a CPU torch, ",
                     "or no nvcc at build time), so a buffer cannot live on ", device,
@@ -141,14 +141,14 @@ int64_t TransitionMirror::chunk_address(int32_t chunk) {
     nbytes_ += blocks_[block].nbytes();
   }
   const int64_t offset = (chunk % chunks_per_block_) * int64_t{chunk_frames_} * frame_bytes_;
-  host_chunk_address_[chunk] =
-      reinterpret_cast<int64_t>(static_cast<std::byte*>(blocks_[block].mutable_data_ptr()) + offset);
+  host_chunk_address_[chunk] = reinterpret_cast<int64_t>(
+      static_cast<std::byte*>(blocks_[block].mutable_data_ptr()) + offset);
   return host_chunk_address_[chunk];
 }
 
 TransitionMirror::Staged TransitionMirror::stage(const FrameStore& store,
-                                                std::span<const FrameSource> frames,
-                                                int64_t max_rows) {
+                                                 std::span<const FrameSource> frames,
+                                                 int64_t max_rows) {
   const c10::DeviceGuard guard(device_);
   std::vector<int32_t> new_chunks;
   for (const FrameSource& frame : frames) {
@@ -161,14 +161,19 @@ TransitionMirror::Staged TransitionMirror::stage(const FrameStore& store,
   }
   const int64_t count = static_cast<int64_t>(frames.size());
   const int64_t chunks = static_cast<int64_t>(new_chunks.size());
-  Staged staged{PackedLayout(count, frame_bytes_, chunks, max_rows, frame_stack_), {}, {},
-                std::move(new_chunks), count, max_rows};
+  Staged staged{PackedLayout(count, frame_bytes_, chunks, max_rows, frame_stack_),
+                {},
+                {},
+                std::move(new_chunks),
+                count,
+                max_rows};
   const PackedLayout& layout = staged.layout;
   staged.host = at::empty({layout.total},
                           at::TensorOptions().dtype(at::kByte).pinned_memory(device_.is_cuda()));
-  staged.device = device_.is_cuda()
-                      ? at::empty({layout.total}, at::TensorOptions().dtype(at::kByte).device(device_))
-                      : staged.host;
+  staged.device =
+      device_.is_cuda()
+          ? at::empty({layout.total}, at::TensorOptions().dtype(at::kByte).device(device_))
+          : staged.host;
   auto* base = static_cast<std::byte*>(staged.host.mutable_data_ptr());
   for (int64_t i = 0; i < count; ++i) {
     const int32_t id = frames[i].id;
@@ -189,11 +194,13 @@ void TransitionMirror::submit(Staged& staged, const TransitionRing& ring,
   const int64_t capacity = ring.capacity();
   const int64_t k = frame_stack_;
   std::vector<int64_t> slots(seqs.size());
-  std::transform(seqs.begin(), seqs.end(), slots.begin(), [&](int64_t seq) { return seq % capacity; });
+  std::transform(seqs.begin(), seqs.end(), slots.begin(),
+                 [&](int64_t seq) { return seq % capacity; });
   std::sort(slots.begin(), slots.end());
   slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
   const int64_t rows = static_cast<int64_t>(slots.size());
-  TORCH_INTERNAL_ASSERT(rows <= staged.max_rows, "mirror: ", rows, " slots staged for ", staged.max_rows);
+  TORCH_INTERNAL_ASSERT(rows <= staged.max_rows, "mirror: ", rows, " slots staged for ",
+                        staged.max_rows);
   auto* base = static_cast<std::byte*>(staged.host.mutable_data_ptr());
   for (int64_t i = 0; i < rows; ++i) {
     const int64_t slot = slots[i];
@@ -211,12 +218,15 @@ void TransitionMirror::submit(Staged& staged, const TransitionRing& ring,
       window.flags = record.flags;
     }
     at_offset<int64_t>(base, layout.slots)[i] = slot;
-    std::copy(record.frame_ids, record.frame_ids + k, at_offset<int32_t>(base, layout.obs_ids) + i * k);
-    std::copy(window.next_ids, window.next_ids + k, at_offset<int32_t>(base, layout.next_ids) + i * k);
+    std::copy(record.frame_ids, record.frame_ids + k,
+              at_offset<int32_t>(base, layout.obs_ids) + i * k);
+    std::copy(window.next_ids, window.next_ids + k,
+              at_offset<int32_t>(base, layout.next_ids) + i * k);
     at_offset<int32_t>(base, layout.action)[i] = record.action;
     at_offset<float>(base, layout.reward)[i] = window.reward;
     at_offset<float>(base, layout.discount)[i] = window.discount;
-    at_offset<int64_t>(base, layout.transition_id)[i] = complete ? TransitionRing::seq_of(version) : -1;
+    at_offset<int64_t>(base, layout.transition_id)[i] =
+        complete ? TransitionRing::seq_of(version) : -1;
     at_offset<uint8_t>(base, layout.flags)[i] = window.flags;
   }
   ordered("add()", /*capturable=*/false, [&] {
@@ -298,7 +308,8 @@ void TransitionMirror::gather_rows(const BatchTensors& out, const at::Tensor& sl
                                    const at::Tensor& weights) {
   // Slots drawn on the host: a prioritized sample cannot be replayed by a CUDA graph.
   ordered("sample() of a prioritized buffer", /*capturable=*/false, [&] {
-    gather(out, slots.to(device_, /*non_blocking=*/true), weights.to(device_, /*non_blocking=*/true));
+    gather(out, slots.to(device_, /*non_blocking=*/true),
+           weights.to(device_, /*non_blocking=*/true));
   });
 }
 
@@ -312,7 +323,8 @@ at::Tensor TransitionMirror::read_frames(std::span<const int32_t> ids) const {
     auto* out = static_cast<std::byte*>(frames.mutable_data_ptr());
     if (count == 0) return;
 #ifdef PYDQN_WITH_CUDA
-    if (device_.is_cuda()) return copy_frames_cuda(tables(), on_device.const_data_ptr<int32_t>(), count, out);
+    if (device_.is_cuda())
+      return copy_frames_cuda(tables(), on_device.const_data_ptr<int32_t>(), count, out);
 #endif
     copy_frames_cpu(tables(), on_device.const_data_ptr<int32_t>(), count, out);
   });

@@ -120,27 +120,4 @@ class TransitionMirror {
   mutable CudaStreamOrder order_;
 };
 
-// One call on a buffer with a TransitionMirror, which takes one at a time: its host-side staging
-// and the order of its device work assume calls do not overlap. Overlapping calls get an error,
-// never a corrupted mirror. A no-op without a mirror (nullptr: the buffer samples on the host).
-class MirrorCall {
- public:
-  MirrorCall(const TransitionMirror* mirror, std::atomic<bool>& in_use)
-      : in_use_(mirror != nullptr ? &in_use : nullptr) {
-    if (in_use_ == nullptr) return;
-    TORCH_CHECK(!in_use_->exchange(true, std::memory_order_acquire),
-                      "a ReplayBuffer that samples on ", mirror->device(),
-                      " takes one call at a time: add(), sample(), get(), state_dict() and "
-                      "load_state_dict() overlapped from two threads");
-  }
-  ~MirrorCall() {
-    if (in_use_ != nullptr) in_use_->store(false, std::memory_order_release);
-  }
-  MirrorCall(const MirrorCall&) = delete;
-  MirrorCall& operator=(const MirrorCall&) = delete;
-
- private:
-  std::atomic<bool>* in_use_;
-};
-
 }  // namespace pydqn

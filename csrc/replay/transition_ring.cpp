@@ -36,10 +36,11 @@ TransitionRing::Occupant TransitionRing::begin_write(int64_t seq) {
   SpinWait spin;
   for (;;) {
     int64_t version = version_[slot].load(std::memory_order_acquire);
-    const bool settled = version == 4 * previous + kCommitted || version == 4 * previous + kComplete;
-    if (settled && version_[slot].compare_exchange_weak(version, 4 * seq + kWriting,
-                                                        std::memory_order_acquire,
-                                                        std::memory_order_relaxed)) {
+    const bool settled =
+        version == 4 * previous + kCommitted || version == 4 * previous + kComplete;
+    if (settled &&
+        version_[slot].compare_exchange_weak(version, 4 * seq + kWriting, std::memory_order_acquire,
+                                             std::memory_order_relaxed)) {
       std::atomic_thread_fence(std::memory_order_release);
       if (previous < 0) return Occupant::kNone;
       return phase_of(version) == kComplete ? Occupant::kComplete : Occupant::kIncomplete;
@@ -51,7 +52,8 @@ TransitionRing::Occupant TransitionRing::begin_write(int64_t seq) {
 void TransitionRing::commit(int64_t seq, const TransitionRecord& record, bool complete) {
   const int64_t slot = seq % capacity_;
   std::atomic<int32_t>* ids = &frame_ids_[slot * (frame_stack_ + 1)];
-  for (int32_t i = 0; i <= frame_stack_; ++i) ids[i].store(record.frame_ids[i], std::memory_order_relaxed);
+  for (int32_t i = 0; i <= frame_stack_; ++i)
+    ids[i].store(record.frame_ids[i], std::memory_order_relaxed);
   action_[slot].store(record.action, std::memory_order_relaxed);
   reward_[slot].store(record.reward, std::memory_order_relaxed);
   flags_[slot].store(record.flags, std::memory_order_relaxed);
@@ -61,9 +63,8 @@ void TransitionRing::commit(int64_t seq, const TransitionRecord& record, bool co
 bool TransitionRing::begin_complete(int64_t seq) {
   const int64_t slot = seq % capacity_;
   int64_t expected = 4 * seq + kCommitted;
-  if (!version_[slot].compare_exchange_strong(expected, 4 * seq + kCompleting,
-                                              std::memory_order_acquire,
-                                              std::memory_order_relaxed)) {
+  if (!version_[slot].compare_exchange_strong(
+          expected, 4 * seq + kCompleting, std::memory_order_acquire, std::memory_order_relaxed)) {
     return false;
   }
   std::atomic_thread_fence(std::memory_order_release);
@@ -73,7 +74,8 @@ bool TransitionRing::begin_complete(int64_t seq) {
 void TransitionRing::end_complete(int64_t seq, const TransitionWindow& window) {
   const int64_t slot = seq % capacity_;
   std::atomic<int32_t>* ids = &window_ids_[slot * frame_stack_];
-  for (int32_t i = 0; i < frame_stack_; ++i) ids[i].store(window.next_ids[i], std::memory_order_relaxed);
+  for (int32_t i = 0; i < frame_stack_; ++i)
+    ids[i].store(window.next_ids[i], std::memory_order_relaxed);
   window_reward_[slot].store(window.reward, std::memory_order_relaxed);
   window_discount_[slot].store(window.discount, std::memory_order_relaxed);
   window_flags_[slot].store(window.flags, std::memory_order_relaxed);
@@ -90,9 +92,8 @@ bool TransitionRing::hold(int64_t seq) {
       continue;
     }
     if (version != 4 * seq + kComplete) return false;
-    if (version_[slot].compare_exchange_weak(version, 4 * seq + kCompleting,
-                                             std::memory_order_acquire,
-                                             std::memory_order_relaxed)) {
+    if (version_[slot].compare_exchange_weak(
+            version, 4 * seq + kCompleting, std::memory_order_acquire, std::memory_order_relaxed)) {
       return true;
     }
   }
@@ -109,7 +110,8 @@ int64_t TransitionRing::read_begin(int64_t slot) const {
 
 void TransitionRing::load(int64_t slot, TransitionRecord& record) const {
   const std::atomic<int32_t>* ids = &frame_ids_[slot * (frame_stack_ + 1)];
-  for (int32_t i = 0; i <= frame_stack_; ++i) record.frame_ids[i] = ids[i].load(std::memory_order_relaxed);
+  for (int32_t i = 0; i <= frame_stack_; ++i)
+    record.frame_ids[i] = ids[i].load(std::memory_order_relaxed);
   record.action = action_[slot].load(std::memory_order_relaxed);
   record.reward = reward_[slot].load(std::memory_order_relaxed);
   record.flags = flags_[slot].load(std::memory_order_relaxed);
@@ -125,7 +127,8 @@ void TransitionRing::load_window(int64_t slot, const TransitionRecord& record,
     return;
   }
   const std::atomic<int32_t>* ids = &window_ids_[slot * frame_stack_];
-  for (int32_t i = 0; i < frame_stack_; ++i) window.next_ids[i] = ids[i].load(std::memory_order_relaxed);
+  for (int32_t i = 0; i < frame_stack_; ++i)
+    window.next_ids[i] = ids[i].load(std::memory_order_relaxed);
   window.reward = window_reward_[slot].load(std::memory_order_relaxed);
   window.discount = window_discount_[slot].load(std::memory_order_relaxed);
   window.flags = window_flags_[slot].load(std::memory_order_relaxed);

@@ -23,8 +23,12 @@ inline uint8_t transition_flags(bool terminated, bool truncated) {
   return (terminated ? kTerminated : 0) | (truncated ? kTruncated : 0);
 }
 
-// The n-step view of a transition t, as sampling returns it: its window is t, ..., t+m-1 of the same
-// env stream, with m = n unless the episode ended sooner. For n = 1 it is the transition itself.
+// Transitions an n-step window spans, at most.
+constexpr int32_t kMaxNStep = 64;
+
+// The n-step view of a transition t, as sampling returns it: its window is t, ..., t+m-1 of the
+// same env stream, with m = n unless the episode ended sooner. For n = 1 it is the transition
+// itself.
 struct TransitionWindow {
   int32_t next_ids[kMaxFrameStack];  // next_obs of the window's last transition
   float reward;                      // sum over j < m of gamma^j r_{t+j}

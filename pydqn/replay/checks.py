@@ -11,7 +11,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from pydqn._extension import load_extension
 from pydqn.device import resolve_device
+
+# The C++ buffer's inclusive size limits by argument (frame_stack, num_envs, n_step, capacity),
+# which both buffers enforce.
+LIMITS: dict[str, int] = load_extension().LIMITS
 
 
 def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
@@ -102,11 +107,11 @@ def check_buffer_args(
         capacity=check_int("capacity", capacity, minimum=1),
         obs_shape=check_obs_shape(obs_shape),
         obs_dtype=check_dtype(obs_dtype),
-        frame_stack=check_int("frame_stack", frame_stack, minimum=1, maximum=32),
-        num_envs=check_int("num_envs", num_envs, minimum=1, maximum=65536),
+        frame_stack=check_int("frame_stack", frame_stack, minimum=1, maximum=LIMITS["frame_stack"]),
+        num_envs=check_int("num_envs", num_envs, minimum=1, maximum=LIMITS["num_envs"]),
         device=resolve_device(device, allow_cuda=cuda_resident),
         seed=None if seed is None else check_int("seed", seed, minimum=0, maximum=2**64 - 1),
-        n_step=check_int("n_step", n_step, minimum=1, maximum=64),
+        n_step=check_int("n_step", n_step, minimum=1, maximum=LIMITS["n_step"]),
         gamma=check_fraction("gamma", gamma),
         prioritized=prioritized,
         alpha=check_fraction("alpha", alpha),

@@ -275,3 +275,28 @@ def test_bad_constructor_arguments(cls, kwargs, error, message):
 @pytest.mark.parametrize("kwargs,error,message", FRAME_LAYOUT_CASES)
 def test_frame_layout_limits(kwargs, error, message):
     check_constructor_error(pydqn.ReplayBuffer, kwargs, error, message)
+
+
+def test_the_extension_exports_the_limits_it_enforces():
+    limits = pydqn.replay.buffer._C.LIMITS
+    assert limits == {"frame_stack": 32, "num_envs": 65536, "n_step": 64, "capacity": 2**31 - 1}
+
+    def make(capacity=64, frame_stack=1, num_envs=1, n_step=1):
+        return pydqn.replay.buffer._C.ReplayBuffer(
+            capacity, [frame_stack, 2], torch.uint8, frame_stack, num_envs, 0, n_step, 0.99, False, 0.6
+        )
+
+    for name in ("frame_stack", "num_envs", "n_step"):
+        make(**{name: limits[name]})  # inclusive
+        with pytest.raises(ValueError, match=f"{name}: expected 1..{limits[name]}, got {limits[name] + 1}"):
+            make(**{name: limits[name] + 1})
+    with pytest.raises(ValueError, match="capacity: 2147483648 transitions of 2 frames exceed"):
+        make(capacity=limits["capacity"] + 1)
+
+
+@pytest.mark.parametrize("name", ["frame_stack", "num_envs", "n_step"])
+@pytest.mark.parametrize("cls", [pydqn.ReplayBuffer, pydqn.PyReplayBuffer])
+def test_both_buffers_check_the_extensions_limits(cls, name):
+    limit = pydqn.replay.buffer._C.LIMITS[name]
+    message = f"{name}: expected an int in [1, {limit}], got {limit + 1}"
+    check_constructor_error(cls, {name: limit + 1}, ValueError, message)

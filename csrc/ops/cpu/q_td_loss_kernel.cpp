@@ -15,8 +15,9 @@ namespace {
 void check_actions(const QTdLossArgs& args) {
   const int64_t* action = args.action.const_data_ptr<int64_t>();
   for (int64_t b = 0; b < args.batch(); ++b) {
-    TORCH_CHECK_INDEX(action[b] >= 0 && action[b] < args.actions(), "action: expected values in [0, ",
-                      args.actions(), "), got ", action[b], " at row ", b);
+    TORCH_CHECK_INDEX(action[b] >= 0 && action[b] < args.actions(),
+                      "action: expected values in [0, ", args.actions(), "), got ", action[b],
+                      " at row ", b);
   }
 }
 
@@ -33,7 +34,8 @@ std::tuple<at::Tensor, at::Tensor> q_td_loss_cpu(const at::Tensor& q, const at::
     const scalar_t* qs = args.q.const_data_ptr<scalar_t>();
     const int64_t* a = args.action.const_data_ptr<int64_t>();
     const scalar_t* t = args.target.const_data_ptr<scalar_t>();
-    const scalar_t* w = args.weights.has_value() ? args.weights->const_data_ptr<scalar_t>() : nullptr;
+    const scalar_t* w =
+        args.weights.has_value() ? args.weights->const_data_ptr<scalar_t>() : nullptr;
     scalar_t* td = td_error.mutable_data_ptr<scalar_t>();
     acc_t total = 0;
     for (int64_t b = 0; b < args.batch(); ++b) {
@@ -42,7 +44,8 @@ std::tuple<at::Tensor, at::Tensor> q_td_loss_cpu(const at::Tensor& q, const at::
       const acc_t l = td_loss(static_cast<acc_t>(d), args.kind);
       total += w != nullptr ? static_cast<acc_t>(w[b]) * l : l;
     }
-    *loss.mutable_data_ptr<scalar_t>() = static_cast<scalar_t>(total / static_cast<acc_t>(args.batch()));
+    *loss.mutable_data_ptr<scalar_t>() =
+        static_cast<scalar_t>(total / static_cast<acc_t>(args.batch()));
   });
   return {loss, td_error};
 }
@@ -55,20 +58,23 @@ at::Tensor q_td_loss_backward_cpu(const at::Tensor& grad_loss, const at::Tensor&
                     grad_loss.sizes());
   check_actions(args);
   at::Tensor grad_q = at::zeros({args.batch(), args.actions()}, args.q.options());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, args.q.scalar_type(), "q_td_loss_backward", [&] {
-    using acc_t = at::acc_type<scalar_t, /*is_cuda=*/false>;
-    const acc_t scale = grad_loss.to(args.q.scalar_type()).contiguous().const_data_ptr<scalar_t>()[0] /
-                        static_cast<acc_t>(args.batch());
-    const int64_t* a = args.action.const_data_ptr<int64_t>();
-    const scalar_t* td = args.target.const_data_ptr<scalar_t>();
-    const scalar_t* w = args.weights.has_value() ? args.weights->const_data_ptr<scalar_t>() : nullptr;
-    scalar_t* g = grad_q.mutable_data_ptr<scalar_t>();
-    for (int64_t b = 0; b < args.batch(); ++b) {
-      const acc_t slope = td_loss_slope(static_cast<acc_t>(td[b]), args.kind);
-      g[b * args.actions() + a[b]] =
-          static_cast<scalar_t>(scale * (w != nullptr ? static_cast<acc_t>(w[b]) * slope : slope));
-    }
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, args.q.scalar_type(), "q_td_loss_backward", [&] {
+        using acc_t = at::acc_type<scalar_t, /*is_cuda=*/false>;
+        const acc_t scale =
+            grad_loss.to(args.q.scalar_type()).contiguous().const_data_ptr<scalar_t>()[0] /
+            static_cast<acc_t>(args.batch());
+        const int64_t* a = args.action.const_data_ptr<int64_t>();
+        const scalar_t* td = args.target.const_data_ptr<scalar_t>();
+        const scalar_t* w =
+            args.weights.has_value() ? args.weights->const_data_ptr<scalar_t>() : nullptr;
+        scalar_t* g = grad_q.mutable_data_ptr<scalar_t>();
+        for (int64_t b = 0; b < args.batch(); ++b) {
+          const acc_t slope = td_loss_slope(static_cast<acc_t>(td[b]), args.kind);
+          g[b * args.actions() + a[b]] = static_cast<scalar_t>(
+              scale * (w != nullptr ? static_cast<acc_t>(w[b]) * slope : slope));
+        }
+      });
   return grad_q;
 }
 

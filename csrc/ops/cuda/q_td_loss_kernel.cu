@@ -23,9 +23,9 @@ constexpr int kLossThreads = 512;
 template <typename scalar_t>
 __global__ void q_td_loss_kernel(const scalar_t* __restrict__ q, const int64_t* __restrict__ action,
                                  const scalar_t* __restrict__ target,
-                                 const scalar_t* __restrict__ weights, scalar_t* __restrict__ td_error,
-                                 scalar_t* __restrict__ loss, int64_t batch, int64_t actions,
-                                 LossKind kind) {
+                                 const scalar_t* __restrict__ weights,
+                                 scalar_t* __restrict__ td_error, scalar_t* __restrict__ loss,
+                                 int64_t batch, int64_t actions, LossKind kind) {
   using acc_t = at::acc_type<scalar_t, /*is_cuda=*/true>;
   __shared__ acc_t partial[kLossThreads];
   acc_t sum = 0;
@@ -62,8 +62,8 @@ __global__ void q_td_loss_backward_kernel(const scalar_t* __restrict__ grad_loss
   CUDA_KERNEL_ASSERT(a >= 0 && a < actions && "action out of range");
   const acc_t scale = static_cast<acc_t>(*grad_loss) / static_cast<acc_t>(batch);
   const acc_t slope = td_loss_slope(static_cast<acc_t>(td_error[b]), kind);
-  grad_q[b * actions + a] =
-      static_cast<scalar_t>(scale * (weights != nullptr ? static_cast<acc_t>(weights[b]) * slope : slope));
+  grad_q[b * actions + a] = static_cast<scalar_t>(
+      scale * (weights != nullptr ? static_cast<acc_t>(weights[b]) * slope : slope));
 }
 
 std::tuple<at::Tensor, at::Tensor> q_td_loss_cuda(const at::Tensor& q, const at::Tensor& action,
@@ -98,14 +98,16 @@ at::Tensor q_td_loss_backward_cuda(const at::Tensor& grad_loss_in, const at::Ten
   at::Tensor grad_q = at::zeros({args.batch(), args.actions()}, args.q.options());
   constexpr int kThreads = 128;
   const int blocks = static_cast<int>((args.batch() + kThreads - 1) / kThreads);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, args.q.scalar_type(), "q_td_loss_backward", [&] {
-    q_td_loss_backward_kernel<scalar_t><<<blocks, kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        grad_loss.const_data_ptr<scalar_t>(), args.action.const_data_ptr<int64_t>(),
-        args.target.const_data_ptr<scalar_t>(),
-        args.weights.has_value() ? args.weights->const_data_ptr<scalar_t>() : nullptr,
-        grad_q.mutable_data_ptr<scalar_t>(), args.batch(), args.actions(), args.kind);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, args.q.scalar_type(), "q_td_loss_backward", [&] {
+        q_td_loss_backward_kernel<scalar_t>
+            <<<blocks, kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+                grad_loss.const_data_ptr<scalar_t>(), args.action.const_data_ptr<int64_t>(),
+                args.target.const_data_ptr<scalar_t>(),
+                args.weights.has_value() ? args.weights->const_data_ptr<scalar_t>() : nullptr,
+                grad_q.mutable_data_ptr<scalar_t>(), args.batch(), args.actions(), args.kind);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      });
   return grad_q;
 }
 

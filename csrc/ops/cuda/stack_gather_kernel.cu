@@ -37,7 +37,8 @@ at::Tensor stack_gather_cuda(const at::Tensor& frames, const at::Tensor& frame_i
     const int64_t words = bytes / static_cast<int64_t>(sizeof(word));
     const int threads = static_cast<int>(std::min<int64_t>(256, std::max<int64_t>(32, words)));
     stack_gather_kernel<decltype(word)><<<blocks, threads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        source, args.frame_index.const_data_ptr<int64_t>(), target, rows, bytes, args.frames.size(0));
+        source, args.frame_index.const_data_ptr<int64_t>(), target, rows, bytes,
+        args.frames.size(0));
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out;

@@ -24,7 +24,8 @@ __global__ void td_target_kernel(const scalar_t* __restrict__ q_target,
   const int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (b >= batch) return;
   const int64_t best = argmax_row(q_online + b * actions, actions);
-  const acc_t bootstrap = terminated[b] ? acc_t(0) : static_cast<acc_t>(q_target[b * actions + best]);
+  const acc_t bootstrap =
+      terminated[b] ? acc_t(0) : static_cast<acc_t>(q_target[b * actions + best]);
   out[b] = static_cast<scalar_t>(static_cast<acc_t>(reward[b]) +
                                  static_cast<acc_t>(discount[b * discount_stride]) * bootstrap);
 }
@@ -41,10 +42,11 @@ at::Tensor td_target_cuda(const at::Tensor& next_q_target, const at::Tensor& rew
   const int blocks = static_cast<int>((args.batch() + kThreads - 1) / kThreads);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "td_target", [&] {
     td_target_kernel<scalar_t><<<blocks, kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        args.next_q_target.const_data_ptr<scalar_t>(), args.next_q_online.const_data_ptr<scalar_t>(),
-        args.reward.const_data_ptr<scalar_t>(), args.discount.const_data_ptr<scalar_t>(),
-        args.discount_stride(), args.terminated.const_data_ptr<bool>(),
-        out.mutable_data_ptr<scalar_t>(), args.batch(), args.actions());
+        args.next_q_target.const_data_ptr<scalar_t>(),
+        args.next_q_online.const_data_ptr<scalar_t>(), args.reward.const_data_ptr<scalar_t>(),
+        args.discount.const_data_ptr<scalar_t>(), args.discount_stride(),
+        args.terminated.const_data_ptr<bool>(), out.mutable_data_ptr<scalar_t>(), args.batch(),
+        args.actions());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return out;

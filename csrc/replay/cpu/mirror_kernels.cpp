@@ -1,8 +1,8 @@
+#include "replay/mirror_kernels.h"
+
 #include <c10/util/Exception.h>
 
 #include <cstring>
-
-#include "replay/mirror_kernels.h"
 
 namespace pydqn {
 
@@ -28,7 +28,8 @@ void apply_mirror_update_cpu(const MirrorTables& t, const MirrorUpdate& u) {
 }
 
 void copy_frames_cpu(const MirrorTables& t, const int32_t* ids, int64_t count, std::byte* out) {
-  for (int64_t i = 0; i < count; ++i) std::memcpy(out + i * t.frame_bytes, t.frame(ids[i]), t.frame_bytes);
+  for (int64_t i = 0; i < count; ++i)
+    std::memcpy(out + i * t.frame_bytes, t.frame(ids[i]), t.frame_bytes);
 }
 
 void gather_transitions_cpu(const MirrorTables& t, const BatchPointers& out, int64_t rows,

@@ -12,7 +12,9 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 65535;
 
-int blocks_for(int64_t items) { return static_cast<int>(std::clamp<int64_t>(items, 1, kMaxBlocks)); }
+int blocks_for(int64_t items) {
+  return static_cast<int>(std::clamp<int64_t>(items, 1, kMaxBlocks));
+}
 
 // Blocks [0, frames) copy one frame each (grid-stride); block 0 then writes the slot images and
 // chunk addresses as well.
@@ -45,8 +47,8 @@ __global__ void apply_kernel(MirrorTables t, MirrorUpdate u) {
 
 // One block per row (grid-stride): thread 0 picks the slot, then the block copies its 2k frames.
 template <typename Word>
-__global__ void gather_kernel(MirrorTables t, BatchPointers out, int64_t rows,
-                              const int64_t* slots, const float* weights) {
+__global__ void gather_kernel(MirrorTables t, BatchPointers out, int64_t rows, const int64_t* slots,
+                              const float* weights) {
   __shared__ int64_t picked;
   const int64_t k = t.frame_stack;
   const int64_t row_bytes = k * t.frame_bytes;
@@ -92,7 +94,8 @@ void copy_frames_cuda(const MirrorTables& t, const int32_t* ids, int64_t count, 
   // Frames sit at chunk bases (block bases, the caching allocator's, 512-byte aligned) plus
   // multiples of frame_bytes.
   with_widest_word(t.frame_bytes, {out}, [&](auto word) {
-    copy_frames_kernel<decltype(word)><<<blocks_for(count), kThreads, 0, stream>>>(t, ids, count, out);
+    copy_frames_kernel<decltype(word)>
+        <<<blocks_for(count), kThreads, 0, stream>>>(t, ids, count, out);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
@@ -118,13 +121,14 @@ void end_cuda_call(CudaStreamOrder& order) {
     C10_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
     order.event = event;
   }
-  C10_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(order.event),
-                                 at::cuda::getCurrentCUDAStream()));
+  C10_CUDA_CHECK(
+      cudaEventRecord(static_cast<cudaEvent_t>(order.event), at::cuda::getCurrentCUDAStream()));
   order.last_recorded = true;
 }
 
 void destroy_cuda_stream_order(CudaStreamOrder& order) {
-  if (order.event != nullptr) C10_CUDA_IGNORE_ERROR(cudaEventDestroy(static_cast<cudaEvent_t>(order.event)));
+  if (order.event != nullptr)
+    C10_CUDA_IGNORE_ERROR(cudaEventDestroy(static_cast<cudaEvent_t>(order.event)));
   order.event = nullptr;
 }
 
@@ -143,8 +147,8 @@ void gather_transitions_cuda(const MirrorTables& t, const BatchPointers& out, in
                              const int64_t* slots, const float* weights) {
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   with_widest_word(t.frame_bytes, {out.obs, out.next_obs}, [&](auto word) {
-    gather_kernel<decltype(word)><<<blocks_for(rows), kThreads, 0, stream>>>(t, out, rows, slots,
-                                                                              weights);
+    gather_kernel<decltype(word)>
+        <<<blocks_for(rows), kThreads, 0, stream>>>(t, out, rows, slots, weights);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   if (slots == nullptr) {
