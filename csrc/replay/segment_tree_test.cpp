@@ -163,6 +163,47 @@ void concurrent_sets_end_exact(Combine combine, int rounds) {
   }
 }
 
+// A sum whose apply() can stop one thread between reading a node's children and publishing
+// their sum, so a test can interleave a second set() exactly there.
+struct GatedSum {
+  static constexpr double kIdentity = 0.0;
+  static inline std::atomic<std::thread::id> gated{};
+  static inline std::atomic<int> state{0};  // 0 idle, 1 the gated thread waits, 2 go on
+  static double apply(double a, double b) {
+    if (std::this_thread::get_id() == gated.load()) {
+      gated.store(std::thread::id());  // only its first apply() waits
+      state.store(1);
+      while (state.load() != 2) std::this_thread::yield();
+    }
+    return a + b;
+  }
+};
+
+// Writer A sets leaf 0 and reads the children (2, 1) but has not yet published 3; writer B then
+// sets leaf 1 to 0 and finds the root already at 2 + 0 = 2, the value it wants, so it stops. When
+// A publishes the 3 it computed from B's old leaf, only A is left to correct it, by recomputing
+// after its CAS (without that re-check the root stayed at 3 over leaves 2 and 0).
+TEST(SegmentTreeConcurrency, ASetThatFindsTheParentUpToDateSurvivesASiblingsStaleWrite) {
+  SegmentTree<GatedSum> tree(2);
+  tree.set(0, 1.0);
+  tree.set(1, 1.0);
+  ASSERT_EQ(tree.root(), 2.0);
+  GatedSum::state.store(0);
+  std::atomic<bool> start{false};
+  std::thread a([&] {
+    while (!start.load()) std::this_thread::yield();
+    tree.set(0, 2.0);
+  });
+  GatedSum::gated.store(a.get_id());
+  start.store(true);
+  while (GatedSum::state.load() != 1) std::this_thread::yield();
+  tree.set(1, 0.0);  // writer B, on this thread, while A waits
+  GatedSum::state.store(2);
+  a.join();
+  EXPECT_EQ(tree.root(), tree.get(0) + tree.get(1));
+  EXPECT_EQ(tree.root(), 2.0);
+}
+
 TEST(SegmentTreeConcurrency, ConcurrentSetsOnDistinctLeavesEndWithExactSums) {
   concurrent_sets_end_exact<SumTree>(SumOf::apply, 50);
 }
