@@ -226,6 +226,25 @@ TEST(TransitionRing, HoldOfAnOpenWindowFails) {
   EXPECT_FALSE(ring.hold(0));
 }
 
+TEST(TransitionRing, ARestoredRingExposesTheLastCapacityTransitionsAndContinuesAfterThem) {
+  // A saved buffer of 6 transitions in a 4-slot ring: seqs 2..5 survive, in slots 2, 3, 0, 1.
+  Ring ring(4, 1, false);
+  for (int64_t seq = 2; seq < 6; ++seq) ring.commit(seq, stamped_record(seq, 1), true);
+  ring.restore_claimed(6);
+  EXPECT_EQ(ring.size(), 4);
+  for (int64_t slot = 0; slot < 4; ++slot) {
+    const int64_t version = ring.read_begin(slot);
+    const int64_t seq = slot < 2 ? slot + 4 : slot;
+    ASSERT_EQ(version, 4 * seq + Ring::kComplete) << "slot " << slot;
+    TransitionRecord record;
+    ring.load(slot, record);
+    EXPECT_EQ(stamp_mismatch(seq, 1, record, nullptr), "");
+  }
+  // The next writer takes over seq 2's slot without waiting.
+  EXPECT_EQ(ring.claim(1), 6);
+  EXPECT_EQ(ring.begin_write(6), Ring::Occupant::kComplete);
+}
+
 TEST(TransitionRing, NbytesCountsRecordsAndWindows) {
   // Per slot: version 8 + (k+1) ids * 4 + action 4 + reward 4 + flags 1; window k*4 + 8 + 1.
   EXPECT_EQ(Ring(10, 4, false).nbytes(), 10 * (8 + 5 * 4 + 4 + 4 + 1));
