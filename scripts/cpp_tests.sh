@@ -22,7 +22,8 @@
 # fence with a reader's acquire fence in TransitionRing. It does check that every non-atomic
 # access the tests make is ordered by acquire/release operations on atomics: frame bytes handed
 # between threads through the FrameStore free list, pooled blocks handed through BlockPool's slots
-# and tensor deleters, and the tests' own bookkeeping. The fence pairing itself is checked, in
+# and tensor deleters (weakening either to relaxed makes this run fail); the tests' ownership
+# markers are relaxed atomics, so they order nothing themselves. The fence pairing is checked, in
 # every kind, by the torn-read oracle of TransitionRingConcurrency.* (stamped records; those tests
 # fail when TransitionRing::read_valid's version re-check is removed).
 set -euo pipefail
