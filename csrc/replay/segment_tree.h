@@ -20,7 +20,9 @@ namespace pydqn {
 // set() is O(log N): it stores the leaf, then recomputes each ancestor from its children and
 // publishes it with a compare-and-swap. Concurrent set() calls need no lock: an ancestor written
 // from stale children fails its CAS against the later writer's value, or is rewritten by it,
-// because every writer recomputes from the children it reads after storing its own leaf. So
+// because every writer recomputes from the children it reads after storing its own leaf; and
+// after a successful CAS the writer recomputes once more, since a later writer that found the
+// node already equal to its own combination stopped without a CAS to fail. So
 // once writers stop, every node is exact; while they run, a reader sees each node as some
 // recent combination, which the samplers tolerate (they check the leaf they land on).
 template <typename Combine>
@@ -51,7 +53,7 @@ class SegmentTree {
         if (combined == current) break;
         if (nodes_[node].compare_exchange_weak(current, combined, std::memory_order_acq_rel,
                                                std::memory_order_acquire)) {
-          break;
+          current = combined;  // re-check: see the class comment
         }
       }
     }
