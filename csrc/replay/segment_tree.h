@@ -22,9 +22,13 @@ namespace pydqn {
 // from stale children fails its CAS against the later writer's value, or is rewritten by it,
 // because every writer recomputes from the children it reads after storing its own leaf; and
 // after a successful CAS the writer recomputes once more, since a later writer that found the
-// node already equal to its own combination stopped without a CAS to fail. So
-// once writers stop, every node is exact; while they run, a reader sees each node as some
-// recent combination, which the samplers tolerate (they check the leaf they land on).
+// node already equal to its own combination stopped without a CAS to fail. Every access in set()
+// is seq_cst: with release stores and acquire loads, two writers of sibling leaves could each
+// read the other's old leaf (a store may pass a later load, as on x86), both find the parent
+// unchanged and both stop without a CAS, leaving it stale (a min tree over leaves 3 and 3, set to
+// 5 and 7, kept 3). In one total order, the writer whose child read comes last sees both new
+// children. So once writers stop, every node is exact; while they run, a reader sees each node
+// as some recent combination, which the samplers tolerate (they check the leaf they land on).
 template <typename Combine>
 class SegmentTree {
  public:
@@ -43,16 +47,15 @@ class SegmentTree {
 
   void set(int64_t index, double value) {
     int64_t node = leaves_ + index;
-    nodes_[node].store(value, std::memory_order_release);
+    nodes_[node].store(value, std::memory_order_seq_cst);
     for (node /= 2; node >= 1; node /= 2) {
-      double current = nodes_[node].load(std::memory_order_acquire);
+      double current = nodes_[node].load(std::memory_order_seq_cst);
       for (;;) {
         const double combined =
-            Combine::apply(nodes_[2 * node].load(std::memory_order_acquire),
-                           nodes_[2 * node + 1].load(std::memory_order_acquire));
+            Combine::apply(nodes_[2 * node].load(std::memory_order_seq_cst),
+                           nodes_[2 * node + 1].load(std::memory_order_seq_cst));
         if (combined == current) break;
-        if (nodes_[node].compare_exchange_weak(current, combined, std::memory_order_acq_rel,
-                                               std::memory_order_acquire)) {
+        if (nodes_[node].compare_exchange_weak(current, combined, std::memory_order_seq_cst)) {
           current = combined;  // re-check: see the class comment
         }
       }
