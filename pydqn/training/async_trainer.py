@@ -22,8 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-from pydqn.agent.policy import epsilon_greedy
-from pydqn.envs import num_actions
 from pydqn.training.config import TrainConfig
 from pydqn.training.phase_clock import PhaseClock
 from pydqn.training.resume import ResumePoint
@@ -61,14 +59,7 @@ class AsyncTrainer(Trainer):
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         with self._actor_lock:
-            return epsilon_greedy(
-                self.actor_network,
-                obs,
-                self.epsilon(self.step),
-                num_actions(self.env),
-                self.rng,
-                self.device,
-            )
+            return self.act_with(self.actor_network, obs)
 
     def updates_behind(self) -> float:
         """Updates the replay ratio asks for at the current env step that are not made yet

@@ -123,13 +123,12 @@ class Trainer:
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """The epsilon-greedy actions for a batch of observations, at the current step's epsilon."""
+        return self.act_with(self.learner.online, obs)
+
+    def act_with(self, network: torch.nn.Module, obs: np.ndarray) -> np.ndarray:
+        """`act` with ``network``'s greedy actions."""
         return epsilon_greedy(
-            self.learner.online,
-            obs,
-            self.epsilon(self.step),
-            num_actions(self.env),
-            self.rng,
-            self.device,
+            network, obs, self.epsilon(self.step), num_actions(self.env), self.rng, self.device
         )
 
     def run(self) -> TrainResult:
