@@ -37,7 +37,6 @@ import inspect
 from typing import Any
 
 import numpy as np
-from gymnasium.spaces import Discrete
 from gymnasium.vector import VectorEnv
 
 from pydqn.envs.atari import BACKENDS, EMULATOR_FPS, FRAME_SKIP, AtariAgentEnv, is_atari_id, make_atari_env
@@ -52,6 +51,7 @@ from pydqn.envs.autoreset import (
     Transitions,
 )
 from pydqn.envs.classic import ClassicAgentEnv, make_classic_env
+from pydqn.envs.spaces import num_actions
 
 __all__ = [
     "BACKENDS",
@@ -74,14 +74,6 @@ __all__ = [
     "make_env",
     "num_actions",
 ]
-
-
-def num_actions(env: VectorEnv) -> int:
-    """The number of actions of ``env``'s ``Discrete`` single action space (every env here has one)."""
-    space = env.single_action_space
-    if not isinstance(space, Discrete):
-        raise ValueError(f"env: expected a Discrete action space, got {space}")
-    return int(space.n)
 
 
 def frames_per_step(env_id: str) -> int:

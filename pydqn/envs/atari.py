@@ -44,6 +44,7 @@ from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 from numpy.typing import NDArray
 
 from pydqn.envs.autoreset import EpisodeTracker
+from pydqn.envs.spaces import num_actions
 
 gym.register_envs(ale_py)
 
@@ -158,7 +159,7 @@ class AtariAgentEnv(VectorWrapper):
         self.episodic_life = episodic_life
         self.clip_rewards = clip_rewards
         self.continue_action = continue_action
-        self._num_actions = int(env.single_action_space.n)  # type: ignore[attr-defined]  # Discrete
+        self._num_actions = num_actions(env)
         self._pending_seed = seed
         n = env.num_envs
         self._tracker = EpisodeTracker(n)

@@ -19,15 +19,19 @@ def _check_rows(tensor: torch.Tensor, name: str, rows: int) -> None:
     )
 
 
+def _check_same_device(tensor: torch.Tensor, name: str, like: torch.Tensor, like_name: str) -> None:
+    torch._check_value(
+        tensor.device == like.device,
+        lambda: f"{name}: expected a tensor on {like.device} like {like_name}, got {tensor.device}",
+    )
+
+
 def _check_like(tensor: torch.Tensor, name: str, like: torch.Tensor, like_name: str) -> None:
     torch._check_type(
         tensor.dtype == like.dtype,
         lambda: f"{name}: expected {like.dtype} like {like_name}, got {tensor.dtype}",
     )
-    torch._check_value(
-        tensor.device == like.device,
-        lambda: f"{name}: expected a tensor on {like.device} like {like_name}, got {tensor.device}",
-    )
+    _check_same_device(tensor, name, like, like_name)
 
 
 @torch.library.register_fake("pydqn::stack_gather")
@@ -42,10 +46,7 @@ def _stack_gather(frames: torch.Tensor, frame_index: torch.Tensor) -> torch.Tens
     torch._check_value(
         frame_index.dim() == 2, lambda: f"frame_index: expected shape (B, k), got {tuple(frame_index.shape)}"
     )
-    torch._check_value(
-        frame_index.device == frames.device,
-        lambda: f"frame_index: expected a tensor on {frames.device} like frames, got {frame_index.device}",
-    )
+    _check_same_device(frame_index, "frame_index", frames, "frames")
     return frames.new_empty((*frame_index.shape, *frames.shape[1:]))
 
 
@@ -77,13 +78,7 @@ def _td_target(
     torch._check_type(
         terminated.dtype == torch.bool, lambda: f"terminated: expected torch.bool, got {terminated.dtype}"
     )
-    torch._check_value(
-        terminated.device == next_q_target.device,
-        lambda: (
-            f"terminated: expected a tensor on {next_q_target.device} like next_q_target, "
-            f"got {terminated.device}"
-        ),
-    )
+    _check_same_device(terminated, "terminated", next_q_target, "next_q_target")
     if next_q_online is not None:
         torch._check_value(
             next_q_online.shape == next_q_target.shape,
@@ -114,10 +109,7 @@ def _check_q_td_loss_args(
     torch._check_type(
         action.dtype == torch.int64, lambda: f"action: expected torch.int64, got {action.dtype}"
     )
-    torch._check_value(
-        action.device == q.device,
-        lambda: f"action: expected a tensor on {q.device} like q, got {action.device}",
-    )
+    _check_same_device(action, "action", q, "q")
     for name, tensor in (("target", target), ("weights", weights)):
         if tensor is not None:
             _check_rows(tensor, name, batch)

@@ -141,9 +141,7 @@ def as_cpu_tensor(
     `dtype` (real numbers), bool and complex values are refused and the rest converted to it,
     in the same copy that brings a device tensor to the host."""
     if isinstance(value, torch.Tensor):
-        if dtype is not None and (value.dtype == torch.bool or value.is_complex()):
-            raise TypeError(f"{name}: expected real numbers, got {value.dtype}")
-        tensor = value.to("cpu", dtype) if dtype is not None else value.cpu()
+        tensor = value
     else:
         try:  # through numpy: Python floats stay float64 (torch would make them float32)
             tensor = torch.from_numpy(np.array(value))
@@ -154,8 +152,7 @@ def as_cpu_tensor(
             ) from None
         if tensor.numel() == 0 and what == "integers":
             tensor = tensor.long()  # an empty list has no dtype of its own
-        if dtype is not None:
-            if tensor.dtype == torch.bool or tensor.is_complex():
-                raise TypeError(f"{name}: expected real numbers, got {tensor.dtype}")
-            tensor = tensor.to(dtype)
+    if dtype is not None and (tensor.dtype == torch.bool or tensor.is_complex()):
+        raise TypeError(f"{name}: expected real numbers, got {tensor.dtype}")
+    tensor = tensor.to("cpu", dtype)  # one copy at most, whatever the device and dtype
     return tensor.reshape(1) if tensor.dim() == 0 else tensor

@@ -51,6 +51,5 @@ def make_buffer(config: TrainConfig, env: VectorEnv, device: torch.device) -> Re
         prioritized=config.prioritized,
         alpha=config.priority_alpha,
     )
-    if config.replay == "python":
-        return PyReplayBuffer(**args)
-    return ReplayBuffer(**args, device=device)
+    buffer_class = PyReplayBuffer if config.replay == "python" else ReplayBuffer
+    return buffer_class(**args, device=device)
