@@ -206,15 +206,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from pydqn.device import resolve_device
     from pydqn.runs import CheckpointError, RunLayout, default_run_dir
     from pydqn.training.config import build_config, to_toml
+    from pydqn.training.resume import read_resume_point
     from pydqn.training.run import train
 
     if args.resume is not None:
-        result = usage_error_on(parser, CheckpointError, lambda: train(None, args.resume, resume=True))
+        point = usage_error_on(parser, CheckpointError, lambda: read_resume_point(args.resume))
+        usage_error_on(parser, ValueError, lambda: resolve_device(point.config.device))
+        result = train(None, args.resume, resume=point)
     else:
         try:
             config = build_config(args.preset or ["atari"], setting_overrides(args), args.config)
+            resolve_device(config.device)  # a device this machine lacks is a setting's error
         except (ValueError, OSError) as error:
             parser.error(str(error))
         run_dir = args.run_dir or default_run_dir(config.env_id, config.seed)
@@ -252,9 +257,11 @@ def usage_error_on(
 
 
 def run_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from pydqn.device import resolve_device
     from pydqn.runs.checkpoint import CheckpointError
     from pydqn.training.evaluate import checkpoint_to_evaluate, evaluate
 
+    usage_error_on(parser, ValueError, lambda: resolve_device(args.device, name="--device"))
     returns = usage_error_on(
         parser,
         (CheckpointError, ImportError),

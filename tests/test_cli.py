@@ -3,6 +3,7 @@
 import re
 
 import pytest
+import torch
 from cli_helpers import run_pydqn
 
 from pydqn.cli import main
@@ -105,3 +106,25 @@ def test_bench_train_reports_both_buffers_and_the_time_split():
         assert float(fps.replace(",", "")) > 0 and float(updates) > 0
         assert sum(float(s.rstrip("%")) for s in shares) == pytest.approx(100, abs=0.5)
     assert lines[6].startswith("frames/s vs the first row: sync, C++ ReplayBuffer ")
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["train", "--device", "gpu"], "device: expected 'cpu' or a torch.device, got 'gpu'"),
+        (["evaluate", "/nonexistent", "--device", "gpu"], "--device: expected 'cpu' or a torch.device"),
+    ],
+)
+def test_a_device_that_does_not_parse_is_one_usage_error(argv, message):
+    result = run_pydqn(*argv)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the machine has a CUDA device")
+def test_cuda_asked_for_on_a_machine_without_it_is_one_usage_error():
+    result = run_pydqn("train", "--device", "cuda")
+    assert result.returncode == 2
+    assert "device: 'cuda' was asked for, but torch sees no CUDA device" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydqn.training.async_trainer import AsyncTrainer
 from pydqn.training.config import TrainConfig
-from pydqn.training.resume import read_resume_point
+from pydqn.training.resume import ResumePoint, read_resume_point
 from pydqn.training.trainer import Trainer, TrainResult
 
 
@@ -18,12 +18,13 @@ def trainer_class(config: TrainConfig) -> type[Trainer]:
     return AsyncTrainer if config.asynchronous else Trainer
 
 
-def train(config: TrainConfig | None, run_dir: Path, resume: bool = False) -> TrainResult:
+def train(config: TrainConfig | None, run_dir: Path, resume: bool | ResumePoint = False) -> TrainResult:
     """Train per ``config``, recording into ``run_dir``; ``resume=True`` continues the run in
-    ``run_dir`` from its last checkpoint, with the configuration saved there (``config`` unused).
-    See `Trainer`, and `AsyncTrainer` for ``config.asynchronous``."""
+    ``run_dir`` from its last checkpoint, with the configuration saved there (``config`` unused;
+    a caller that has read it already passes the `ResumePoint`). See `Trainer`, and
+    `AsyncTrainer` for ``config.asynchronous``."""
     if resume:
-        point = read_resume_point(Path(run_dir))
+        point = read_resume_point(Path(run_dir)) if resume is True else resume
         trainer = trainer_class(point.config)(None, run_dir, resume=point)
     elif config is None:
         raise ValueError("config: expected a TrainConfig when not resuming")
