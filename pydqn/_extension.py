@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import types
+from pathlib import Path
 
 import torch
 
@@ -25,11 +27,32 @@ def check_torch_version(built_with: str, running: str) -> None:
         )
 
 
+def installed_elsewhere() -> Path | None:
+    """Where pydqn is installed, when the package being imported is a source checkout's tree
+    instead (found first on sys.path: the current directory, or PYTHONPATH)."""
+    here = Path(__file__).resolve().parent
+    if not (here.parent / "pyproject.toml").is_file():
+        return None
+    try:
+        distribution = importlib.metadata.distribution("pydqn")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return Path(str(distribution.locate_file(""))).resolve()
+
+
 def load_extension() -> types.ModuleType:
     """Import `pydqn._C` after checking the torch version recorded at build time."""
     try:
         build_info = importlib.import_module("pydqn._build_info")
     except ImportError as error:
+        shadowed = installed_elsewhere()
+        if shadowed is not None:
+            raise ImportError(
+                f"pydqn was imported from the source tree {Path(__file__).parent}, which has no built "
+                f"extension: it shadows the installed pydqn in {shadowed} because Python looks in "
+                "the current directory (or PYTHONPATH) first. Run Python from another directory, "
+                f"or install the checkout in editable mode: `{EDITABLE_HINT}`"
+            ) from error
         raise ImportError(
             "pydqn's C++ extension is not built (pydqn/_build_info.py is missing). Install pydqn "
             f"with `pip install .`, or for development `{EDITABLE_HINT}`"

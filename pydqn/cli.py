@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import sys
 import typing
 from pathlib import Path
 from typing import Any
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with an error as one line and a hint instead of the whole usage."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n(`{self.prog} --help` lists the options)\n")
 
 
 def _integer(text: str, minimum: int, what: str) -> int:
@@ -28,36 +36,68 @@ def non_negative_int(text: str) -> int:
     return _integer(text, 0, "an integer >= 0")
 
 
+METAVARS = {int: "N", float: "X"}
+
+
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
     """One --flag per TrainConfig / LearnerConfig field (--learning-rate, --double/--no-double, ...),
-    generated from the dataclasses so the CLI cannot drift from the configuration."""
+    grouped by concern, with the field's doc and default as help: generated from the dataclasses
+    so that the CLI cannot drift from the configuration."""
     from pydqn.agent.learner import LearnerConfig
-    from pydqn.training.config import TrainConfig
+    from pydqn.settings import setting_fields
+    from pydqn.training.config import GROUPS, TrainConfig
 
-    group = parser.add_argument_group("settings (override the preset and --config)")
-    for config_class, prefix in ((TrainConfig, ""), (LearnerConfig, "learner.")):
-        hints = typing.get_type_hints(config_class)
-        for field in dataclasses.fields(config_class):
-            if dataclasses.is_dataclass(hints[field.name]):
+    groups = {name: parser.add_argument_group(f"{name} settings") for name in GROUPS}
+    defaults = TrainConfig()
+    for config_class, prefix, values in (
+        (TrainConfig, "", defaults),
+        (LearnerConfig, "learner.", defaults.learner),
+    ):
+        for field, hint in setting_fields(config_class):
+            if dataclasses.is_dataclass(hint):
                 continue
-            flag = "--" + field.name.replace("_", "-")
+            flag = "--" + (field.metadata["flag"] or field.name.replace("_", "-"))
             kwargs: dict[str, Any] = {"dest": "set:" + prefix + field.name, "default": None}
-            hint = hints[field.name]
             choices = typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else None
             if hint is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
             elif choices:
-                kwargs["choices"] = choices
+                kwargs.update(choices=choices, metavar="{" + ",".join(choices) + "}")
             elif typing.get_origin(hint) is tuple:
-                kwargs.update(type=int, nargs="+")
+                kwargs.update(type=strict_int, nargs="+", metavar="N")
             else:
                 number = next((t for t in (int, float) if t in (hint, *typing.get_args(hint))), str)
-                # Range rules (e.g. batch_size >= 1, eval_interval 0 = never) are the config's.
-                kwargs["type"] = non_negative_int if number is int else number
-            group.add_argument(flag, **kwargs)
+                # Range rules (batch_size >= 1, eval_interval 0 = never, ...) are the config's.
+                metavar = METAVARS.get(number) or flag[2:].upper()
+                kwargs.update(type={int: strict_int, float: float}.get(number, str), metavar=metavar)
+            default = getattr(values, field.name)
+            shown = (
+                "none"
+                if default is None
+                else " ".join(map(str, default))
+                if isinstance(default, tuple)
+                else default
+            )
+            resumable = "; resumable" if field.metadata["resumable"] else ""
+            kwargs["help"] = f"{field.metadata['doc']} (default: {_shown(shown)}{resumable})"
+            groups[field.metadata["group"]].add_argument(flag, **kwargs)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, int) and value >= 10_000:
+        return f"{value:,}"
+    return str(value).replace("%", "%%")
+
+
+def strict_int(text: str) -> int:
+    """An integer flag's value: digits (with _ or , between them), never a float that rounds."""
+    return _integer(text, -(2**63), "an integer")
 
 
 def setting_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags, as nested tables for `build_config`."""
     overrides: dict[str, Any] = {}
     for key, value in vars(args).items():
         if key.startswith("set:") and value is not None:
@@ -72,19 +112,18 @@ def setting_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     from pydqn.training.config import PresetName
 
-    parser = argparse.ArgumentParser(prog="pydqn", description=__doc__)
+    parser = Parser(prog="pydqn", description=__doc__)
+    parser.add_argument("--version", action="version", version=version_line())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train = commands.add_parser(
         "train",
+        usage="%(prog)s [--preset NAME ...] [--config FILE] [--run-dir DIR [--overwrite] | --resume RUN_DIR] "
+        "[SETTING FLAGS ...]",
         help="train a DQN agent",
-        description="Train DQN on an env. Settings: defaults < --preset < --config file < flags.",
-    )
-    train.add_argument(
-        "--env",
-        dest="set:env_id",
-        default=None,
-        metavar="ID",
-        help="ALE/<Game>-v5 or a classic-control id such as CartPole-v1",
+        description="Train DQN on an env. Settings: defaults (the atari preset's, shown below) < "
+        "--preset < --config file < flags. A new run goes to a folder that holds no run; "
+        "--resume continues one, and may change its resumable settings "
+        "(--total-steps extends it): those marked resumable below.",
     )
     train.add_argument(
         "--preset",
@@ -100,17 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--run-dir",
         type=Path,
         metavar="DIR",
-        help="where config, logs and checkpoints go (default: runs/<env>-<seed>)",
+        help="where config, logs and checkpoints go; it must hold no run (default: runs/<env>-<seed>, "
+        "or -2, -3, ... after it when that holds one)",
     )
     train.add_argument(
-        "--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint"
+        "--overwrite", action="store_true", help="delete the run files in --run-dir first, if it holds a run"
     )
     train.add_argument(
-        "--async",
-        dest="set:asynchronous",
-        action="store_true",
-        default=None,
-        help="act and learn on two threads (same as --asynchronous)",
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its last checkpoint; flags (and --config) given with "
+        "it change its resumable settings, e.g. --total-steps to train longer",
     )
     add_setting_flags(train)
     evaluate = commands.add_parser(
@@ -202,125 +242,172 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch CPU threads, 0 for torch's default (default: 1; more threads "
         "fight the env threads for the cores of a small machine)",
     )
+    for command in (train, evaluate, plot, bench):
+        command.add_argument("--debug", action="store_true", help="on an error, show Python's traceback")
+    parser.set_defaults(subparsers=commands.choices)
     return parser
 
 
-def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from pydqn.device import resolve_device
-    from pydqn.runs import CheckpointError, RunLayout, default_run_dir
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parser.parse_args``, with an unknown flag reported by its command (with the closest
+    known flag), not by the top-level parser."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        command = args.subparsers[args.command]
+        known = [flag for action in command._actions for flag in action.option_strings]
+        close = difflib.get_close_matches(unknown[0].split("=")[0], known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+    return args
+
+
+def version_line() -> str:
+    import importlib.metadata
+
+    import torch
+
+    python = sys.version.split()[0]
+    return f"pydqn {importlib.metadata.version('pydqn')} (torch {torch.__version__}, Python {python})"
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from pydqn.runs import RunLayout
     from pydqn.training.config import build_config, to_toml
     from pydqn.training.resume import read_resume_point
-    from pydqn.training.run import train
+    from pydqn.training.run import make_trainer
 
+    overrides = setting_overrides(args)
     if args.resume is not None:
-        point = usage_error_on(parser, CheckpointError, lambda: read_resume_point(args.resume))
-        usage_error_on(parser, ValueError, lambda: resolve_device(point.config.device))
-        result = train(None, args.resume, resume=point)
+        for flag, given in (
+            ("--preset", args.preset),
+            ("--run-dir", args.run_dir),
+            ("--overwrite", args.overwrite),
+        ):
+            if given:
+                raise UsageError(f"{flag}: a resumed run keeps its folder and settings; drop {flag}")
+        point = read_resume_point(args.resume)
+        # config.toml shows the run's settings: an edit of a resumable one there counts too.
+        saved = RunLayout(args.resume).config
+        requested = build_config(toml_path=saved, base=point.config) if saved.is_file() else point.config
+        requested = build_config(overrides=overrides, toml_path=args.config, base=requested)
+        trainer = make_trainer(requested, args.resume, resume=point)
+        header = f"resuming {trainer.run_dir} at step {trainer.step:,}"
     else:
-        try:
-            config = build_config(args.preset or ["atari"], setting_overrides(args), args.config)
-            resolve_device(config.device)  # a device this machine lacks is a setting's error
-        except (ValueError, OSError) as error:
-            parser.error(str(error))
-        run_dir = args.run_dir or default_run_dir(config.env_id, config.seed)
-        print(f"# pydqn train: run directory {run_dir}\n{to_toml(config)}", flush=True)
-        result = train(config, run_dir)
-    run_dir = args.resume if args.resume is not None else run_dir
-    print(
-        f"trained {result.steps:,} env steps, {result.updates:,} updates, {result.episodes:,} "
-        f"episodes in {result.wall_time:.0f} s; mean return of the last 100 training episodes "
-        f"{result.mean_return_100:.1f}" + (" (interrupted; checkpoint written)" if result.interrupted else "")
-    )
+        config = build_config(args.preset or ["atari"], overrides, args.config)
+        trainer = make_trainer(config, args.run_dir, overwrite=args.overwrite)
+        header = f"run directory {trainer.run_dir}"
+    print(f"# pydqn train: {header}\n{to_toml(trainer.config)}", flush=True)
+    try:
+        result = trainer.run()
+    finally:
+        trainer.close()
+    print(summary(result))
+    return 130 if result.interrupted else 0
+
+
+def summary(result: Any) -> str:
+    """The lines a finished `pydqn train` prints: what it did, where the time went, the best policy."""
+    from pydqn.training.progress import plural
+
+    episodes = plural(result.episodes, "episode")
+    mean = f"{result.mean_return_100:.1f}" if result.episodes else "none (no episode ended)"
+    lines = [
+        f"trained {plural(result.steps, 'env step')}, {plural(result.updates, 'update')}, {episodes} in "
+        f"{result.wall_time:.0f} s; mean return of the last 100 training episodes {mean}"
+        + (" (interrupted; checkpoint written)" if result.interrupted else "")
+    ]
     timed = sum(result.phase_seconds.values()) or 1.0
-    print(
+    lines.append(
         "time spent: "
         + ", ".join(
             f"{phase} {seconds / timed:.0%}" for phase, seconds in result.phase_seconds.items() if seconds
         )
     )
     if result.best_eval > float("-inf"):
-        print(
+        from pydqn.runs import RunLayout
+
+        lines.append(
             f"best periodic evaluation: mean return {result.best_eval:.1f}, kept as "
-            f"{RunLayout(run_dir).best}; `pydqn evaluate {run_dir}` plays it"
+            f"{RunLayout(result.run_dir).best}; `pydqn evaluate {result.run_dir}` plays it"
         )
-    return 130 if result.interrupted else 0
+    return "\n".join(lines)
 
 
-def usage_error_on(
-    parser: argparse.ArgumentParser, errors: type[Exception] | tuple[type[Exception], ...], call
-):
-    """``call()``, turning the expected errors into a usage error (exit 2), not a traceback."""
-    try:
-        return call()
-    except errors as error:
-        parser.error(str(error))
+class UsageError(ValueError):
+    """A command line whose options do not go together."""
 
 
-def run_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from pydqn.device import resolve_device
-    from pydqn.runs.checkpoint import CheckpointError
+def run_evaluate(args: argparse.Namespace) -> int:
     from pydqn.training.evaluate import checkpoint_to_evaluate, evaluate
 
-    usage_error_on(parser, ValueError, lambda: resolve_device(args.device, name="--device"))
-    returns = usage_error_on(
-        parser,
-        (CheckpointError, ImportError),
-        lambda: evaluate(args.path, args.episodes, args.epsilon, args.seed, args.device, args.video),
-    )
+    returns = evaluate(args.path, args.episodes, args.epsilon, args.seed, args.device, args.video)
     print(
         f"{checkpoint_to_evaluate(args.path)}: {len(returns)} episodes: mean {returns.mean():.2f}, "
-        f"std {returns.std():.2f}, "
-        f"min {returns.min():.2f}, max {returns.max():.2f}"
+        f"std {returns.std():.2f}, min {returns.min():.2f}, max {returns.max():.2f}"
     )
     if args.video is not None:
         print(f"video: {args.video}")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "train":
-        return run_train(args, parser)
-    if args.command == "evaluate":
-        return run_evaluate(args, parser)
-    if args.command == "plot":
-        from pydqn.report.plot import plot_run
+def run_plot(args: argparse.Namespace) -> int:
+    from pydqn.report.plot import plot_run
 
-        print(usage_error_on(parser, ValueError, lambda: plot_run(args.run_dir, args.out)))
-        return 0
-    if args.command == "bench" and args.train:
+    print(plot_run(args.run_dir, args.out))
+    return 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    if args.train:
         import torch
 
         from pydqn.bench.train import format_train_table, run_train_bench
 
-        config, rows = usage_error_on(
-            parser,
-            ValueError,
-            lambda: run_train_bench(
-                args.env, args.steps, args.learning_starts, args.num_envs, args.device, args.torch_threads
-            ),
+        config, rows = run_train_bench(
+            args.env, args.steps, args.learning_starts, args.num_envs, args.device, args.torch_threads
         )
         print(format_train_table(config, rows, torch.get_num_threads()))
-    elif args.command == "bench" and args.sample_device:
+    elif args.sample_device:
         from pydqn.bench.device import format_device_table, run_device_bench
 
         capacity = args.capacity or 1_000_000
-        rows = usage_error_on(
-            parser, ValueError, lambda: run_device_bench(args.sample_device, capacity, args.repeats)
+        print(
+            format_device_table(
+                run_device_bench(args.sample_device, capacity, args.repeats), args.sample_device, capacity
+            )
         )
-        print(format_device_table(rows, args.sample_device, capacity))
-    elif args.command == "bench" and args.prioritized:
+    elif args.prioritized:
         from pydqn.bench.prioritized import format_prioritized_table, run_prioritized_bench
 
         capacity = args.capacity or 1_000_000
         print(format_prioritized_table(run_prioritized_bench(capacity, args.repeats), capacity))
-    elif args.command == "bench":
+    else:
         from pydqn.bench.replay import format_table, run_replay_bench
 
         capacity = args.capacity or 100_000
         print(format_table(run_replay_bench(capacity, args.repeats), capacity))
     return 0
+
+
+COMMANDS = {"train": run_train, "evaluate": run_evaluate, "plot": run_plot, "bench": run_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a `pydqn` command line. An error in what was asked (a setting, a file, a device) is one
+    message on stderr and exit status 2, one of the machine (a full disk, a missing extra) 1; with
+    --debug it is raised instead, traceback and all."""
+    parser = build_parser()
+    args = parse_args(parser, argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, OSError, ImportError, MemoryError) as error:
+        if args.debug:
+            raise
+        print(f"pydqn {args.command}: error: {error}", file=sys.stderr)
+        return 2 if isinstance(error, ValueError) else 1
+    except KeyboardInterrupt:
+        print(f"pydqn {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

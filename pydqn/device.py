@@ -1,4 +1,5 @@
-"""Device resolution: how a device name given by a user becomes the ``torch.device`` pydqn uses.
+"""Where pydqn computes: how a device name given by a user becomes the ``torch.device`` pydqn
+uses, and how many CPU threads torch gets.
 
 Every layer (the replay buffers, the learner, the trainers, the benchmarks) resolves devices here,
 so "auto", a bare "cuda" and a missing GPU mean the same everywhere.
@@ -6,6 +7,7 @@ so "auto", a bare "cuda" and a missing GPU mean the same everywhere.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -26,8 +28,10 @@ def resolve_device(device: Any, *, allow_cuda: bool = True, name: str = "device"
         device = "cuda" if allow_cuda and torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(device)
-    except (TypeError, RuntimeError) as error:
-        raise ValueError(f"{name}: expected 'cpu' or a torch.device, got {device!r} ({error})") from None
+    except (TypeError, RuntimeError):
+        raise ValueError(
+            f"{name}: expected 'cpu' or a torch.device such as 'cuda:0', got {device!r}"
+        ) from None
     if device.type == "cpu":
         return device
     if device.type != "cuda" or not allow_cuda:
@@ -47,3 +51,17 @@ def resolve_device(device: Any, *, allow_cuda: bool = True, name: str = "device"
             f"{name}: {str(device)!r} does not exist; torch sees {torch.cuda.device_count()} CUDA device(s)"
         )
     return torch.device("cuda", index)
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def torch_threads(requested: int) -> int:
+    """The CPU threads torch gets in a training run: ``requested``, or for 0 half the usable cores
+    (at least one). The env threads need the other half: on 2 cores one torch thread trains ~30%
+    faster than torch's default of one per core (README, measured)."""
+    return requested or max(1, usable_cores() // 2)

@@ -1,5 +1,6 @@
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # CI runs a fixed set of examples so a red build can be reproduced; locally, explore.
@@ -18,9 +19,30 @@ def cuda_ready() -> bool:
 
 
 def pytest_runtest_setup(item):
-    import pytest
-
     if item.get_closest_marker("cuda") is not None and not cuda_ready():
         if os.environ.get("PYDQN_REQUIRE_CUDA") == "1":
             pytest.fail("PYDQN_REQUIRE_CUDA=1 but no CUDA device (or pydqn was built without CUDA)")
         pytest.skip("needs a CUDA device and pydqn built with CUDA")
+
+
+# A finished CartPole run (1,000 env steps, checkpoints, logs, a periodic evaluation), trained once
+# per session; tests that change a run copy it with `copy_run`.
+SMALL_RUN = {
+    "total_steps": 1_000,
+    "learning_starts": 500,
+    "checkpoint_interval": 500,
+    "log_interval": 500,
+    "eval_interval": 500,
+    "eval_episodes": 2,
+    "device": "cpu",
+    "tensorboard": False,
+}
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    from pydqn.training import build_config, train
+
+    run = tmp_path_factory.mktemp("small") / "run"
+    train(build_config("cartpole", SMALL_RUN), run)
+    return run

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "pydqn"
 
 LAYERS: list[set[str]] = [
-    {"pydqn._C", "pydqn._build_info", "pydqn._extension", "pydqn._moved", "pydqn.device"},
+    {"pydqn._C", "pydqn._build_info", "pydqn._extension", "pydqn._moved", "pydqn.device", "pydqn.settings"},
     {"pydqn.replay", "pydqn.ops", "pydqn.envs"},
     {"pydqn.agent", "pydqn.runs"},
     {"pydqn.report"},

@@ -14,27 +14,52 @@ from pydqn.agent.cuda_graph import CapturedStep
 from pydqn.agent.placement import BatchMover
 from pydqn.device import resolve_device
 from pydqn.replay.batch import Batch
+from pydqn.settings import POSITIVE, UNIT, Range, check_fields, setting
+
+GROUP = "learning"
 
 
 @dataclass
 class LearnerConfig:
     """Hyperparameters of the update. Defaults follow CleanRL's DQN on Atari (Adam, Huber, Double)."""
 
-    gamma: float = 0.99
-    learning_rate: float = 1e-4
-    optimizer: Literal["adam", "rmsprop"] = "adam"
-    adam_eps: float = 1.5e-4
+    gamma: float = setting(0.99, "discount of future rewards", group=GROUP, valid=UNIT)
+    learning_rate: float = setting(
+        1e-4, "the optimizer's step size", group=GROUP, valid=Range(0.0, 1.0, True)
+    )
+    optimizer: Literal["adam", "rmsprop"] = setting("adam", "the optimizer", group=GROUP)
+    adam_eps: float = setting(1.5e-4, "Adam's epsilon", group=GROUP, valid=Range(0.0, 1.0, True))
     # RMSprop as in Mnih et al. 2015: squared-gradient momentum 0.95, min squared gradient 0.01.
-    rmsprop_alpha: float = 0.95
-    rmsprop_eps: float = 0.01
-    loss: ops.LossKind = "huber"
-    double: bool = True
-    max_grad_norm: float | None = None  # clip the gradient's global norm when set
-    target_update_interval: int = 1000  # updates between target syncs (hard sync when tau == 1)
-    tau: float = 1.0  # 1: copy the online net; < 1: Polyak average, every target_update_interval
-    # CUDA only: capture the gradient step in a CUDA graph (capturable optimizer, fused ops, no
-    # host synchronization), replayed for every batch.
-    cuda_graph: bool = False
+    rmsprop_alpha: float = setting(
+        0.95, "RMSprop's squared-gradient momentum", group=GROUP, valid=Range(0.0, 1.0, high_open=True)
+    )
+    rmsprop_eps: float = setting(0.01, "RMSprop's epsilon", group=GROUP, valid=Range(0.0, 1.0, True))
+    loss: ops.LossKind = setting("huber", "the TD loss", group=GROUP)
+    double: bool = setting(True, "Double DQN: the online network picks the next action", group=GROUP)
+    max_grad_norm: float | None = setting(
+        None,
+        "clip the gradient's global norm to this (default: no clipping)",
+        group=GROUP,
+        valid=Range(0.0, 1e6, True),
+    )
+    target_update_interval: int = setting(
+        1000, "updates between target-network syncs", group=GROUP, valid=POSITIVE
+    )
+    tau: float = setting(
+        1.0,
+        "target sync: 1 copies the online network, < 1 averages (Polyak)",
+        group=GROUP,
+        valid=Range(0.0, 1.0, True),
+    )
+    # The gradient step in a CUDA graph: capturable optimizer, fused ops, no host synchronization.
+    cuda_graph: bool = setting(
+        False, "CUDA only: replay the update as a captured CUDA graph", group=GROUP, resumable=True
+    )
+
+    def validate(self) -> LearnerConfig:
+        """Raise `SettingError` naming the first setting of the wrong type or out of range."""
+        check_fields(self)
+        return self
 
 
 class DQNLearner:
@@ -47,11 +72,7 @@ class DQNLearner:
     def __init__(
         self, q_network: nn.Module, config: LearnerConfig, device: torch.device | str = "cpu"
     ) -> None:
-        if not 0.0 < config.tau <= 1.0:
-            raise ValueError(f"tau: expected a value in (0, 1], got {config.tau}")
-        if config.target_update_interval < 1:
-            raise ValueError(f"target_update_interval: expected >= 1, got {config.target_update_interval}")
-        self.config = config
+        self.config = config.validate()
         self.device = resolve_device(device)
         if config.cuda_graph and self.device.type != "cuda":
             raise ValueError(f"cuda_graph: capturing the update needs a CUDA device, got {self.device}")
@@ -131,10 +152,38 @@ class DQNLearner:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Load a `state_dict`; raises ValueError naming the part of ``state`` that does not fit
+        this learner (another network's weights, a damaged optimizer state), and then changes
+        nothing."""
+        parts = ("online", "target", "optimizer", "updates")
+        if not isinstance(state, dict) or set(state) != set(parts):
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"learner state: expected the parts {list(parts)}, got {got}")
+        updates = state["updates"]
+        if isinstance(updates, bool) or not isinstance(updates, int) or updates < 0:
+            raise ValueError(f"learner state: updates: expected an integer >= 0, got {updates!r}")
+        before = copy.deepcopy(self.state_dict())
+        try:
+            self._load(state)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
+            self._load(before)
+            detail = " ".join(str(error).split())  # torch's messages span lines
+            raise ValueError(f"learner state: does not fit this learner: {detail}") from None
+
+    def _load(self, state: dict) -> None:
         self.online.load_state_dict(state["online"])
         self.target.load_state_dict(state["target"])
         # torch's optimizer keeps some state tensors (Adam's step) by reference: copy them, or two
         # learners loaded from one in-memory state would advance a shared counter.
         self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+        # torch checks the parameter groups, not the shapes of the moments: a mismatch would only
+        # surface at the next step.
+        for parameter, moments in self.optimizer.state.items():
+            for name, moment in moments.items():
+                if isinstance(moment, torch.Tensor) and moment.dim() and moment.shape != parameter.shape:
+                    raise ValueError(
+                        f"optimizer {name}: shape {tuple(moment.shape)} for a parameter of shape "
+                        f"{tuple(parameter.shape)}"
+                    )
         self.updates = int(state["updates"])
         self._captured = None  # the optimizer's state tensors were replaced: capture again

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pydqn.runs.files import write_atomically
 from pydqn.runs.layout import RunLayout
 
 
@@ -49,6 +50,8 @@ def plot_run(run_dir: Path, out: Path | None = None) -> Path:
             "plot: matplotlib is not installed; `pip install matplotlib` (or pydqn[plot])"
         ) from None
     layout = RunLayout(run_dir)
+    if not layout.root.is_dir():
+        raise ValueError(f"run_dir: {layout.root} does not exist or is not a folder")
     episodes = _read(layout.episodes)
     if not episodes or len(episodes["step"]) == 0:
         raise ValueError(f"run_dir: {layout.episodes} holds no finished episode yet")
@@ -77,6 +80,9 @@ def plot_run(run_dir: Path, out: Path | None = None) -> Path:
     figure.suptitle(title)
     figure.tight_layout()
     out = Path(out) if out is not None else layout.learning_curve
-    figure.savefig(out, dpi=110)
-    plt.close(figure)
+    try:
+        image_format = out.suffix[1:].lower() or "png"
+        write_atomically(out, lambda file: figure.savefig(file, format=image_format, dpi=110), "--out")
+    finally:
+        plt.close(figure)
     return out

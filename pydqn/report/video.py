@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
+
+from pydqn.runs.files import publish, temporary_beside
 
 
 class VideoWriter:
@@ -19,13 +22,26 @@ class VideoWriter:
                 "video: writing videos needs imageio and imageio-ffmpeg; "
                 "install them with pip install 'pydqn[video]'"
             ) from None
+        # The video appears whole at ``path`` when closed, or not at all.
+        self._path = Path(path)
+        descriptor, self._temporary = temporary_beside(self._path, "video")
+        os.close(descriptor)
         # macro_block_size=1: Atari's 210 x 160 screens are encoded as they are, not rescaled.
-        self._writer = imageio.get_writer(Path(path), fps=fps, macro_block_size=1)
+        self._writer = imageio.get_writer(self._temporary, fps=fps, macro_block_size=1)
         self.frames = 0
 
     def add(self, frame: np.ndarray) -> None:
         self._writer.append_data(np.asarray(frame, dtype=np.uint8))
         self.frames += 1
 
-    def close(self) -> None:
-        self._writer.close()
+    def close(self, keep: bool = True) -> None:
+        """Finish the file and put it at its path (``keep=False``: discard it)."""
+        try:
+            self._writer.close()
+        except BaseException:
+            self._temporary.unlink(missing_ok=True)
+            raise
+        if keep:
+            publish(self._temporary, self._path, "video")
+        else:
+            self._temporary.unlink(missing_ok=True)

@@ -4,7 +4,19 @@ Below the training loop, which writes them, and the reports (`pydqn.report`), wh
 """
 
 from pydqn.runs.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from pydqn.runs.claim import RunClaim, RunDirError
+from pydqn.runs.files import RunFileError
 from pydqn.runs.layout import RunLayout, default_run_dir
 from pydqn.runs.logs import RunLogs
 
-__all__ = ["CheckpointError", "RunLayout", "RunLogs", "default_run_dir", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CheckpointError",
+    "RunClaim",
+    "RunDirError",
+    "RunFileError",
+    "RunLayout",
+    "RunLogs",
+    "default_run_dir",
+    "load_checkpoint",
+    "save_checkpoint",
+]

@@ -1,47 +1,93 @@
-"""Checkpoints: written atomically (temp file, fsync, rename), read back with clear errors."""
+"""Checkpoints: written atomically, protected by a checksum of their content, read back with clear
+errors."""
 
 from __future__ import annotations
 
-import os
+import hashlib
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from pydqn.runs.files import write_atomically
+
 FORMAT = "pydqn-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: with a SHA-256 of the content; 1 (pydqn 0.1): without
+READABLE_VERSIONS = (1, 2)
+_HEADER = ("format", "version", "sha256")
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file that is missing, truncated, or not a pydqn checkpoint."""
+    """A checkpoint file that is missing, truncated, damaged, or not a pydqn checkpoint."""
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` to ``path`` so that ``path`` always holds a complete checkpoint."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as file:
-        torch.save({"format": FORMAT, "version": VERSION, **state}, file)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+def save_checkpoint(path: Path, state: dict[str, Any], what: str = "checkpoint") -> None:
+    """Write ``state`` (tensors, numbers, strings and containers of them) to ``path`` so that
+    ``path`` always holds a complete checkpoint; raises `pydqn.runs.RunFileError` naming the file
+    when it cannot be written (the previous checkpoint is then intact)."""
+    record = {"format": FORMAT, "version": VERSION, "sha256": content_digest(state), **state}
+    write_atomically(Path(path), lambda file: torch.save(record, file), what)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    """The state `save_checkpoint` wrote to ``path``; raises `CheckpointError` naming the file if
+    it is missing, not a pydqn checkpoint, of an unknown version, or changed since it was written."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint: {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # weights_only: a checkpoint holds data, never code to run.
+        record = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for damaged files
         raise CheckpointError(
             f"checkpoint: {path} is truncated or not a pydqn checkpoint ({type(error).__name__}: {error})"
         ) from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint: {path} is not a pydqn checkpoint")
-    if state.get("version") != VERSION:
+    if record.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"checkpoint: {path} has format version {state.get('version')}, "
-            f"this pydqn reads version {VERSION}"
+            f"checkpoint: {path} has format version {record.get('version')!r}, this pydqn reads "
+            f"versions {', '.join(map(str, READABLE_VERSIONS))}"
         )
+    state = {key: value for key, value in record.items() if key not in _HEADER}
+    if record["version"] >= 2:
+        try:
+            intact = record.get("sha256") == content_digest(state)
+        except TypeError as error:
+            raise CheckpointError(f"checkpoint: {path} holds data of an unknown kind ({error})") from None
+        if not intact:
+            raise CheckpointError(
+                f"checkpoint: {path} is damaged: its content does not match the checksum written "
+                "with it (a changed byte, or a file edited since)"
+            )
     return state
+
+
+def content_digest(value: Any) -> str:
+    """A SHA-256 of a state's content (keys, types, shapes, dtypes and bytes), independent of how
+    torch lays the file out."""
+    digest = hashlib.sha256()
+    _feed(digest, value)
+    return digest.hexdigest()
+
+
+def _feed(digest: Any, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous()
+        digest.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().data if tensor.numel() else b"")
+    elif isinstance(value, dict):
+        digest.update(f"d{len(value)}".encode())
+        for key in sorted(value, key=lambda key: (type(key).__name__, key)):
+            _feed(digest, key)
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"{type(value).__name__[0]}{len(value)}".encode())
+        for item in value:
+            _feed(digest, item)
+    elif value is None or isinstance(value, (bool, int, str, bytes)):
+        digest.update(f"{type(value).__name__}:{value!r}".encode())
+    elif isinstance(value, float):
+        digest.update(f"float:{value.hex()}".encode())
+    else:
+        raise TypeError(f"cannot checksum a {type(value).__name__}")

@@ -27,6 +27,8 @@ METRICS = "metrics.csv"
 EVALS = "evals.csv"
 TENSORBOARD = "tensorboard"
 LEARNING_CURVE = "learning_curve.png"
+# What a run (and its reports) write: a folder holding any of them holds a run.
+RUN_FILES = (CONFIG, CHECKPOINT, REPLAY, BEST, EPISODES, METRICS, EVALS, TENSORBOARD, LEARNING_CURVE)
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,18 @@ class RunLayout:
     def learning_curve(self) -> Path:
         return self.root / LEARNING_CURVE
 
+    def run_files(self) -> list[str]:
+        """The names of the run files the folder holds (empty for a new or missing folder)."""
+        return [name for name in RUN_FILES if (self.root / name).exists() or (self.root / name).is_symlink()]
+
 
 def default_run_dir(env_id: str, seed: int) -> Path:
-    """``runs/<env>-<seed>``, e.g. ``runs/ALE-Pong-v5-1``."""
-    return RUNS_ROOT / f"{env_id.replace('/', '-')}-{seed}"
+    """``runs/<env>-<seed>`` (e.g. ``runs/ALE-Pong-v5-1``), or when that holds a run already the
+    first of ``runs/<env>-<seed>-2``, ``-3``, ... that does not: a new run never lands in an old
+    one's folder."""
+    base = RUNS_ROOT / f"{env_id.replace('/', '-')}-{seed}"
+    candidate, number = base, 1
+    while RunLayout(candidate).run_files():
+        number += 1
+        candidate = base.with_name(f"{base.name}-{number}")
+    return candidate

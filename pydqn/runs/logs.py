@@ -7,6 +7,7 @@ import csv
 import importlib.util
 from pathlib import Path
 
+from pydqn.runs.files import open_log, write_failure
 from pydqn.runs.layout import RunLayout
 
 EPISODE_FIELDS = ("step", "return", "length", "wall_time")
@@ -18,18 +19,25 @@ class CsvLog:
     """Appends rows to a CSV file (resumed runs keep adding to the same file)."""
 
     def __init__(self, path: Path, fields: tuple[str, ...]) -> None:
-        new = not path.exists() or path.stat().st_size == 0
-        self._file = open(path, "a", newline="")  # noqa: SIM115  (open for the run; see close)
+        self._path = path
+        self._file = open_log(path, "log")
+        new = self._file.tell() == 0
         self._writer = csv.DictWriter(self._file, fieldnames=fields)
         if new:
             self._writer.writeheader()
 
     def write(self, **row: float) -> None:
-        self._writer.writerow(row)
-        self._file.flush()
+        try:
+            self._writer.writerow(row)
+            self._file.flush()
+        except OSError as error:
+            raise write_failure(error, "log", self._path) from None
 
     def close(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError as error:
+            raise write_failure(error, "log", self._path) from None
 
 
 class RunLogs:
@@ -39,12 +47,18 @@ class RunLogs:
 
     def __init__(self, run_dir: Path, tensorboard: bool) -> None:
         layout = RunLayout(run_dir)
-        self._csv = {
-            "episode": CsvLog(layout.episodes, EPISODE_FIELDS),
-            "train": CsvLog(layout.metrics, METRIC_FIELDS),
-            "eval": CsvLog(layout.evals, EVAL_FIELDS),
-        }
+        self._csv: dict[str, CsvLog] = {}
         self._board = None
+        try:
+            for kind, path, fields in (
+                ("episode", layout.episodes, EPISODE_FIELDS),
+                ("train", layout.metrics, METRIC_FIELDS),
+                ("eval", layout.evals, EVAL_FIELDS),
+            ):
+                self._csv[kind] = CsvLog(path, fields)
+        except BaseException:
+            self.close()
+            raise
         if tensorboard and importlib.util.find_spec("tensorboard") is not None:  # optional extra
             from torch.utils.tensorboard import SummaryWriter
 

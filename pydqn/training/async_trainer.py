@@ -43,8 +43,9 @@ class AsyncTrainer(Trainer):
         run_dir: Path,
         resume: bool | ResumePoint = False,
         synchronize_phases: bool = False,
+        overwrite: bool = False,
     ) -> None:
-        super().__init__(config, run_dir, resume, synchronize_phases)
+        super().__init__(config, run_dir, resume, synchronize_phases, overwrite)
         self.actor_network = copy.deepcopy(self.learner.online).requires_grad_(False)
         self._actor_lock = threading.Lock()  # the actor's forward pass vs the learner's refresh
         self._changed = threading.Condition()  # step, updates, pause and stop changes

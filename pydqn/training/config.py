@@ -10,114 +10,207 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydqn.agent.learner import LearnerConfig
+from pydqn.replay.checks import LIMITS
+from pydqn.settings import (
+    NON_NEGATIVE,
+    POSITIVE,
+    UNIT,
+    Range,
+    SettingError,
+    check_fields,
+    check_setting,
+    setting,
+    setting_fields,
+)
+
+RUN, REPLAY, EXPLORATION, NETWORK = "run", "replay", "exploration", "network"
+RECORDS, EVALUATION, ASYNC = "logs and checkpoints", "evaluation", "asynchronous training"
+# The help's groups, in order (the learner's settings are LearnerConfig's "learning" group).
+GROUPS = (RUN, REPLAY, EXPLORATION, "learning", NETWORK, EVALUATION, RECORDS, ASYNC)
+MAX_THREADS = 1024
 
 
 @dataclass
 class TrainConfig:
-    """Everything a training run needs; saved as config.toml in the run directory."""
+    """Everything a training run needs; saved as config.toml in the run directory.
 
-    env_id: str = "ALE/Pong-v5"
-    total_steps: int = 10_000_000  # env steps, summed over envs
-    num_envs: int = 8
-    seed: int = 1
-    device: str = "auto"  # "auto": cuda when available, else cpu
-    # torch's CPU threads; 0 keeps torch's default. Small networks run best on 1: torch's default
-    # of one per core collapses when envs or another process keep the other cores busy.
-    torch_threads: int = 0
-    buffer_size: int = 1_000_000
-    # "cpp": pydqn.ReplayBuffer. "python": the teaching-style PyReplayBuffer (full observation
-    # copies, slow), kept for comparisons such as `pydqn bench --train`.
-    replay: Literal["cpp", "python"] = "cpp"
-    # n-step returns: learn from sum_{j<n} gamma^j r_{t+j} + gamma^n max_a Q(s_{t+n}, a).
-    n_step: int = 1
-    # Prioritized replay (Schaul et al. 2016, proportional): transitions are drawn with
-    # probability p^priority_alpha / sum, p = |TD error| + priority_epsilon from their last
-    # update, and the loss weighs each by its importance-sampling weight, whose exponent beta
-    # anneals linearly from priority_beta at step 0 to 1 at total_steps.
-    prioritized: bool = False
-    priority_alpha: float = 0.6
-    priority_beta: float = 0.4
-    priority_epsilon: float = 1e-6
-    # Checkpoints also save the replay buffer (replay.pt, about its nbytes), so a resumed run goes
-    # on updating at once instead of refilling it with learning_starts steps.
-    save_buffer: bool = False
-    batch_size: int = 32
-    learning_starts: int = 80_000  # env steps of random play before the first update
-    train_frequency: int = 4  # env steps per update (the replay ratio is its inverse)
-    epsilon_start: float = 1.0
-    epsilon_end: float = 0.01
-    epsilon_fraction: float = 0.10  # of total_steps to decay over
-    eval_epsilon: float = 0.001
-    repeat_action_probability: float = 0.0
-    checkpoint_interval: int = 250_000  # env steps between checkpoints
-    log_interval: int = 10_000  # env steps between training-metric rows
-    # Every eval_interval env steps (0: never), play eval_episodes greedy episodes on separate envs
-    # and keep the best policy so far as best.pt (DQN can degrade after it has solved a task).
-    eval_interval: int = 0
-    eval_episodes: int = 10
-    tensorboard: bool = True  # also write the logged scalars to RUN_DIR/tensorboard, if installed
-    # `pydqn train --async`: an actor thread steps the envs while a learner thread updates (see
-    # pydqn.async_train). The actor acts with a copy of the online network refreshed every
-    # actor_sync_interval updates, and stops while the learner is more than async_window
+    A resumed run may change the settings marked ``resumable`` (`RESUMABLE`): how long it trains,
+    where and with how many threads, how often it logs, evaluates and checkpoints. The others
+    decide the network, the replay buffer's contents or the env, and stay as the run began.
+
+    The epsilon and prioritized-replay beta schedules span ``schedule_steps`` env steps (0: all of
+    ``total_steps``). A resume that raises ``total_steps`` of a run with ``schedule_steps = 0`` pins
+    ``schedule_steps`` to the old total, so that the schedules go on where they were instead of
+    stretching (epsilon would jump back up): the extra steps train at the schedules' end values.
+    """
+
+    env_id: str = setting(
+        "ALE/Pong-v5", "ALE/<Game>-v5, or a classic-control id such as CartPole-v1", group=RUN, flag="env"
+    )
+    total_steps: int = setting(
+        10_000_000, "env steps to train, summed over the envs", group=RUN, valid=POSITIVE, resumable=True
+    )
+    num_envs: int = setting(8, "envs stepped together", group=RUN, valid=Range(1, 1024))
+    seed: int = setting(
+        1,
+        "seeds the envs, the networks and the replay buffer",
+        group=RUN,
+        valid=Range(0, 2**30),
+    )
+    device: str = setting(
+        "auto", "cpu, cuda or cuda:N; auto: cuda when available, else cpu", group=RUN, resumable=True
+    )
+    # Measured on 2 cores (README): one torch thread trains ~30% faster than torch's default of
+    # one per core, which fights the env threads for the cores. See pydqn.device.torch_threads.
+    torch_threads: int = setting(
+        0,
+        "torch's CPU threads; 0: chosen from this machine's cores",
+        group=RUN,
+        valid=Range(0, MAX_THREADS),
+        resumable=True,
+    )
+    schedule_steps: int = setting(
+        0,
+        "env steps the epsilon and beta schedules span; 0: total_steps",
+        group=RUN,
+        valid=NON_NEGATIVE,
+        resumable=True,
+    )
+    buffer_size: int = setting(
+        1_000_000, "transitions the replay buffer keeps", group=REPLAY, valid=Range(1, LIMITS["capacity"])
+    )
+    # "python": the teaching-style PyReplayBuffer (full observation copies, slow), kept for
+    # comparisons such as `pydqn bench --train`.
+    replay: Literal["cpp", "python"] = setting(
+        "cpp", "cpp: pydqn.ReplayBuffer; python: the pure-Python reference (slow)", group=REPLAY
+    )
+    n_step: int = setting(
+        1,
+        "n-step returns: learn from n rewards, then the bootstrap",
+        group=REPLAY,
+        valid=Range(1, LIMITS["n_step"]),
+    )
+    # Schaul et al. 2016, proportional: transition i is drawn with probability p_i^alpha / sum,
+    # p = |TD error| + priority_epsilon from its last update, weighted by (N p_i)^-beta / max.
+    prioritized: bool = setting(False, "prioritized replay (proportional)", group=REPLAY)
+    priority_alpha: float = setting(0.6, "how much priorities count; 0: uniform", group=REPLAY, valid=UNIT)
+    priority_beta: float = setting(
+        0.4,
+        "importance-sampling exponent at step 0, annealed to 1 over the schedule",
+        group=REPLAY,
+        valid=UNIT,
+    )
+    priority_epsilon: float = setting(
+        1e-6,
+        "added to |TD error| so that every priority is positive",
+        group=REPLAY,
+        valid=Range(0.0, 1.0, True),
+    )
+    # A resumed run then goes on updating at once instead of refilling with learning_starts steps.
+    save_buffer: bool = setting(
+        False,
+        "checkpoints also save the replay buffer (replay.pt, about its memory size)",
+        group=RECORDS,
+        resumable=True,
+    )
+    batch_size: int = setting(32, "transitions per update", group=REPLAY, valid=Range(1, 65_536))
+    learning_starts: int = setting(
+        80_000, "env steps of random play before the first update", group=REPLAY, valid=POSITIVE
+    )
+    train_frequency: int = setting(
+        4, "env steps per update (the replay ratio's inverse)", group=REPLAY, valid=POSITIVE
+    )
+    epsilon_start: float = setting(1.0, "exploration at step 0", group=EXPLORATION, valid=UNIT)
+    epsilon_end: float = setting(0.01, "exploration after the decay", group=EXPLORATION, valid=UNIT)
+    epsilon_fraction: float = setting(
+        0.10, "fraction of the schedule epsilon decays over (linearly)", group=EXPLORATION, valid=UNIT
+    )
+    eval_epsilon: float = setting(
+        0.001, "exploration while evaluating", group=EVALUATION, valid=UNIT, resumable=True
+    )
+    repeat_action_probability: float = setting(
+        0.0, "Atari sticky actions (0.25 in Machado et al. 2018)", group=RUN, valid=UNIT
+    )
+    checkpoint_interval: int = setting(
+        250_000, "env steps between checkpoints", group=RECORDS, valid=POSITIVE, resumable=True
+    )
+    log_interval: int = setting(
+        10_000, "env steps between rows of metrics.csv", group=RECORDS, valid=POSITIVE, resumable=True
+    )
+    # DQN can degrade after it has solved a task: best.pt keeps the best evaluated policy.
+    eval_interval: int = setting(
+        0,
+        "env steps between evaluations, kept as best.pt when best; 0: never",
+        group=EVALUATION,
+        valid=NON_NEGATIVE,
+        resumable=True,
+    )
+    eval_episodes: int = setting(
+        10, "episodes per evaluation", group=EVALUATION, valid=Range(1, 100_000), resumable=True
+    )
+    tensorboard: bool = setting(
+        True, "also write the scalars to RUN_DIR/tensorboard (if installed)", group=RECORDS, resumable=True
+    )
+    # An actor thread steps the envs while a learner thread updates (see
+    # pydqn.training.async_trainer): the actor acts with a copy of the online network refreshed
+    # every actor_sync_interval updates, and stops while the learner is more than async_window
     # updates behind the replay ratio; the learner never runs ahead of it.
-    asynchronous: bool = False
-    actor_sync_interval: int = 50
-    async_window: int = 8
+    asynchronous: bool = setting(
+        False, "act and learn on two threads", group=ASYNC, resumable=True, flag="async"
+    )
+    actor_sync_interval: int = setting(
+        50,
+        "updates between refreshes of the actor's network",
+        group=ASYNC,
+        valid=POSITIVE,
+        resumable=True,
+    )
+    async_window: int = setting(
+        8,
+        "updates the learner may lag before the actor waits",
+        group=ASYNC,
+        valid=POSITIVE,
+        resumable=True,
+    )
     learner: LearnerConfig = field(default_factory=LearnerConfig)
-    dueling: bool = False
-    hidden_sizes: tuple[int, ...] = (120, 84)  # MLP torso, for vector observations
+    dueling: bool = setting(False, "dueling heads (value + advantage)", group=NETWORK)
+    hidden_sizes: tuple[int, ...] = setting(
+        (120, 84), "MLP layer widths, for vector observations", group=NETWORK, valid=Range(1, 65_536)
+    )
 
     def validate(self) -> TrainConfig:
-        positive = (
-            "total_steps",
-            "num_envs",
-            "buffer_size",
-            "batch_size",
-            "train_frequency",
-            "checkpoint_interval",
-            "log_interval",
-            "eval_episodes",
-            "actor_sync_interval",
-            "async_window",
-            "n_step",
-        )
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)}")
-        if self.eval_interval < 0:
-            raise ValueError(f"eval_interval: expected 0 (never) or more, got {self.eval_interval}")
-        if self.torch_threads < 0:
-            raise ValueError(f"torch_threads: expected 0 (torch's default) or more, got {self.torch_threads}")
-        for name in (
-            "epsilon_start",
-            "epsilon_end",
-            "epsilon_fraction",
-            "eval_epsilon",
-            "repeat_action_probability",
-            "priority_alpha",
-            "priority_beta",
-        ):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
-        if not self.priority_epsilon > 0.0:
-            raise ValueError(
-                f"priority_epsilon: expected a value > 0 (a priority must be positive), "
-                f"got {self.priority_epsilon}"
-            )
-        if self.replay not in ("cpp", "python"):
-            raise ValueError(f"replay: expected 'cpp' or 'python', got {self.replay!r}")
+        """Raise `SettingError` naming the first setting of the wrong type, out of its range or
+        at odds with another."""
+        check_fields(self)
+        if len(self.hidden_sizes) > 16:
+            raise SettingError(f"hidden_sizes: expected at most 16 layers, got {len(self.hidden_sizes)}")
         if self.asynchronous and self.replay != "cpp":
-            raise ValueError(
+            raise SettingError(
                 "asynchronous: the actor and learner threads share the buffer, which "
                 "needs replay = 'cpp' (PyReplayBuffer is not thread-safe)"
             )
         if self.save_buffer and self.replay != "cpp":
-            raise ValueError("save_buffer: saving the buffer needs replay = 'cpp'")
+            raise SettingError("save_buffer: saving the buffer needs replay = 'cpp'")
         if self.learning_starts < self.batch_size:
-            raise ValueError(
+            raise SettingError(
                 f"learning_starts: expected at least batch_size={self.batch_size}, got {self.learning_starts}"
             )
+        if self.batch_size > self.buffer_size:
+            raise SettingError(
+                f"batch_size: expected at most buffer_size={self.buffer_size}, got {self.batch_size}"
+            )
         return self
+
+    @property
+    def schedule_length(self) -> int:
+        """Env steps the epsilon and beta schedules span."""
+        return self.schedule_steps or self.total_steps
+
+
+RESUMABLE = frozenset(
+    [f.name for f, _ in setting_fields(TrainConfig) if f.metadata.get("resumable")]
+    + [f"learner.{f.name}" for f, _ in setting_fields(LearnerConfig) if f.metadata.get("resumable")]
+)
 
 
 PresetName = Literal["atari", "nature2015", "cartpole", "rainbow-lite"]
@@ -189,63 +282,104 @@ def build_config(
     preset: str | Sequence[str] | None = None,
     overrides: dict[str, Any] | None = None,
     toml_path: str | Path | None = None,
+    base: TrainConfig | None = None,
 ) -> TrainConfig:
-    """Defaults, then the presets (env presets in order, then component presets such as
-    rainbow-lite), then a TOML file, then explicit overrides; unknown keys fail."""
-    config = TrainConfig()
+    """``base`` (default: the defaults), then the presets (env presets in order, then component
+    presets such as rainbow-lite), then a TOML file, then explicit overrides. Raises
+    `SettingError` for an unknown setting or a value of the wrong type or range (naming the TOML
+    file when it came from one), `ConfigFileError` for a TOML file that cannot be read."""
+    config = base or TrainConfig()
     names = [preset] if isinstance(preset, str) else list(preset or ())
     for name in names:
         if name not in PRESETS:
-            raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {name!r}")
+            raise SettingError(f"preset: expected one of {sorted(PRESETS)}, got {name!r}")
     # Component presets go after env presets whatever the order given, so that an env preset's
     # choices (cartpole's double = false) never undo them.
     names.sort(key=lambda name: name in COMPONENT_PRESETS)
-    layers = [PRESETS[name] for name in names]
+    layers = [("", PRESETS[name]) for name in names]
     if toml_path is not None:
-        with open(toml_path, "rb") as file:
-            layers.append(tomllib.load(file))
+        layers.append((f"{toml_path}: ", read_toml(Path(toml_path))))
     if overrides:
-        layers.append(overrides)
-    for layer in layers:
-        config = _merge(config, layer, where="")
+        layers.append(("", overrides))
+    for source, layer in layers:
+        config = _merge(config, layer, where="", source=source)
     return config.validate()
+
+
+class ConfigFileError(ValueError):
+    """A TOML file of settings that is missing, unreadable or not valid TOML."""
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The tables of TOML file ``path``; raises `ConfigFileError` naming it."""
+    try:
+        with open(path, "rb") as file:
+            return tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigFileError(f"config: {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigFileError(f"config: cannot read {path}: {getattr(error, 'strerror', error)}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigFileError(f"config: {path} is not valid TOML: {error}") from None
 
 
 def parse_config(text: str) -> TrainConfig:
     """A TrainConfig from TOML text such as `to_toml` writes (a checkpoint carries one)."""
-    return _merge(TrainConfig(), tomllib.loads(text), where="").validate()
+    return _merge(TrainConfig(), tomllib.loads(text), where="", source="").validate()
 
 
-def _merge(obj: Any, values: dict[str, Any], where: str) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(obj)}
+def _merge(obj: Any, values: dict[str, Any], where: str, source: str) -> Any:
+    fields = {f.name: (f, hint) for f, hint in setting_fields(type(obj))}
     changes = {}
     for key, value in values.items():
         if key not in fields:
-            raise ValueError(f"{where}{key}: unknown setting; expected one of {sorted(fields)}")
-        current = getattr(obj, key)
-        if dataclasses.is_dataclass(current):
+            raise SettingError(f"{source}{where}{key}: unknown setting; expected one of {sorted(fields)}")
+        field_, hint = fields[key]
+        if dataclasses.is_dataclass(getattr(obj, key)):
             if not isinstance(value, dict):
-                raise ValueError(f"{where}{key}: expected a table of settings, got {value!r}")
-            changes[key] = _merge(current, value, where=f"{where}{key}.")
+                raise SettingError(f"{source}{where}{key}: expected a table of settings, got {value!r}")
+            changes[key] = _merge(getattr(obj, key), value, f"{where}{key}.", source)
         else:
-            changes[key] = _coerce(f"{where}{key}", value, current)
+            try:
+                changes[key] = check_setting(f"{where}{key}", hint, value, field_.metadata.get("valid"))
+            except SettingError as error:
+                raise SettingError(f"{source}{error}") from None
     return dataclasses.replace(obj, **changes)
 
 
-def _coerce(name: str, value: Any, current: Any) -> Any:
-    if isinstance(current, bool):
-        if not isinstance(value, bool):
-            raise ValueError(f"{name}: expected true or false, got {value!r}")
-        return value
-    if isinstance(current, tuple):
-        return tuple(int(v) for v in value)
-    if current is None or isinstance(current, str):
-        return value
-    try:
-        return type(current)(value)
-    except (TypeError, ValueError):
-        kind = {int: "an integer", float: "a number"}.get(type(current), type(current).__name__)
-        raise ValueError(f"{name}: expected {kind}, got {value!r}") from None
+def resumed_config(saved: TrainConfig, requested: TrainConfig) -> TrainConfig:
+    """The configuration a resumed run continues with: ``requested``, which may differ from the
+    run's ``saved`` one only in `RESUMABLE` settings (else `SettingError` names the others). A
+    longer run keeps its schedules' length (see `TrainConfig`)."""
+    changed = [name for name in _setting_names(saved) if _get(saved, name) != _get(requested, name)]
+    fixed = [name for name in changed if name not in RESUMABLE]
+    if fixed:
+        details = ", ".join(f"{name} ({_get(saved, name)!r} -> {_get(requested, name)!r})" for name in fixed)
+        raise SettingError(
+            f"{', '.join(fixed)}: a resumed run keeps the settings that decide its network, replay "
+            f"buffer and env; asked to change {details}. Resumable: {', '.join(sorted(RESUMABLE))}"
+        )
+    if "total_steps" in changed and "schedule_steps" not in changed and not saved.schedule_steps:
+        requested = dataclasses.replace(requested, schedule_steps=saved.total_steps)
+    return requested.validate()
+
+
+def _setting_names(config: Any, prefix: str = "") -> list[str]:
+    names = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        names += (
+            _setting_names(value, f"{prefix}{f.name}.")
+            if dataclasses.is_dataclass(value)
+            else [prefix + f.name]
+        )
+    return names
+
+
+def _get(config: Any, name: str) -> Any:
+    for part in name.split("."):
+        config = getattr(config, part)
+    return config
 
 
 def to_toml(config: TrainConfig) -> str:

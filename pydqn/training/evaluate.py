@@ -12,10 +12,12 @@ import numpy as np
 import torch
 
 from pydqn.agent.policy import epsilon_greedy
+from pydqn.device import resolve_device
 from pydqn.envs import EMULATOR_FPS, EPISODE_DONE, EPISODE_RETURN, frames_per_step, is_atari_id, num_actions
-from pydqn.runs import RunLayout, load_checkpoint
+from pydqn.runs import RunLayout
+from pydqn.settings import UNIT, Range, check_setting
 from pydqn.training.components import make_learner, make_run_env
-from pydqn.training.config import parse_config
+from pydqn.training.resume import load_learner, read_run_checkpoint
 
 
 def play_episodes(
@@ -65,9 +67,17 @@ def evaluate(
 
     With ``video`` (a path such as ``play.mp4``; needs the ``video`` extra) every frame of every
     episode is written there, in real time; the episodes are then played one at a time.
+
+    Raises `SettingError` for an argument of the wrong type or range (``epsilon`` outside [0, 1],
+    ...), ValueError for a device this machine lacks, `CheckpointError` naming the file for a
+    missing, damaged or foreign checkpoint.
     """
-    state = load_checkpoint(checkpoint_to_evaluate(run_dir_or_checkpoint))
-    config = parse_config(state["config"])
+    episodes = check_setting("episodes", int, episodes, Range(1, 100_000))
+    epsilon = check_setting("epsilon", float | None, epsilon, UNIT)
+    seed = check_setting("seed", int, seed, Range(0, 2**30))
+    resolve_device(device)
+    point = read_run_checkpoint(checkpoint_to_evaluate(run_dir_or_checkpoint))
+    config = point.config
     num_envs = 1 if video is not None else min(episodes, 8)
     config = dataclasses.replace(config, num_envs=num_envs, seed=seed)
     writer, options = None, dict[str, Any]()
@@ -82,8 +92,8 @@ def evaluate(
             options = {"env_kwargs": {"render_mode": "rgb_array"}}
     env = make_run_env(config, num_envs, seed, **options)
     try:
-        learner = make_learner(config, env, torch.device(device))
-        learner.load_state_dict(state["learner"])
+        learner = make_learner(config, env, resolve_device(device))
+        load_learner(learner, point)
         after_step: Callable[[], None] | None = None
         if video is not None:
             # A video frame is one agent step.
@@ -92,17 +102,21 @@ def evaluate(
                 if is_atari_id(config.env_id)
                 else env.metadata.get("render_fps", 30)
             )
-            writer = VideoWriter(video, fps)
+            writer = recording = VideoWriter(video, fps)
 
             def after_step() -> None:
                 frames: Any = env.render()  # one RGB frame per env (there is one)
-                writer.add(frames[0])
+                recording.add(frames[0])
 
         eps = config.eval_epsilon if epsilon is None else epsilon
-        return play_episodes(
+        returns = play_episodes(
             learner.online, env, episodes, eps, np.random.default_rng(seed), device, after_step
         )
+        if writer is not None:
+            writer = None
+            recording.close()
+        return returns
     finally:
         env.close()
-        if writer is not None:
-            writer.close()
+        if writer is not None:  # the episodes did not finish: no partial video
+            writer.close(keep=False)

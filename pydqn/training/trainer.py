@@ -17,7 +17,7 @@ import torch
 
 from pydqn.agent.placement import replay_device
 from pydqn.agent.policy import LinearEpsilon, epsilon_greedy
-from pydqn.device import resolve_device
+from pydqn.device import resolve_device, torch_threads
 from pydqn.envs import (
     EPISODE_DONE,
     EPISODE_LENGTH,
@@ -27,17 +27,31 @@ from pydqn.envs import (
     num_actions,
 )
 from pydqn.replay import ReplayBuffer
-from pydqn.runs import RunLayout, RunLogs, load_checkpoint, save_checkpoint
+from pydqn.runs import (
+    CheckpointError,
+    RunClaim,
+    RunDirError,
+    RunLayout,
+    RunLogs,
+    load_checkpoint,
+    save_checkpoint,
+)
+from pydqn.runs.files import write_atomically
+from pydqn.settings import SettingError
 from pydqn.training.components import make_buffer, make_learner, make_run_env
-from pydqn.training.config import TrainConfig, to_toml
+from pydqn.training.config import TrainConfig, resumed_config, to_toml
 from pydqn.training.evaluate import play_episodes
 from pydqn.training.phase_clock import PhaseClock
 from pydqn.training.progress import Progress
-from pydqn.training.resume import ResumePoint, read_resume_point
+from pydqn.training.resume import ResumePoint, load_learner, read_resume_point
+
+# A resumed run's first episodes are seeded by its step, wrapped to the seeds every env accepts.
+EPISODE_SEEDS = 2**30
 
 
 @dataclass
 class TrainResult:
+    run_dir: Path
     steps: int
     updates: int
     episodes: int
@@ -58,10 +72,16 @@ class Trainer:
     """One training run: the env, learner and replay buffer of a configuration, the run directory's
     logs and checkpoints, and `run`, the loop that steps them to ``config.total_steps``.
 
-    ``Trainer(None, run_dir, resume=True)`` continues the run in ``run_dir`` from its last
-    checkpoint, with the configuration saved there (a caller that has read it already passes the
-    `ResumePoint` as ``resume``). ``synchronize_phases`` waits for the GPU at every phase boundary
-    so that the phase times are exact (slower; for `pydqn bench --train`).
+    A new run needs a ``run_dir`` that holds no run (``overwrite=True`` deletes an old run's files
+    first). ``resume=True`` continues the run in ``run_dir`` from its last checkpoint (a caller
+    that has read it already passes the `ResumePoint`), with the configuration saved there, or with
+    ``config`` when given, which may change only the resumable settings (see
+    `pydqn.training.config.resumed_config`). The run directory is locked while the trainer lives:
+    another process cannot train into it. Everything is built and checked before any file of the
+    run is written, so a refused configuration or checkpoint leaves the folder as it was.
+
+    ``synchronize_phases`` waits for the GPU at every phase boundary so that the phase times are
+    exact (slower; for `pydqn bench --train`).
     """
 
     # Whether acting and learning use the buffer from two threads at once (see
@@ -74,20 +94,47 @@ class Trainer:
         run_dir: Path,
         resume: bool | ResumePoint = False,
         synchronize_phases: bool = False,
+        overwrite: bool = False,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.layout = RunLayout(self.run_dir)
         point = read_resume_point(self.run_dir) if resume is True else resume or None
         if point is not None:
-            config = point.config
+            config = point.config if config is None else resumed_config(point.config, config)
+            if point.state["step"] >= config.total_steps:
+                raise RunDirError(
+                    f"run_dir: {self.run_dir} has trained its total_steps={config.total_steps:,} "
+                    f"(step {point.state['step']:,}); extend it with a larger total_steps "
+                    "(--total-steps N)"
+                )
         elif config is None:
             raise ValueError("config: expected a TrainConfig when not resuming")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.layout.config.write_text(to_toml(config))
-        self.config = config
+        self.config = config = config.validate()
         self.device = resolve_device(config.device)
-        if config.torch_threads:
-            torch.set_num_threads(config.torch_threads)
+        if config.learner.cuda_graph and self.device.type != "cuda":
+            raise SettingError(
+                f"learner.cuda_graph: capturing the update needs a CUDA device, got {self.device}"
+            )
+        self._claim: RunClaim | None = None
+        try:
+            self._build(config, point)
+            self._claim = RunClaim(self.run_dir, resume=point is not None, overwrite=overwrite)
+            write_atomically(self.layout.config, lambda file: file.write(to_toml(config).encode()), "config")
+            self.logs = RunLogs(self.run_dir, config.tensorboard)
+        except BaseException:
+            self._close_envs()
+            if self._claim is not None:
+                self._claim.abandon()
+            raise
+        # Waiting for the GPU at phase boundaries makes phase times exact (and the loop slower).
+        self.phase_sync = (
+            torch.cuda.synchronize if synchronize_phases and self.device.type == "cuda" else None
+        )
+        self.clock = PhaseClock(self.phase_sync)
+
+    def _build(self, config: TrainConfig, point: ResumePoint | None) -> None:
+        """The envs, learner and buffer of ``config``, restored from ``point`` when resuming."""
+        torch.set_num_threads(torch_threads(config.torch_threads))
         torch.manual_seed(config.seed)
         self.env = make_run_env(config, config.num_envs, config.seed)
         self.learner = make_learner(config, self.env, self.device)
@@ -105,21 +152,15 @@ class Trainer:
         self.step, self.episodes, self.best_eval = 0, 0, float("-inf")
         self.updates_from = config.learning_starts  # env step of the first update
         if point is not None:
-            self._restore(point.state)
+            self._restore(point)
         self.epsilon: Callable[[int], float] = LinearEpsilon(
-            config.epsilon_start, config.epsilon_end, config.epsilon_fraction, config.total_steps
+            config.epsilon_start, config.epsilon_end, config.epsilon_fraction, config.schedule_length
         )
         self.eval_env = (
             make_run_env(config, min(config.eval_episodes, 8), config.seed + 1_000_003)
             if config.eval_interval
             else None
         )
-        self.logs = RunLogs(self.run_dir, config.tensorboard)
-        # Waiting for the GPU at phase boundaries makes phase times exact (and the loop slower).
-        self.phase_sync = (
-            torch.cuda.synchronize if synchronize_phases and self.device.type == "cuda" else None
-        )
-        self.clock = PhaseClock(self.phase_sync)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """The epsilon-greedy actions for a batch of observations, at the current step's epsilon."""
@@ -198,9 +239,9 @@ class Trainer:
 
     def priority_beta(self, step: int) -> float:
         """Prioritized replay's importance-sampling exponent: priority_beta at step 0, annealed
-        linearly to 1 at total_steps."""
+        linearly to 1 at the schedule's end (``config.schedule_length``)."""
         start = self.config.priority_beta
-        return start + (1.0 - start) * min(1.0, step / self.config.total_steps)
+        return start + (1.0 - start) * min(1.0, step / self.config.schedule_length)
 
     def chores_due(self) -> bool:
         return (
@@ -226,9 +267,11 @@ class Trainer:
         """Start new episodes (env state is not checkpointed: a resumed run starts new episodes,
         seeded by its step) and the interval counters."""
         config = self.config
-        self.progress = Progress(config.total_steps, self.step, frames_per_step(config.env_id))
+        self.progress = Progress(
+            config.total_steps, self.step, frames_per_step(config.env_id), start_updates=self.learner.updates
+        )
         self.started = time.perf_counter()
-        obs, _ = self.env.reset(seed=config.seed + self.step)
+        obs, _ = self.env.reset(seed=(config.seed + self.step) % EPISODE_SEEDS)
         self.rows = TransitionFilter(config.num_envs)
         self.rows.reset(obs)
         self.metrics = {}
@@ -246,6 +289,7 @@ class Trainer:
     ) -> TrainResult:
         steps, updates = timed_from or (self.step, self.learner.updates)
         return TrainResult(
+            self.run_dir,
             self.step,
             self.learner.updates,
             self.episodes,
@@ -269,7 +313,9 @@ class Trainer:
             path = self.layout.checkpoint
             if self.config.save_buffer:
                 assert isinstance(self.buffer, ReplayBuffer)  # the config requires it
-                save_checkpoint(self.layout.replay, {"step": self.step, "buffer": self.buffer.state_dict()})
+                save_checkpoint(
+                    self.layout.replay, {"step": self.step, "buffer": self.buffer.state_dict()}, "replay"
+                )
         save_checkpoint(
             path,
             {
@@ -281,18 +327,26 @@ class Trainer:
                 "rng": self.rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
             },
+            "checkpoint" if path == self.layout.checkpoint else path.stem,
         )
 
     def close(self) -> None:
+        """Close the logs and envs and release the run directory."""
         self.logs.close()
-        self.env.close()
-        if self.eval_env is not None:
-            self.eval_env.close()
+        self._close_envs()
+        assert self._claim is not None
+        self._claim.release()
 
-    def _restore(self, state: dict) -> None:
-        self.learner.load_state_dict(state["learner"])
-        self.step, self.episodes = int(state["step"]), int(state["episodes"])
-        self.best_eval = float(state.get("best_eval", self.best_eval))
+    def _close_envs(self) -> None:
+        for env in (getattr(self, "env", None), getattr(self, "eval_env", None)):
+            if env is not None:  # None: not built (a refused start) or no evaluations
+                env.close()
+
+    def _restore(self, point: ResumePoint) -> None:
+        state = point.state
+        load_learner(self.learner, point)
+        self.step, self.episodes = state["step"], state["episodes"]
+        self.best_eval = state["best_eval"]
         self.rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
         # Without the saved buffer, refill it with learning_starts steps before updating again.
@@ -300,13 +354,22 @@ class Trainer:
         replay = self.layout.replay
         if self.config.save_buffer and replay.is_file():
             saved = load_checkpoint(replay)
-            if saved["step"] == self.step:
+            if saved.get("step") == self.step:
                 assert isinstance(self.buffer, ReplayBuffer)  # the config requires it
-                self.buffer.load_state_dict(saved["buffer"])
+                try:
+                    buffer_state = saved.get("buffer")
+                    if not isinstance(buffer_state, dict):
+                        raise ValueError(f"buffer: expected a state dict, got {type(buffer_state).__name__}")
+                    self.buffer.load_state_dict(buffer_state)
+                except (ValueError, TypeError) as error:
+                    raise CheckpointError(
+                        f"replay: {replay} does not fit this run's buffer ({error}); delete it to "
+                        "resume with a buffer refilled by learning_starts steps"
+                    ) from None
                 self.updates_from = self.step
             else:  # a crash between writing the buffer and the checkpoint
                 print(
-                    f"pydqn: {replay} is from step {saved['step']}, the checkpoint from step "
+                    f"pydqn: {replay} is from step {saved.get('step')}, the checkpoint from step "
                     f"{self.step}; refilling the buffer instead"
                 )
 
@@ -341,6 +404,7 @@ class Trainer:
         if improved:
             self.best_eval = float(returns.mean())
             self.save(self.layout.best)
+        self.progress.evaluation(self.step, float(returns.mean()), len(returns), improved)
         self.logs.evaluation(
             step=self.step,
             mean_return=round(float(returns.mean()), 3),

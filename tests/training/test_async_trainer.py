@@ -1,6 +1,7 @@
 """The asynchronous trainer: replay ratio, faults in either thread, resume, learning (CartPole)."""
 
 import csv
+import dataclasses
 import threading
 import traceback
 
@@ -96,14 +97,11 @@ def test_a_fault_in_the_learner_stops_both_threads_with_the_original_exception(t
 
 
 def test_resume_continues_an_async_run(tmp_path):
-    train(build_config("cartpole", {**SMALL, "total_steps": 1_000, "save_buffer": True}), tmp_path)
+    config = build_config("cartpole", {**SMALL, "total_steps": 1_000, "save_buffer": True})
+    train(config, tmp_path)
     first = load_checkpoint(tmp_path / CHECKPOINT)
     assert first["learner"]["updates"] == (1_000 - 500) // 2
-    extended = first["config"].replace("total_steps = 1000", "total_steps = 1600")
-    import torch
-
-    torch.save({**first, "config": extended}, tmp_path / CHECKPOINT)
-    result = train(None, tmp_path, resume=True)
+    result = train(dataclasses.replace(config, total_steps=1_600), tmp_path, resume=True)
     assert result.steps == 1_600 and result.updates == first["learner"]["updates"] + 600 // 2
 
 
