@@ -36,3 +36,35 @@ def test_import_with_another_torch_says_how_to_rebuild():
     assert "ImportError: pydqn's C++ extension was built against torch" in result.stderr
     assert REBUILD_HINT in result.stderr
     assert "undefined symbol" not in result.stderr
+
+
+def test_a_source_tree_shadowing_the_installed_package_says_so(tmp_path):
+    """`python -c "import pydqn"` from a checkout's root, after `pip install .`, imports the source
+    tree (no built extension): the error says so, and what to do."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pydqn
+
+    source = Path(pydqn.__file__).parent
+    checkout = tmp_path / "checkout"
+    shutil.copytree(
+        source, checkout / "pydqn", ignore=shutil.ignore_patterns("_build_info.py", "_C*.so", "__pycache__")
+    )
+    (checkout / "pyproject.toml").write_text("[project]\nname = 'pydqn'\n")
+    # An editable install's finder would serve the extension to any tree: leave it out, as
+    # `pip install .` has none.
+    code = (
+        "import sys; sys.meta_path = [f for f in sys.meta_path if 'editable' not in type(f).__module__]; "
+        "import pydqn"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=checkout, capture_output=True, text=True)
+    assert result.returncode == 1
+    message = result.stderr.strip().splitlines()[-1]
+    assert (
+        f"pydqn was imported from the source tree {checkout / 'pydqn'}, which has no built extension"
+        in message
+    )
+    assert "shadows the installed pydqn" in message and "Run Python from another directory" in message
