@@ -25,7 +25,9 @@ def progress_with_clock(monkeypatch, **kwargs):
 
 
 def rates(line: str) -> tuple[float, float]:
-    fps, updates = re.search(r"\| ([\d,]+) frames/s \| ([\d,]+) updates/s", line).groups()
+    found = re.search(r"\| ([\d,]+) frames/s \| ([\d,]+) updates/s", line)
+    assert found is not None, line
+    fps, updates = found.groups()
     return float(fps.replace(",", "")), float(updates.replace(",", ""))
 
 
