@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import re
 import sys
 import typing
 from pathlib import Path
@@ -18,11 +19,14 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n(`{self.prog} --help` lists the options)\n")
 
 
+# Digits, optionally grouped by _ (as Python writes them) or by thousands commas (10,000,000).
+INTEGER = re.compile(r"[+-]?(\d+(_\d+)*|\d{1,3}(,\d{3})+)")
+
+
 def _integer(text: str, minimum: int, what: str) -> int:
-    try:
-        value = int(text.replace("_", "").replace(",", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not INTEGER.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    value = int(text.strip().replace(",", ""))
     if value < minimum:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
@@ -70,20 +74,18 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
                 # Range rules (batch_size >= 1, eval_interval 0 = never, ...) are the config's.
                 metavar = METAVARS.get(number) or flag[2:].upper()
                 kwargs.update(type={int: strict_int, float: float}.get(number, str), metavar=metavar)
-            default = getattr(values, field.name)
-            shown = (
-                "none"
-                if default is None
-                else " ".join(map(str, default))
-                if isinstance(default, tuple)
-                else default
-            )
             resumable = "; resumable" if field.metadata["resumable"] else ""
-            kwargs["help"] = f"{field.metadata['doc']} (default: {_shown(shown)}{resumable})"
+            default = _shown(getattr(values, field.name))
+            kwargs["help"] = f"{field.metadata['doc']} (default: {default}{resumable})"
             groups[field.metadata["group"]].add_argument(flag, **kwargs)
 
 
 def _shown(value: Any) -> str:
+    """A default as --help shows it (argparse formats help with %: a literal one is doubled)."""
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return " ".join(map(str, value))
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, int) and value >= 10_000:
@@ -272,7 +274,7 @@ def version_line() -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     from pydqn.runs import RunLayout
-    from pydqn.training.config import build_config, to_toml
+    from pydqn.training.config import build_config, resumed_config, to_toml
     from pydqn.training.resume import read_resume_point
     from pydqn.training.run import make_trainer
 
@@ -288,7 +290,10 @@ def run_train(args: argparse.Namespace) -> int:
         point = read_resume_point(args.resume)
         # config.toml shows the run's settings: an edit of a resumable one there counts too.
         saved = RunLayout(args.resume).config
-        requested = build_config(toml_path=saved, base=point.config) if saved.is_file() else point.config
+        requested = point.config
+        if saved.is_file():
+            edited = build_config(toml_path=saved, base=point.config)
+            requested = resumed_config(point.config, edited, source=f"{saved}: ")
         requested = build_config(overrides=overrides, toml_path=args.config, base=requested)
         trainer = make_trainer(requested, args.resume, resume=point)
         header = f"resuming {trainer.run_dir} at step {trainer.step:,}"
@@ -297,24 +302,31 @@ def run_train(args: argparse.Namespace) -> int:
         trainer = make_trainer(config, args.run_dir, overwrite=args.overwrite)
         header = f"run directory {trainer.run_dir}"
     print(f"# pydqn train: {header}\n{to_toml(trainer.config)}", flush=True)
+    since = (trainer.step, trainer.learner.updates, trainer.episodes)
     try:
         result = trainer.run()
     finally:
         trainer.close()
-    print(summary(result))
+    print(summary(result, since))
     return 130 if result.interrupted else 0
 
 
-def summary(result: Any) -> str:
-    """The lines a finished `pydqn train` prints: what it did, where the time went, the best policy."""
+def summary(result: Any, since: tuple[int, int, int] = (0, 0, 0)) -> str:
+    """The lines a finished `pydqn train` prints: what this call did (from the step, updates and
+    episodes of ``since``: a resumed run's), where the time went, the best policy."""
     from pydqn.training.progress import plural
 
-    episodes = plural(result.episodes, "episode")
-    mean = f"{result.mean_return_100:.1f}" if result.episodes else "none (no episode ended)"
+    steps, updates, episodes = (
+        now - before
+        for now, before in zip((result.steps, result.updates, result.episodes), since, strict=True)
+    )
+    ended = result.mean_return_100 == result.mean_return_100  # NaN: no episode ended in this call
+    mean = f"{result.mean_return_100:.1f}" if ended else "none (no episode ended)"
+    resumed = f" (from step {since[0]:,} to {result.steps:,})" if since[0] else ""
     lines = [
-        f"trained {plural(result.steps, 'env step')}, {plural(result.updates, 'update')}, {episodes} in "
-        f"{result.wall_time:.0f} s; mean return of the last 100 training episodes {mean}"
-        + (" (interrupted; checkpoint written)" if result.interrupted else "")
+        f"trained {plural(steps, 'env step')}{resumed}, {plural(updates, 'update')}, "
+        f"{plural(episodes, 'episode')} in {result.wall_time:.0f} s; mean return of the last 100 "
+        f"training episodes {mean}" + (" (interrupted; checkpoint written)" if result.interrupted else "")
     ]
     timed = sum(result.phase_seconds.values()) or 1.0
     lines.append(

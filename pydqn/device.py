@@ -35,10 +35,11 @@ def resolve_device(device: Any, *, allow_cuda: bool = True, name: str = "device"
     if device.type == "cpu":
         return device
     if device.type != "cuda" or not allow_cuda:
-        where = "'cpu' or 'cuda'" if allow_cuda else "'cpu' (this buffer is host-resident)"
+        if allow_cuda:
+            raise ValueError(f"{name}: expected 'cpu' or 'cuda', got {name}={str(device)!r}")
         raise ValueError(
-            f"{name}: expected {where}, got {name}={str(device)!r}; sample on the "
-            "CPU and move batches with .to(device)"
+            f"{name}: expected 'cpu' (this buffer is host-resident), got {name}={str(device)!r}; "
+            "sample on the CPU and move batches with .to(device)"
         )
     if not torch.cuda.is_available():
         raise ValueError(

@@ -2,7 +2,7 @@
 and whether a resumed run may change them.
 
 The configuration dataclasses (`pydqn.agent.LearnerConfig`, `pydqn.training.TrainConfig`) declare
-each field with `setting`; `check_setting` and `check_fields` hold every value to its field's type
+each field with `setting`; `check_setting` and `checked_fields` hold every value to its field's type
 (no coercion: ``96.7`` is not an int, ``true`` is not 1, ``"96"`` is not a number) and range, and
 the command line builds its flags and ``--help`` from the same metadata.
 """
@@ -14,12 +14,15 @@ import math
 import numbers
 import typing
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
 # Bounds on counts, so that a typo (an extra zero or three) is caught up front, not hours into a run.
 MAX_COUNT = 10**12
+
+
+T = TypeVar("T")
 
 
 class SettingError(ValueError):
@@ -65,6 +68,10 @@ def _number(value: float) -> str:
 UNIT = Range(0.0, 1.0)  # a probability or a fraction
 POSITIVE = Range(1, MAX_COUNT)
 NON_NEGATIVE = Range(0, MAX_COUNT)
+# Seeds every env accepts, with room for the per-env and evaluation offsets pydqn adds.
+MAX_SEED = 2**30
+SEEDS = Range(0, MAX_SEED)
+EPISODE_COUNTS = Range(1, 100_000)  # episodes per evaluation
 
 
 def setting(
@@ -156,11 +163,15 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
-def check_fields(config: Any, prefix: str = "") -> None:
-    """`check_setting` for every field of a configuration dataclass (and of those nested in it)."""
+def checked_fields(config: T, prefix: str = "") -> T:
+    """A copy of a configuration dataclass whose every field (and those of the dataclasses nested
+    in it) went through `check_setting`: values as their types hold them (a numpy integer becomes
+    an int, a list a tuple), or `SettingError` for the first that does not fit."""
+    changes = {}
     for field, hint in setting_fields(type(config)):
         value = getattr(config, field.name)
         if dataclasses.is_dataclass(value):
-            check_fields(value, f"{prefix}{field.name}.")
+            changes[field.name] = checked_fields(value, f"{prefix}{field.name}.")
         else:
-            check_setting(prefix + field.name, hint, value, field.metadata.get("valid"))
+            changes[field.name] = check_setting(prefix + field.name, hint, value, field.metadata.get("valid"))
+    return dataclasses.replace(config, **changes)  # type: ignore[type-var]

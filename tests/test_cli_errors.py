@@ -17,6 +17,8 @@ BAD_COMMAND_LINES = [
     (["train", "--env-id", "CartPole-v1"], 2, "unrecognized arguments: --env-id"),
     (["train", "--asynchronous"], 2, "unrecognized arguments: --asynchronous"),
     (["train", "--total-steps", "96.7"], 2, "argument --total-steps: expected an integer, got '96.7'"),
+    (["train", "--total-steps", "1,0,0"], 2, "argument --total-steps: expected an integer, got '1,0,0'"),
+    (["train", "--hidden-sizes", "64,64"], 2, "argument --hidden-sizes: expected an integer, got '64,64'"),
     (["train", "--batch-size", "-1"], 2, "batch_size: expected a value in [1, 65,536], got -1"),
     (["train", "--batch-size", "0"], 2, "batch_size: expected a value in [1, 65,536], got 0"),
     (["train", "--loss", "l1"], 2, "argument --loss: invalid choice: 'l1'"),
@@ -49,7 +51,7 @@ BAD_COMMAND_LINES = [
 if not torch.cuda.is_available():
     BAD_COMMAND_LINES += [
         (["train", "--device", "cuda"], 2, "device: 'cuda' was asked for, but torch sees no CUDA device"),
-        (["train", "--cuda-graph"], 2, "learner.cuda_graph: capturing the update needs a CUDA device"),
+        (["train", "--cuda-graph"], 2, "cuda_graph: capturing the update needs a CUDA device"),
         (["evaluate", "nowhere", "--device", "cuda:1"], 2, "device: 'cuda:1' was asked for"),
     ]
 
@@ -78,6 +80,13 @@ def test_in_a_separate_process_too_and_debug_shows_the_traceback(tmp_path):
     assert result.stderr.strip() == "pydqn train: error: learner.gamma: expected a value in [0, 1], got nan"
     debug = run_pydqn("train", "--gamma", "nan", "--debug")
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "SettingError" in debug.stderr
+
+
+def test_integer_flags_take_digits_grouped_as_people_write_them():
+    from pydqn.cli import build_parser, setting_overrides
+
+    args = build_parser().parse_args(["train", "--total-steps", "10,000,000", "--buffer-size", "100_000"])
+    assert setting_overrides(args) == {"total_steps": 10_000_000, "buffer_size": 100_000}
 
 
 def test_version():
@@ -211,6 +220,8 @@ def test_resume_with_total_steps_extends_the_run(small_run, tmp_path, capsys):
     code = main(["train", "--resume", str(run), "--total-steps", "1600", "--log-interval", "300"])
     out = capsys.readouterr().out
     assert code == 0 and f"resuming {run} at step 1,000" in out
+    # No saved buffer: 500 steps refill it (learning_starts), 100 more make 50 updates.
+    assert "trained 600 env steps (from step 1,000 to 1,600), 50 updates," in out
     from pydqn.runs import load_checkpoint
     from pydqn.training.config import parse_config
 
@@ -231,6 +242,16 @@ def test_an_edit_of_config_toml_counts_as_asked(small_run, tmp_path, capsys):
     from pydqn.runs import load_checkpoint
 
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 1_200
+
+
+def test_an_edit_of_config_toml_that_a_resume_cannot_take_names_the_file(small_run, tmp_path, capsys):
+    run = copy_run(small_run, tmp_path / "run")
+    toml = run / "config.toml"
+    toml.write_text(toml.read_text().replace("n_step = 1", "n_step = 3"))
+    before = snapshot(run)
+    assert main(["train", "--resume", str(run), "--total-steps", "2000"]) == 2
+    assert f"error: {toml}: n_step: a resumed run keeps the settings" in capsys.readouterr().err
+    assert snapshot(run) == before
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from pydqn.agent.cuda_graph import CapturedStep
 from pydqn.agent.placement import BatchMover
 from pydqn.device import resolve_device
 from pydqn.replay.batch import Batch
-from pydqn.settings import POSITIVE, UNIT, Range, check_fields, setting
+from pydqn.settings import POSITIVE, UNIT, Range, checked_fields, setting
 
 GROUP = "learning"
 
@@ -57,9 +57,9 @@ class LearnerConfig:
     )
 
     def validate(self) -> LearnerConfig:
-        """Raise `SettingError` naming the first setting of the wrong type or out of range."""
-        check_fields(self)
-        return self
+        """This configuration with its values as their types hold them; raises `SettingError`
+        naming the first setting of the wrong type or out of range."""
+        return checked_fields(self)
 
 
 class DQNLearner:
@@ -170,12 +170,26 @@ class DQNLearner:
             detail = " ".join(str(error).split())  # torch's messages span lines
             raise ValueError(f"learner state: does not fit this learner: {detail}") from None
 
+    def _match_capturable(self) -> None:
+        """A loaded optimizer state brings the saved run's ``capturable`` flag: set it back to this
+        learner's (a run resumed with cuda_graph changed), with the step counters where torch keeps
+        them for it (on the parameter's device when capturable, else on the host)."""
+        capturable = self.config.cuda_graph
+        for group in self.optimizer.param_groups:
+            group["capturable"] = capturable
+            for parameter in group["params"]:
+                moments = self.optimizer.state.get(parameter, {})
+                if isinstance(moments.get("step"), torch.Tensor):
+                    place = parameter.device if capturable else torch.device("cpu")
+                    moments["step"] = moments["step"].to(place, torch.float32)
+
     def _load(self, state: dict) -> None:
         self.online.load_state_dict(state["online"])
         self.target.load_state_dict(state["target"])
         # torch's optimizer keeps some state tensors (Adam's step) by reference: copy them, or two
         # learners loaded from one in-memory state would advance a shared counter.
         self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+        self._match_capturable()
         # torch checks the parameter groups, not the shapes of the moments: a mismatch would only
         # surface at the next step.
         for parameter, moments in self.optimizer.state.items():

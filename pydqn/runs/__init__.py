@@ -4,7 +4,7 @@ Below the training loop, which writes them, and the reports (`pydqn.report`), wh
 """
 
 from pydqn.runs.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from pydqn.runs.claim import RunClaim, RunDirError
+from pydqn.runs.claim import RunClaim, RunDirError, check_run_dir
 from pydqn.runs.files import RunFileError
 from pydqn.runs.layout import RunLayout, default_run_dir
 from pydqn.runs.logs import RunLogs
@@ -16,6 +16,7 @@ __all__ = [
     "RunFileError",
     "RunLayout",
     "RunLogs",
+    "check_run_dir",
     "default_run_dir",
     "load_checkpoint",
     "save_checkpoint",

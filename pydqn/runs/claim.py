@@ -28,6 +28,21 @@ class RunDirError(ValueError):
     or is being trained by another process."""
 
 
+def check_run_dir(root: Path, *, resume: bool, overwrite: bool = False) -> None:
+    """Raise `RunDirError` if ``root`` cannot take a new run (it holds one, and not ``overwrite``)
+    or, for ``resume``, has no checkpoint; changes nothing. (`RunClaim` checks again under its lock.)"""
+    layout = RunLayout(root)
+    if resume and not layout.checkpoint.is_file():
+        raise RunDirError(f"run_dir: {layout.root} holds no checkpoint to resume")
+    found = layout.run_files()
+    if not resume and found and not overwrite:
+        raise RunDirError(
+            f"run_dir: {layout.root} holds a run already ({', '.join(found)}); continue it "
+            f"with --resume {layout.root}, start over with --overwrite (deletes those files), "
+            "or choose another --run-dir"
+        )
+
+
 class RunClaim:
     """A run directory claimed by this process (see the module); `release` (or the process's end)
     gives it back."""
@@ -42,17 +57,9 @@ class RunClaim:
         self._lock: int | None = None
         try:
             self._lock = _lock(layout)
-            found = layout.run_files()
-            if resume and not layout.checkpoint.is_file():
-                raise RunDirError(f"run_dir: {layout.root} holds no checkpoint to resume")
-            if not resume and found and not overwrite:
-                raise RunDirError(
-                    f"run_dir: {layout.root} holds a run already ({', '.join(found)}); continue it "
-                    f"with --resume {layout.root}, start over with --overwrite (deletes those files), "
-                    "or choose another --run-dir"
-                )
-            if not resume and found:
-                _delete(layout, found)
+            check_run_dir(layout.root, resume=resume, overwrite=overwrite)
+            if not resume and overwrite:
+                _delete(layout, layout.run_files())
         except BaseException:
             self.abandon()
             raise
@@ -63,15 +70,16 @@ class RunClaim:
             self._lock = None
 
     def abandon(self) -> None:
-        """`release` after a failed start: remove the folders the claim created if they are still
-        empty, so that a refused run leaves nothing behind."""
-        self.release()
-        if self._created and not any(self.layout.root.iterdir()):
+        """`release` after a failed start: first remove the folders the claim created if they are
+        still empty (while holding the lock, so no other process has started in them), so that a
+        refused run leaves nothing behind."""
+        if self._lock is not None and self._created and not any(self.layout.root.iterdir()):
             for folder in self._created:
                 try:
                     folder.rmdir()
                 except OSError:
                     break
+        self.release()
 
 
 def _lock(layout: RunLayout) -> int | None:

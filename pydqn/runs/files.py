@@ -77,7 +77,15 @@ def temporary_beside(path: Path, what: str) -> tuple[int, Path]:
         )
     except OSError as error:
         raise write_failure(error, what, path) from None
+    # mkstemp's files are private (0600); a run's files get the permissions of any new file.
+    os.fchmod(descriptor, 0o666 & ~_umask())
     return descriptor, Path(name)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
 
 
 def publish(temporary: Path, path: Path, what: str) -> None:

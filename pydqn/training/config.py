@@ -12,13 +12,15 @@ from typing import Any, Literal
 from pydqn.agent.learner import LearnerConfig
 from pydqn.replay.checks import LIMITS
 from pydqn.settings import (
+    EPISODE_COUNTS,
     NON_NEGATIVE,
     POSITIVE,
+    SEEDS,
     UNIT,
     Range,
     SettingError,
-    check_fields,
     check_setting,
+    checked_fields,
     setting,
     setting_fields,
 )
@@ -55,7 +57,7 @@ class TrainConfig:
         1,
         "seeds the envs, the networks and the replay buffer",
         group=RUN,
-        valid=Range(0, 2**30),
+        valid=SEEDS,
     )
     device: str = setting(
         "auto", "cpu, cuda or cuda:N; auto: cuda when available, else cpu", group=RUN, resumable=True
@@ -146,7 +148,7 @@ class TrainConfig:
         resumable=True,
     )
     eval_episodes: int = setting(
-        10, "episodes per evaluation", group=EVALUATION, valid=Range(1, 100_000), resumable=True
+        10, "episodes per evaluation", group=EVALUATION, valid=EPISODE_COUNTS, resumable=True
     )
     tensorboard: bool = setting(
         True, "also write the scalars to RUN_DIR/tensorboard (if installed)", group=RECORDS, resumable=True
@@ -179,9 +181,12 @@ class TrainConfig:
     )
 
     def validate(self) -> TrainConfig:
-        """Raise `SettingError` naming the first setting of the wrong type, out of its range or
-        at odds with another."""
-        check_fields(self)
+        """This configuration with its values as their types hold them (a numpy integer becomes an
+        int, a list a tuple); raises `SettingError` naming the first setting of the wrong type, out
+        of its range or at odds with another."""
+        return checked_fields(self)._check_together()
+
+    def _check_together(self) -> TrainConfig:
         if len(self.hidden_sizes) > 16:
             raise SettingError(f"hidden_sizes: expected at most 16 layers, got {len(self.hidden_sizes)}")
         if self.asynchronous and self.replay != "cpp":
@@ -347,16 +352,17 @@ def _merge(obj: Any, values: dict[str, Any], where: str, source: str) -> Any:
     return dataclasses.replace(obj, **changes)
 
 
-def resumed_config(saved: TrainConfig, requested: TrainConfig) -> TrainConfig:
+def resumed_config(saved: TrainConfig, requested: TrainConfig, source: str = "") -> TrainConfig:
     """The configuration a resumed run continues with: ``requested``, which may differ from the
-    run's ``saved`` one only in `RESUMABLE` settings (else `SettingError` names the others). A
-    longer run keeps its schedules' length (see `TrainConfig`)."""
+    run's ``saved`` one only in `RESUMABLE` settings (else `SettingError` names the others, after
+    ``source``, where the request came from). A longer run keeps its schedules' length (see
+    `TrainConfig`)."""
     changed = [name for name in _setting_names(saved) if _get(saved, name) != _get(requested, name)]
     fixed = [name for name in changed if name not in RESUMABLE]
     if fixed:
         details = ", ".join(f"{name} ({_get(saved, name)!r} -> {_get(requested, name)!r})" for name in fixed)
         raise SettingError(
-            f"{', '.join(fixed)}: a resumed run keeps the settings that decide its network, replay "
+            f"{source}{', '.join(fixed)}: a resumed run keeps the settings that decide its network, replay "
             f"buffer and env; asked to change {details}. Resumable: {', '.join(sorted(RESUMABLE))}"
         )
     if "total_steps" in changed and "schedule_steps" not in changed and not saved.schedule_steps:
@@ -398,7 +404,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\\\", "\\\\\\\\").replace('"', '\\\\"') + '"'
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, (tuple, list)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return repr(value)

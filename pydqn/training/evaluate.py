@@ -15,7 +15,7 @@ from pydqn.agent.policy import epsilon_greedy
 from pydqn.device import resolve_device
 from pydqn.envs import EMULATOR_FPS, EPISODE_DONE, EPISODE_RETURN, frames_per_step, is_atari_id, num_actions
 from pydqn.runs import RunLayout
-from pydqn.settings import UNIT, Range, check_setting
+from pydqn.settings import EPISODE_COUNTS, SEEDS, UNIT, check_setting
 from pydqn.training.components import make_learner, make_run_env
 from pydqn.training.resume import load_learner, read_run_checkpoint
 
@@ -72,9 +72,9 @@ def evaluate(
     ...), ValueError for a device this machine lacks, `CheckpointError` naming the file for a
     missing, damaged or foreign checkpoint.
     """
-    episodes = check_setting("episodes", int, episodes, Range(1, 100_000))
+    episodes = check_setting("episodes", int, episodes, EPISODE_COUNTS)
     epsilon = check_setting("epsilon", float | None, epsilon, UNIT)
-    seed = check_setting("seed", int, seed, Range(0, 2**30))
+    seed = check_setting("seed", int, seed, SEEDS)
     resolve_device(device)
     point = read_run_checkpoint(checkpoint_to_evaluate(run_dir_or_checkpoint))
     config = point.config

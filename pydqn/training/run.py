@@ -59,6 +59,8 @@ def make_trainer(
     if resume:
         if run_dir is None:
             raise ValueError("run_dir: expected the run directory to resume")
+        if overwrite:
+            raise ValueError("overwrite: a resumed run keeps its files; overwrite starts a new run")
         point = read_resume_point(Path(run_dir)) if resume is True else resume
         return trainer_class(config or point.config)(config, Path(run_dir), resume=point)
     if config is None:

@@ -33,20 +33,18 @@ from pydqn.runs import (
     RunDirError,
     RunLayout,
     RunLogs,
+    check_run_dir,
     load_checkpoint,
     save_checkpoint,
 )
 from pydqn.runs.files import write_atomically
-from pydqn.settings import SettingError
+from pydqn.settings import MAX_SEED
 from pydqn.training.components import make_buffer, make_learner, make_run_env
 from pydqn.training.config import TrainConfig, resumed_config, to_toml
 from pydqn.training.evaluate import play_episodes
 from pydqn.training.phase_clock import PhaseClock
 from pydqn.training.progress import Progress
 from pydqn.training.resume import ResumePoint, load_learner, read_resume_point
-
-# A resumed run's first episodes are seeded by its step, wrapped to the seeds every env accepts.
-EPISODE_SEEDS = 2**30
 
 
 @dataclass
@@ -111,14 +109,13 @@ class Trainer:
             raise ValueError("config: expected a TrainConfig when not resuming")
         self.config = config = config.validate()
         self.device = resolve_device(config.device)
-        if config.learner.cuda_graph and self.device.type != "cuda":
-            raise SettingError(
-                f"learner.cuda_graph: capturing the update needs a CUDA device, got {self.device}"
-            )
+        check_run_dir(self.run_dir, resume=point is not None, overwrite=overwrite)  # before the costly part
         self._claim: RunClaim | None = None
         try:
             self._build(config, point)
             self._claim = RunClaim(self.run_dir, resume=point is not None, overwrite=overwrite)
+            if point is not None:
+                point.check_unchanged()
             write_atomically(self.layout.config, lambda file: file.write(to_toml(config).encode()), "config")
             self.logs = RunLogs(self.run_dir, config.tensorboard)
         except BaseException:
@@ -271,7 +268,8 @@ class Trainer:
             config.total_steps, self.step, frames_per_step(config.env_id), start_updates=self.learner.updates
         )
         self.started = time.perf_counter()
-        obs, _ = self.env.reset(seed=(config.seed + self.step) % EPISODE_SEEDS)
+        # A resumed run's first episodes are seeded by its step, wrapped to the seeds envs accept.
+        obs, _ = self.env.reset(seed=(config.seed + self.step) % MAX_SEED)
         self.rows = TransitionFilter(config.num_envs)
         self.rows.reset(obs)
         self.metrics = {}
@@ -331,11 +329,13 @@ class Trainer:
         )
 
     def close(self) -> None:
-        """Close the logs and envs and release the run directory."""
-        self.logs.close()
-        self._close_envs()
-        assert self._claim is not None
-        self._claim.release()
+        """Close the logs and envs and release the run directory (whatever fails on the way)."""
+        try:
+            self.logs.close()
+        finally:
+            self._close_envs()
+            assert self._claim is not None
+            self._claim.release()
 
     def _close_envs(self) -> None:
         for env in (getattr(self, "env", None), getattr(self, "eval_env", None)):

@@ -89,6 +89,21 @@ def test_state_dict_round_trip_gives_identical_updates():
     assert all(torch.equal(p, q) for p, q in zip(a.online.parameters(), b.online.parameters(), strict=True))
 
 
+def test_a_state_saved_with_cuda_graph_loads_into_a_learner_without_it():
+    """A run resumed with cuda_graph changed: the optimizer takes this learner's capturable flag,
+    and its next update is the one a learner that never captured makes."""
+    a, b = learner(), learner()
+    for step in range(3):
+        a.update(batch(step))
+    state = a.state_dict()
+    for group in state["optimizer"]["param_groups"]:
+        group["capturable"] = True  # as a cuda_graph run saves it
+    b.load_state_dict(state)
+    assert all(group["capturable"] is False for group in b.optimizer.param_groups)
+    assert torch.equal(a.update(batch(7))["loss"], b.update(batch(7))["loss"])
+    assert all(torch.equal(p, q) for p, q in zip(a.online.parameters(), b.online.parameters(), strict=True))
+
+
 @pytest.mark.parametrize(
     "kwargs,message",
     [

@@ -48,8 +48,8 @@ if not torch.cuda.is_available():
         (lambda: dataclasses.replace(cartpole(), device="cuda"), ValueError, "device: 'cuda' was asked for"),
         (
             lambda: dataclasses.replace(cartpole(), learner=LearnerConfig(cuda_graph=True)),
-            SettingError,
-            "learner.cuda_graph: capturing the update needs a CUDA device",
+            ValueError,
+            "cuda_graph: capturing the update needs a CUDA device",
         ),
     ]
 

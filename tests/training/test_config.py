@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from pydqn.agent.learner import LearnerConfig
@@ -184,6 +185,14 @@ def test_every_setting_is_documented_and_checked_when_built_directly():
         TrainConfig(learner=LearnerConfig(gamma=NAN)).validate()
     with pytest.raises(SettingError, match="total_steps: expected an integer"):
         TrainConfig(total_steps=96.7).validate()  # type: ignore[arg-type]
+
+
+def test_validate_gives_values_as_their_types_hold_them():
+    config = TrainConfig(num_envs=np.int64(2), hidden_sizes=[64, np.int32(32)], seed=np.uint8(7)).validate()  # type: ignore[arg-type]
+    assert (type(config.num_envs), type(config.seed), config.hidden_sizes) == (int, int, (64, 32))
+    assert all(type(size) is int for size in config.hidden_sizes)
+    learner = LearnerConfig(gamma=1, target_update_interval=np.int64(5)).validate()  # type: ignore[arg-type]
+    assert (type(learner.gamma), type(learner.target_update_interval)) == (float, int)
 
 
 def test_resumed_config_changes_resumable_settings_and_refuses_the_others():
