@@ -38,7 +38,7 @@ class LearnerConfig:
     double: bool = setting(True, "Double DQN: the online network picks the next action", group=GROUP)
     max_grad_norm: float | None = setting(
         None,
-        "clip the gradient's global norm to this (default: no clipping)",
+        "clip the gradient's global norm to this (none: no clipping)",
         group=GROUP,
         valid=Range(0.0, 1e6, True),
     )

@@ -66,7 +66,7 @@ class TrainConfig:
     # one per core, which fights the env threads for the cores. See pydqn.device.torch_threads.
     torch_threads: int = setting(
         0,
-        "torch's CPU threads; 0: chosen from this machine's cores",
+        "torch's CPU threads; 0: half this machine's usable cores",
         group=RUN,
         valid=Range(0, MAX_THREADS),
         resumable=True,
