@@ -350,6 +350,12 @@ void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
   const SamplerCall call(*sampler_);
   sampler_->refresh();
   StreamLease lease(streams_.get(), envs.data(), rows);
+  // Adds that passed this check hold their streams until they claim, so the transitions numbered
+  // pass kMaxTransitions by at most num_envs.
+  const int64_t numbered = ring_.claimed();
+  TORCH_CHECK_VALUE(numbered <= kMaxTransitions - rows, "add: this buffer has numbered ", numbered,
+                    " transitions, and ", rows, " more would pass the ", kMaxTransitions,
+                    " (2^60) that a buffer numbers at most");
   // This thread may not be the one that took the streams' chunks from the free list; its own
   // release fence orders its frame writes after everything that led to their recycling (readers
   // pair it with the acquire fence in TransitionRing::read_valid).

@@ -279,7 +279,13 @@ def test_frame_layout_limits(kwargs, error, message):
 
 def test_the_extension_exports_the_limits_it_enforces():
     limits = pydqn.replay.buffer._C.LIMITS
-    assert limits == {"frame_stack": 32, "num_envs": 65536, "n_step": 64, "capacity": 2**31 - 1}
+    assert limits == {
+        "frame_stack": 32,
+        "num_envs": 65536,
+        "n_step": 64,
+        "capacity": 2**31 - 1,
+        "added": 2**60,  # a loaded state's count; tests/replay/test_state_validation.py enforces it
+    }
 
     def make(capacity=64, frame_stack=1, num_envs=1, n_step=1):
         return pydqn.replay.buffer._C.ReplayBuffer(
