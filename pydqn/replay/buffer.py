@@ -161,7 +161,7 @@ class ReplayBuffer:
         weights on the host, from its trees, and copies them without waiting; that sample cannot
         be captured. With the same seed and ``add`` calls, every sampler draws the same batches.
         """
-        batch_size = checks.check_int("batch_size", batch_size, minimum=1)
+        batch_size = checks.check_int("batch_size", batch_size, minimum=1, maximum=2**63 - 1)
         beta = checks.check_beta(self.prioritized, beta)
         if out is None:
             return Batch(*self._impl.sample(batch_size, beta))
