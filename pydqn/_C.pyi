@@ -9,7 +9,7 @@ TORCH_VERSION: str
 WITH_CUDA: bool
 REPLAY_STATE_KEYS: tuple[str, ...]
 # The buffer's size limits (inclusive maxima) by constructor argument: frame_stack, num_envs,
-# n_step, capacity.
+# n_step, capacity; and added, the transitions a buffer numbers over its life (a loaded state's too).
 LIMITS: dict[str, int]
 
 _BatchTuple = tuple[

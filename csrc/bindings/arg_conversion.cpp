@@ -111,6 +111,8 @@ HostArray HostArgs::view(py::handle value, const char* name) {
 HostArray HostArgs::from_tensor(at::Tensor tensor, const char* name) {
   TORCH_CHECK_TYPE(tensor.layout() == at::kStrided, name, ": expected a dense tensor, got layout ",
                    tensor.layout());
+  TORCH_CHECK_VALUE(!tensor.is_meta(), name, ": expected a tensor with values, got a meta tensor ",
+                    "(it has a shape and dtype but no data)");
   if (!tensor.device().is_cpu()) tensor = tensor.cpu();
   tensor = tensor.contiguous().resolve_conj().resolve_neg();
   tensors_.push_back(tensor);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <new>
 #include <optional>
 #include <string>
 
@@ -82,6 +83,10 @@ PyObject* replay_add(PyObject* self, PyObject* const* args, Py_ssize_t nargs, Py
       buffer.add(rows, {data, static_cast<size_t>(count)});
     }
     return slots.release().ptr();
+  } catch (const std::bad_alloc& error) {
+    // As pybind11 raises it for the other methods (torch's translation makes it a RuntimeError).
+    PyErr_SetString(PyExc_MemoryError, error.what());
+    return nullptr;
   } catch (...) {
     torch::translate_exception_to_python(std::current_exception());
     return nullptr;

@@ -35,13 +35,15 @@ BatchTensors from_sequence(const std::vector<at::Tensor>& fields) {
           fields[5], fields[6], fields[7], fields[8], fields[9]};
 }
 
-// The largest values the buffer's constructor accepts, so the Python facade checks the same.
+// The largest values the buffer's constructor (and a loaded state's count) accept, so the Python
+// facade checks the same.
 py::dict limits() {
   py::dict limits;
   limits["frame_stack"] = kMaxFrameStack;
   limits["num_envs"] = kMaxNumEnvs;
   limits["n_step"] = kMaxNStep;
   limits["capacity"] = kMaxCapacity;
+  limits["added"] = kMaxTransitions;  // a loaded state's transitions ever added, at most
   return limits;
 }
 

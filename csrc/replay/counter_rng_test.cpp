@@ -4,9 +4,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "replay/mirror_kernels.h"
 
 namespace pydqn {
 namespace {
@@ -84,6 +87,32 @@ TEST(CounterRngConcurrency, ConcurrentReservationsPartitionTheDraws) {
     next += count;
   }
   EXPECT_EQ(rng.draws(), next);
+}
+
+// The sampling kernels' draw counter is the host generator's uint64 in an int64: it passes 2^63
+// (where int64 arithmetic overflows; UBSan, in the address kind, flags that) and wraps at 2^64
+// exactly as CounterRng's does.
+TEST(CounterRng, TheKernelsDrawCounterContinuesTheHostGeneratorsPastEveryBound) {
+  constexpr uint64_t kSeed = std::numeric_limits<uint64_t>::max();
+  for (const uint64_t position :
+       {(uint64_t{1} << 63) - 2, std::numeric_limits<uint64_t>::max() - 1}) {
+    int64_t transition_id[4] = {0, 1, 2, 3};
+    // 4 stored; read at run time (as the kernels read device memory), so that the compiler
+    // cannot fold the arithmetic away from UBSan's checks.
+    volatile uint64_t at = position;
+    int64_t counters[3] = {4, static_cast<int64_t>(at), static_cast<int64_t>(kSeed)};
+    MirrorTables tables{};
+    tables.transition_id = transition_id;
+    tables.counters = counters;
+    CounterRng host(kSeed);
+    host.restore(kSeed, position);
+    const uint64_t first = host.reserve(5);
+    for (int64_t row = 0; row < 5; ++row) {
+      EXPECT_EQ(tables.draw_slot(row),
+                static_cast<int64_t>(CounterRng::below(host.draw(first + row), 4)));
+    }
+    EXPECT_EQ(static_cast<uint64_t>(MirrorTables::advanced_draws(counters[1], 5)), host.draws());
+  }
 }
 
 }  // namespace

@@ -44,8 +44,9 @@ struct MirrorTables {
   static constexpr int32_t kMaxRedraws = 1 << 20;
   PYDQN_HOST_DEVICE int64_t draw_slot(int64_t row) const {
     const uint64_t stored = static_cast<uint64_t>(counters[0]);
-    uint64_t random = CounterRng::draw(static_cast<uint64_t>(counters[2]),
-                                       static_cast<uint64_t>(counters[1] + row));
+    uint64_t random =
+        CounterRng::draw(static_cast<uint64_t>(counters[2]),
+                         static_cast<uint64_t>(counters[1]) + static_cast<uint64_t>(row));
     int64_t slot = static_cast<int64_t>(CounterRng::below(random, stored));
     for (int32_t redraws = 0; stored == 0 || transition_id[slot] < 0; ++redraws) {
       if (stored == 0 || redraws == kMaxRedraws) return -1;
@@ -53,6 +54,13 @@ struct MirrorTables {
       slot = static_cast<int64_t>(CounterRng::below(random, stored));
     }
     return slot;
+  }
+
+  // The draw counter after `rows` more draws. It holds the host generator's uint64 position in an
+  // int64, so it counts modulo 2^64 as CounterRng does (in int64 it would overflow: a loaded
+  // state's position may lie anywhere).
+  PYDQN_HOST_DEVICE static int64_t advanced_draws(int64_t draws, int64_t rows) {
+    return static_cast<int64_t>(static_cast<uint64_t>(draws) + static_cast<uint64_t>(rows));
   }
 
   // Row `row`'s fields other than the frames, from slot `slot`; weight 1 unless `weights`.

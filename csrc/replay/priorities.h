@@ -56,6 +56,9 @@ class Priorities {
   int64_t find(double mass) const { return sums_.find_prefix(mass); }
 
   int64_t nbytes() const { return sums_.nbytes() + minima_.nbytes(); }
+  static int64_t nbytes_for(int64_t capacity) {
+    return SumTree::nbytes_for(capacity) + MinTree::nbytes_for(capacity);
+  }
 
  private:
   const double alpha_;

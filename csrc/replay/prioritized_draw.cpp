@@ -9,6 +9,7 @@
 #include <string>
 
 #include "replay/spin_wait.h"
+#include "replay/state_checks.h"
 
 namespace pydqn {
 namespace {
@@ -131,17 +132,24 @@ void PrioritizedDraw::save(ReplayState& state, int64_t first_seq, int64_t stored
 
 void PrioritizedDraw::check_saved(const ReplayState& state, int64_t stored, bool windows) const {
   check_state_field(state.priorities, "priorities", at::kDouble, {stored});
-  TORCH_CHECK_VALUE(std::isfinite(state.max_priority) && state.max_priority > 0.0,
-                    "state['max_priority']: expected a finite value > 0, got ", state.max_priority);
-  const at::Tensor priorities = state.priorities.contiguous();
-  const at::Tensor complete = windows ? state.complete.contiguous() : at::Tensor();
+  // As update_priorities keeps them: each leaf, and the maximum new transitions get, small enough
+  // for the sum over every slot to stay finite (an infinite total collapses the draw).
+  const double max_leaf = priorities_.max_leaf();
+  TORCH_CHECK_VALUE(std::isfinite(state.max_priority) && state.max_priority > 0.0 &&
+                        std::pow(state.max_priority, priorities_.alpha()) <= max_leaf,
+                    "state['max_priority']: expected a finite value > 0 whose ^alpha is at most ",
+                    max_leaf, ", got ", state.max_priority);
+  const double* leaves = state.priorities.const_data_ptr<double>();
+  const bool* complete = windows ? state.complete.const_data_ptr<bool>() : nullptr;
   for (int64_t i = 0; i < stored; ++i) {
     // A transition is sampled with probability proportional to its leaf, so one that can be
     // sampled (its window complete) needs a positive leaf, and one that cannot needs 0.
-    const double leaf = priorities.const_data_ptr<double>()[i];
-    const bool sampleable = !windows || complete.const_data_ptr<bool>()[i];
-    TORCH_CHECK_VALUE(std::isfinite(leaf) && (sampleable ? leaf > 0.0 : leaf == 0.0),
-                      "state['priorities']: expected ", sampleable ? "a finite value > 0" : "0",
+    const double leaf = leaves[i];
+    const bool sampleable = !windows || complete[i];
+    TORCH_CHECK_VALUE(sampleable ? leaf > 0.0 && leaf <= max_leaf : leaf == 0.0,
+                      "state['priorities']: expected ",
+                      sampleable ? c10::str("a value in (0, ", max_leaf, "]")
+                                 : std::string("0 (its window is open)"),
                       " at row ", i, ", got ", leaf);
   }
 }

@@ -13,7 +13,9 @@
 #include <string>
 
 #include "replay/host_sampler.h"
+#include "replay/memory_error.h"
 #include "replay/mirror_sampler.h"
+#include "replay/priorities.h"
 #include "replay/prioritized_draw.h"
 #include "replay/uniform_draw.h"
 
@@ -98,8 +100,14 @@ void check_vector(const HostArray& a, const char* name, int64_t rows) {
 
 // A new CPU tensor straight from the CPU allocator. at::empty goes through the dispatcher, which
 // measured ~2.5 us per call inside a Python process (0.3 us in a plain C++ one); a batch is seven.
+// The sizes are the caller's checked ones, so the allocator's error can only be its failure to
+// allocate, which becomes std::bad_alloc as BlockPool's does (the caller names the argument).
 at::Tensor empty_cpu(c10::IntArrayRef sizes, at::ScalarType dtype) {
-  return at::Tensor(at::detail::empty_cpu(sizes, dtype));
+  try {
+    return at::Tensor(at::detail::empty_cpu(sizes, dtype));
+  } catch (const c10::Error&) {
+    throw std::bad_alloc();
+  }
 }
 
 }  // namespace
@@ -107,7 +115,8 @@ at::Tensor empty_cpu(c10::IntArrayRef sizes, at::ScalarType dtype) {
 ReplayBuffer::ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape,
                            at::ScalarType obs_dtype, int64_t frame_stack, int64_t num_envs,
                            std::optional<uint64_t> seed, int64_t n_step, double gamma,
-                           bool prioritized, double alpha, std::optional<c10::Device> sample_device)
+                           bool prioritized, double alpha,
+                           std::optional<c10::Device> sample_device) try
     : obs_shape_(std::move(obs_shape)),
       obs_dtype_(obs_dtype),
       frame_stack_(static_cast<int32_t>(frame_stack)),
@@ -139,6 +148,15 @@ ReplayBuffer::ReplayBuffer(int64_t capacity, std::vector<int64_t> obs_shape,
   } else {
     sampler_ = std::make_unique<HostSampler>(parts);
   }
+} catch (const std::bad_alloc&) {
+  // The ring, and a prioritized buffer's trees, are allocated here for every slot at once; frames
+  // come later, chunk by chunk.
+  const int64_t bytes =
+      TransitionRing::nbytes_for(capacity, static_cast<int32_t>(frame_stack), n_step > 1) +
+      (prioritized ? Priorities::nbytes_for(capacity) : 0);
+  throw MemoryError("capacity: ", capacity, " transitions need ", bytes, " bytes of transition ",
+                    prioritized ? "records and priority trees" : "records",
+                    " up front, and allocating them failed");
 }
 
 int64_t ReplayBuffer::nbytes() const {
@@ -350,6 +368,12 @@ void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
   const SamplerCall call(*sampler_);
   sampler_->refresh();
   StreamLease lease(streams_.get(), envs.data(), rows);
+  // Adds that passed this check hold their streams until they claim, so the transitions numbered
+  // pass kMaxTransitions by at most num_envs.
+  const int64_t numbered = ring_.claimed();
+  TORCH_CHECK_VALUE(numbered <= kMaxTransitions - rows, "add: this buffer has numbered ", numbered,
+                    " transitions, and ", rows, " more would pass the ", kMaxTransitions,
+                    " (2^60) that a buffer numbers at most");
   // This thread may not be the one that took the streams' chunks from the free list; its own
   // release fence orders its frame writes after everything that led to their recycling (readers
   // pair it with the acquire fence in TransitionRing::read_valid).
@@ -396,8 +420,12 @@ BatchTensors ReplayBuffer::empty_batch(int64_t batch_size, bool pooled) const {
   const auto sizes = batched(batch_size, obs_shape_);
   const c10::Device device = sample_device();
   auto empty = [&](c10::IntArrayRef s, at::ScalarType dtype) {
-    return device.is_cpu() ? empty_cpu(s, dtype)
-                           : at::empty(s, at::TensorOptions().dtype(dtype).device(device));
+    if (device.is_cpu()) return empty_cpu(s, dtype);
+    try {
+      return at::empty(s, at::TensorOptions().dtype(dtype).device(device));
+    } catch (const c10::OutOfMemoryError&) {
+      throw std::bad_alloc();  // as on the CPU: allocate_batch says for what
+    }
   };
   // sample() on the CPU takes obs and next_obs from the pool (see BlockPool for why).
   auto [obs, next_obs] = pooled && device.is_cpu()
@@ -444,16 +472,45 @@ void ReplayBuffer::check_batch(const BatchTensors& out, int64_t batch_size) cons
     TORCH_CHECK_VALUE(t.sizes() == c10::IntArrayRef(want), "out.", name, ": expected shape ",
                       shape_text(want), ", got ", shape_text(t.sizes()));
   }
-  const auto* obs = static_cast<const std::byte*>(out.obs.const_data_ptr());
-  const auto* next = static_cast<const std::byte*>(out.next_obs.const_data_ptr());
-  const int64_t bytes = out.obs.nbytes();
-  TORCH_CHECK_VALUE(obs + bytes <= next || next + bytes <= obs,
-                    "out: obs and next_obs must not share memory");
+  // Every field is written row by row: two that share memory would each hold the other's rows.
+  // Each field's span is read once (a pair check then costs two comparisons, ~30 ns in all).
+  const std::byte* begin[std::size(fields)];
+  const std::byte* end[std::size(fields)];
+  for (size_t i = 0; i < std::size(fields); ++i) {
+    const at::Tensor& t = *fields[i].first;
+    begin[i] = static_cast<const std::byte*>(t.const_data_ptr());
+    end[i] = begin[i] + t.numel() * static_cast<int64_t>(t.element_size());
+  }
+  for (size_t i = 0; i < std::size(fields); ++i) {
+    for (size_t j = i + 1; j < std::size(fields); ++j) {
+      TORCH_CHECK_VALUE(end[i] <= begin[j] || end[j] <= begin[i], "out: ", fields[i].second,
+                        " and ", fields[j].second, " must not share memory");
+    }
+  }
+}
+
+BatchTensors ReplayBuffer::allocate_batch(const char* name, int64_t rows, bool pooled) const {
+  constexpr int64_t kFieldBytes = 8 + 4 + 1 + 1 + 4 + 8 + 8 + 4;  // action ... weights, per row
+  int64_t obs_bytes = 0, fields_bytes = 0, bytes = 0;
+  const bool representable =
+      !__builtin_mul_overflow(rows, frame_stack_ * frame_bytes_, &obs_bytes) &&
+      !__builtin_mul_overflow(rows, kFieldBytes, &fields_bytes) &&
+      !__builtin_mul_overflow(obs_bytes, 2, &bytes) &&
+      !__builtin_add_overflow(bytes, fields_bytes, &bytes);
+  TORCH_CHECK_VALUE(representable, name, ": a batch of ", rows,
+                    " rows is too large: its tensors would hold more than 2^63 bytes");
+  try {
+    return empty_batch(rows, pooled);
+  } catch (const std::bad_alloc&) {
+    throw MemoryError(name, ": a batch of ", rows, " rows needs ", bytes, " bytes on ",
+                      sample_device(), " (obs and next_obs ", obs_bytes,
+                      " each), and allocating them failed");
+  }
 }
 
 BatchTensors ReplayBuffer::sample(int64_t batch_size, std::optional<double> beta) {
   TORCH_CHECK_VALUE(batch_size >= 1, "batch_size: expected at least 1, got ", batch_size);
-  BatchTensors out = empty_batch(batch_size, /*pooled=*/true);
+  BatchTensors out = allocate_batch("batch_size", batch_size, /*pooled=*/true);
   sample_into(out, beta);
   return out;
 }
@@ -495,7 +552,7 @@ BatchTensors ReplayBuffer::get(const at::Tensor& indices_in) {
         "indices: slot ", slots[row], " at position ", row, " holds a transition whose ", n_step_,
         "-step window is not complete yet");
   };
-  BatchTensors out = empty_batch(count, /*pooled=*/false);
+  BatchTensors out = allocate_batch("indices", count, /*pooled=*/false);
   sampler_->get_into(out, indices, check_complete);
   return out;
 }

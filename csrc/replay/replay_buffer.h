@@ -87,6 +87,8 @@ class ReplayBuffer {
 
  private:
   BatchTensors empty_batch(int64_t batch_size, bool pooled) const;
+  // empty_batch(), whose failure to allocate is a MemoryError naming the argument `name`.
+  BatchTensors allocate_batch(const char* name, int64_t rows, bool pooled) const;
   void check_batch(const BatchTensors& out, int64_t batch_size) const;
   // Checks shapes, dtypes and values; returns the env id of every row.
   c10::SmallVector<int64_t, 16> check_rows(const TransitionRows& rows) const;

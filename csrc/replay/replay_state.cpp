@@ -15,18 +15,9 @@
 #include <unordered_map>
 
 #include "replay/replay_buffer.h"
+#include "replay/state_checks.h"
 
 namespace pydqn {
-
-void check_state_field(const at::Tensor& t, const char* name, at::ScalarType dtype,
-                       c10::IntArrayRef sizes) {
-  TORCH_CHECK_VALUE(t.defined() && t.device().is_cpu(), "state['", name,
-                    "']: expected a CPU tensor");
-  TORCH_CHECK_TYPE(t.scalar_type() == dtype, "state['", name, "']: expected dtype ", dtype,
-                   ", got ", t.scalar_type());
-  TORCH_CHECK_VALUE(t.sizes() == sizes, "state['", name, "']: expected shape ", sizes, ", got ",
-                    t.sizes());
-}
 
 ReplayState ReplayBuffer::save_state() const {
   const SamplerCall call(*sampler_);
@@ -97,61 +88,14 @@ ReplayState ReplayBuffer::save_state() const {
   return state;
 }
 
-void ReplayBuffer::load_state(const ReplayState& state) {
+void ReplayBuffer::load_state(const ReplayState& saved) {
   const int32_t ids = frame_stack_ + 1;
   const bool windows = n_step_ > 1;
-  TORCH_CHECK_VALUE(state.added >= 0, "state['added']: expected a count >= 0, got ", state.added);
+  // Everything is checked before anything changes: a refused state leaves the buffer as it was.
+  const ReplayState state = dense_state(saved);
+  check_state(state, {capacity(), frame_stack_, frame_bytes_, n_step_, gamma_});
   const int64_t stored = state.added < capacity() ? state.added : capacity();
-  TORCH_CHECK_VALUE(state.frames.defined() && state.frames.dim() == 2,
-                    "state['frames']: expected a (frames, frame bytes) uint8 tensor");
   const int64_t frame_count = state.frames.size(0);
-  check_state_field(state.frames, "frames", at::kByte, {frame_count, frame_bytes_});
-  check_state_field(state.frame_ids, "frame_ids", at::kInt, {stored, ids});
-  check_state_field(state.action, "action", at::kInt, {stored});
-  check_state_field(state.reward, "reward", at::kFloat, {stored});
-  check_state_field(state.terminated, "terminated", at::kBool, {stored});
-  check_state_field(state.truncated, "truncated", at::kBool, {stored});
-  if (windows) {
-    check_state_field(state.complete, "complete", at::kBool, {stored});
-    check_state_field(state.window_ids, "window_ids", at::kInt, {stored, frame_stack_});
-    check_state_field(state.window_reward, "window_reward", at::kFloat, {stored});
-    check_state_field(state.window_discount, "window_discount", at::kFloat, {stored});
-    check_state_field(state.window_terminated, "window_terminated", at::kBool, {stored});
-    check_state_field(state.window_truncated, "window_truncated", at::kBool, {stored});
-  }
-  auto contiguous = [](const at::Tensor& t) { return t.defined() ? t.contiguous() : t; };
-  const at::Tensor frames = state.frames.contiguous();
-  const at::Tensor frame_ids = state.frame_ids.contiguous();
-  const at::Tensor action = state.action.contiguous();
-  const at::Tensor reward = state.reward.contiguous();
-  const at::Tensor terminated = state.terminated.contiguous();
-  const at::Tensor truncated = state.truncated.contiguous();
-  const at::Tensor complete = contiguous(state.complete);
-  const at::Tensor window_ids = contiguous(state.window_ids);
-  const at::Tensor window_reward = contiguous(state.window_reward);
-  const at::Tensor window_discount = contiguous(state.window_discount);
-  const at::Tensor window_terminated = contiguous(state.window_terminated);
-  const at::Tensor window_truncated = contiguous(state.window_truncated);
-  auto check_rows_of_frames = [&](const at::Tensor& t, const char* name) {
-    const int32_t* r = t.const_data_ptr<int32_t>();
-    for (int64_t i = 0; i < t.numel(); ++i) {
-      TORCH_CHECK_VALUE(r[i] >= 0 && r[i] < frame_count, "state['", name, "']: expected rows of",
-                        " state['frames'] in [0, ", frame_count, "), got ", r[i]);
-    }
-  };
-  check_rows_of_frames(frame_ids, "frame_ids");
-  if (windows) check_rows_of_frames(window_ids, "window_ids");
-  for (const auto& [t, name] :
-       {std::pair{&reward, "reward"}, std::pair{&window_reward, "window_reward"},
-        std::pair{&window_discount, "window_discount"}}) {
-    if (!t->defined()) continue;
-    for (int64_t i = 0; i < stored; ++i) {
-      TORCH_CHECK_VALUE(std::isfinite(t->const_data_ptr<float>()[i]), "state['", name,
-                        "']: expected finite values, got ", t->const_data_ptr<float>()[i],
-                        " at row ", i);
-    }
-  }
-
   draw_->check_saved(state, stored, windows);
 
   const SamplerCall call(*sampler_);
@@ -164,43 +108,45 @@ void ReplayBuffer::load_state(const ReplayState& state) {
   // dropped at the end.
   EnvStream loader;
   std::vector<int32_t> frame_id(frame_count);
-  const auto* bytes = frames.const_data_ptr<uint8_t>();
-  for (int64_t r = 0; r < frame_count; ++r) {
-    frame_id[r] = loader.new_frame(frames_);
-    sampler_->put_frame(frame_id[r], reinterpret_cast<const std::byte*>(bytes + r * frame_bytes_));
-  }
-  // The frames are written before any transition is committed: if that fails, the buffer is
-  // still empty (the loader's chunks are handed back).
+  const auto* bytes = state.frames.const_data_ptr<uint8_t>();
+  // The frames are written before any transition is committed: if that fails (out of memory),
+  // the buffer is still empty, and the loader's chunks are handed back for later adds.
   try {
+    for (int64_t r = 0; r < frame_count; ++r) {
+      frame_id[r] = loader.new_frame(frames_);
+      sampler_->put_frame(frame_id[r],
+                          reinterpret_cast<const std::byte*>(bytes + r * frame_bytes_));
+    }
     sampler_->write_loaded_frames();
   } catch (...) {
     loader.unpin_all(frames_);
     throw;
   }
-  const int32_t* rows = frame_ids.const_data_ptr<int32_t>();
+  const int32_t* rows = state.frame_ids.const_data_ptr<int32_t>();
   for (int64_t i = 0; i < stored; ++i) {
     const int64_t seq = state.added - stored + i;
     TransitionRecord record;
     for (int32_t f = 0; f < ids; ++f) record.frame_ids[f] = frame_id[rows[i * ids + f]];
-    record.action = action.const_data_ptr<int32_t>()[i];
-    record.reward = reward.const_data_ptr<float>()[i];
-    record.flags =
-        transition_flags(terminated.const_data_ptr<bool>()[i], truncated.const_data_ptr<bool>()[i]);
+    record.action = state.action.const_data_ptr<int32_t>()[i];
+    record.reward = state.reward.const_data_ptr<float>()[i];
+    record.flags = transition_flags(state.terminated.const_data_ptr<bool>()[i],
+                                    state.truncated.const_data_ptr<bool>()[i]);
     frames_.for_each_chunk(record.frame_ids, ids, [&](int32_t c) { frames_.retain(c); });
     ring_.commit(seq, record, /*complete=*/!windows);
     if (!windows) continue;
-    if (!complete.const_data_ptr<bool>()[i]) {
+    if (!state.complete.const_data_ptr<bool>()[i]) {
       incomplete_.fetch_add(1, std::memory_order_relaxed);
       continue;  // its stream's later transitions were not saved: it stays open until evicted
     }
     TransitionWindow window;
     for (int32_t f = 0; f < frame_stack_; ++f) {
-      window.next_ids[f] = frame_id[window_ids.const_data_ptr<int32_t>()[i * frame_stack_ + f]];
+      window.next_ids[f] =
+          frame_id[state.window_ids.const_data_ptr<int32_t>()[i * frame_stack_ + f]];
     }
-    window.reward = window_reward.const_data_ptr<float>()[i];
-    window.discount = window_discount.const_data_ptr<float>()[i];
-    window.flags = transition_flags(window_terminated.const_data_ptr<bool>()[i],
-                                    window_truncated.const_data_ptr<bool>()[i]);
+    window.reward = state.window_reward.const_data_ptr<float>()[i];
+    window.discount = state.window_discount.const_data_ptr<float>()[i];
+    window.flags = transition_flags(state.window_terminated.const_data_ptr<bool>()[i],
+                                    state.window_truncated.const_data_ptr<bool>()[i]);
     incomplete_.fetch_add(1, std::memory_order_relaxed);
     complete_window(seq, window);
   }

@@ -15,7 +15,7 @@ struct ReplayState {
   at::Tensor reward;  // (N,) float32
   at::Tensor terminated;  // (N,) bool
   at::Tensor truncated;   // (N,) bool
-  int64_t added = 0;      // transitions ever added; the N stored are the last N, oldest first
+  int64_t added = 0;      // transitions ever added, <= kMaxTransitions; the N stored are the last N
   // n > 1 only (undefined otherwise): each transition's window, where `complete`; window_ids are
   // rows of `frames` like frame_ids.
   at::Tensor complete;                             // (N,) bool
@@ -28,9 +28,5 @@ struct ReplayState {
   uint64_t rng_seed = 0;  // the sampling generator continues with draw `rng_draws` of `rng_seed`
   uint64_t rng_draws = 0;
 };
-
-// Checks that state[name] is a CPU tensor of `dtype` and shape `sizes` (the error names the key).
-void check_state_field(const at::Tensor& t, const char* name, at::ScalarType dtype,
-                       c10::IntArrayRef sizes);
 
 }  // namespace pydqn

@@ -79,7 +79,11 @@ class SegmentTree {
     return node - leaves_;
   }
 
-  int64_t nbytes() const { return 2 * leaves_ * static_cast<int64_t>(sizeof(double)); }
+  int64_t nbytes() const { return nbytes_for(leaves_); }
+  // What a tree over `capacity` leaves allocates (all of it in the constructor).
+  static int64_t nbytes_for(int64_t capacity) {
+    return 2 * round_up(capacity) * static_cast<int64_t>(sizeof(double));
+  }
 
  private:
   static int64_t round_up(int64_t capacity) {

@@ -139,12 +139,12 @@ bool TransitionRing::read_valid(int64_t slot, int64_t version) const {
   return version_[slot].load(std::memory_order_relaxed) == version;
 }
 
-int64_t TransitionRing::nbytes() const {
-  const int64_t record = sizeof(int64_t) + (frame_stack_ + 1) * sizeof(int32_t) + sizeof(int32_t) +
+int64_t TransitionRing::nbytes_for(int64_t capacity, int32_t frame_stack, bool windows) {
+  const int64_t record = sizeof(int64_t) + (frame_stack + 1) * sizeof(int32_t) + sizeof(int32_t) +
                          sizeof(float) + sizeof(uint8_t);
   const int64_t window =
-      windows_ ? frame_stack_ * sizeof(int32_t) + 2 * sizeof(float) + sizeof(uint8_t) : 0;
-  return capacity_ * (record + window);
+      windows ? frame_stack * sizeof(int32_t) + 2 * sizeof(float) + sizeof(uint8_t) : 0;
+  return capacity * (record + window);
 }
 
 }  // namespace pydqn

@@ -25,6 +25,11 @@ inline uint8_t transition_flags(bool terminated, bool truncated) {
 
 // Transitions an n-step window spans, at most.
 constexpr int32_t kMaxNStep = 64;
+// Transitions one buffer numbers over its lifetime, at most (a loaded state's count included): a
+// slot's version is 4 * seq + 4 in an int64, which stays far from overflowing below this, with
+// room for the rows of adds in flight (at most kMaxNumEnvs) past it. At 10^9 adds a second a
+// buffer reaches it after 36 years, so only a loaded state can come near.
+constexpr int64_t kMaxTransitions = int64_t{1} << 60;
 
 // The n-step view of a transition t, as sampling returns it: its window is t, ..., t+m-1 of the
 // same env stream, with m = n unless the episode ended sooner. For n = 1 it is the transition
@@ -104,7 +109,9 @@ class TransitionRing {
   static int64_t phase_of(int64_t version) { return (version - 1) % 4 + 1; }
   static constexpr int64_t kWriting = 1, kCommitted = 2, kCompleting = 3, kComplete = 4;
 
-  int64_t nbytes() const;
+  int64_t nbytes() const { return nbytes_for(capacity_, frame_stack_, windows_); }
+  // What a ring of these arguments allocates (all of it in the constructor).
+  static int64_t nbytes_for(int64_t capacity, int32_t frame_stack, bool windows);
 
  private:
   const int64_t capacity_;

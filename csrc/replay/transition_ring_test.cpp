@@ -12,7 +12,8 @@
 #include <thread>
 #include <vector>
 
-#include "replay/racy_copy.h"  // PYDQN_TSAN
+#include "replay/frame_store.h"  // kMaxNumEnvs
+#include "replay/racy_copy.h"    // PYDQN_TSAN
 
 namespace pydqn {
 namespace {
@@ -466,6 +467,27 @@ TEST(TransitionRingConcurrency, WindowCompletersAndHoldersNeverOverlapWritersOrT
   for (int64_t i = 0; i < kStressTransitions; ++i) completed += completions[i].load();
   EXPECT_GT(completed, 0);
   EXPECT_LE(completed, kStressTransitions);
+}
+
+// A loaded ring's last transitions numbered at kMaxTransitions, plus the rows of the adds in flight
+// that may pass it, still have versions that name them.
+TEST(TransitionRing, SlotVersionsHoldTransitionNumbersUpToTheBound) {
+  TransitionRing ring(4, 1, /*windows=*/false);
+  const int64_t last = kMaxTransitions + kMaxNumEnvs - 1;
+  for (int64_t seq = last - 3; seq <= last; ++seq) {
+    TransitionRecord record{};
+    record.action = static_cast<int32_t>(seq % 1000);
+    ring.commit(seq, record, /*complete=*/true);
+  }
+  ring.restore_claimed(last + 1);
+  for (int64_t seq = last - 3; seq <= last; ++seq) {
+    const int64_t version = ring.read_begin(seq % 4);
+    ASSERT_GT(version, 0);
+    EXPECT_EQ(TransitionRing::seq_of(version), seq);
+    EXPECT_EQ(TransitionRing::phase_of(version), TransitionRing::kComplete);
+    EXPECT_TRUE(ring.hold(seq));  // what update_priorities does with such a number
+    ring.release(seq);
+  }
 }
 
 }  // namespace

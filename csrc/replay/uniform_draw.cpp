@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 
 #include "replay/spin_wait.h"
+#include "replay/state_checks.h"
 
 namespace pydqn {
 
@@ -36,6 +37,13 @@ int64_t UniformDraw::update_priorities(TransitionRing& ring, const at::Tensor& t
   TORCH_CHECK_VALUE(false,
                     "update_priorities: this buffer samples uniformly; construct it "
                     "with prioritized=True");
+}
+
+void UniformDraw::check_saved(const ReplayState& state, int64_t stored, bool windows) const {
+  check_state_absent(state.priorities, "priorities", "a uniform buffer keeps no priorities");
+  // Saved as the 1 a buffer starts with, and never used: anything else comes from elsewhere.
+  TORCH_CHECK_VALUE(state.max_priority == 1.0, "state['max_priority']: expected 1.0, as a uniform ",
+                    "buffer saves it, got ", state.max_priority);
 }
 
 }  // namespace pydqn

@@ -19,6 +19,7 @@ class UniformDraw final : public DrawStrategy {
   double leaf(int64_t slot) const override;
   int64_t update_priorities(TransitionRing& ring, const at::Tensor& transition_ids,
                             const at::Tensor& priorities) override;
+  void check_saved(const ReplayState& state, int64_t stored, bool windows) const override;
 
  private:
   CounterRng& rng_;

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from pydqn._extension import load_extension
-from pydqn.replay import checks
+from pydqn.replay import checks, saved_state
 from pydqn.replay.batch import Batch
 from pydqn.replay.protocol import IntsLike, RealsLike
 
@@ -16,10 +16,6 @@ if TYPE_CHECKING:
     from pydqn import _C  # its stub, _C.pyi
 else:
     _C = load_extension()  # checks the torch version it was built for, then imports it
-
-# What states saved before prioritized replay existed lack: they are uniform buffers' states.
-_UNPRIORITIZED = {"prioritized": False, "alpha": 0.6}
-_UNPRIORITIZED_STATE = {"priorities": None, "max_priority": 1.0}
 
 
 class ReplayBuffer:
@@ -165,7 +161,7 @@ class ReplayBuffer:
         weights on the host, from its trees, and copies them without waiting; that sample cannot
         be captured. With the same seed and ``add`` calls, every sampler draws the same batches.
         """
-        batch_size = checks.check_int("batch_size", batch_size, minimum=1)
+        batch_size = checks.check_int("batch_size", batch_size, minimum=1, maximum=2**63 - 1)
         beta = checks.check_beta(self.prioritized, beta)
         if out is None:
             return Batch(*self._impl.sample(batch_size, beta))
@@ -214,22 +210,7 @@ class ReplayBuffer:
         stream's next ``add`` begins a new episode (an unfinished saved episode stays stored; its
         last transition bootstraps like any other non-terminal one).
         """
-        if not isinstance(state, dict) or "settings" not in state:
-            raise TypeError(
-                f"state: expected a dict from ReplayBuffer.state_dict(), got {type(state).__name__}"
-            )
-        saved, own = {**_UNPRIORITIZED, **state["settings"]}, self._settings()
-        state = {**_UNPRIORITIZED_STATE, **state}
-        for name, value in own.items():
-            if saved.get(name) != value:
-                raise ValueError(
-                    f"state: saved from a buffer with {name}={saved.get(name)!r}, "
-                    f"this one has {name}={value!r}"
-                )
-        missing = [name for name in _C.REPLAY_STATE_KEYS if name not in state]
-        if missing:
-            raise ValueError(f"state: missing {missing}; expected a dict from ReplayBuffer.state_dict()")
-        self._impl.load_state({name: state[name] for name in _C.REPLAY_STATE_KEYS})
+        self._impl.load_state(saved_state.checked_state(state, self._settings(), _C.REPLAY_STATE_KEYS))
 
     def _settings(self) -> dict[str, Any]:
         return {

@@ -30,6 +30,12 @@ def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -
 
 
 def check_obs_shape(obs_shape: Any) -> tuple[int, ...]:
+    if isinstance(obs_shape, np.ndarray):  # e.g. an env's observation_space.shape as an array
+        if obs_shape.ndim > 1:
+            raise TypeError(
+                f"obs_shape: expected a 1-D sequence of ints, got an array of shape {obs_shape.shape}"
+            )
+        obs_shape = obs_shape.tolist()  # numbers as Python's, checked below like any sequence's
     if isinstance(obs_shape, numbers.Integral) and not isinstance(obs_shape, bool):
         obs_shape = (obs_shape,)
     if not isinstance(obs_shape, Sequence) or isinstance(obs_shape, str):
@@ -141,8 +147,15 @@ def as_cpu_tensor(
     `dtype` (real numbers), bool and complex values are refused and the rest converted to it,
     in the same copy that brings a device tensor to the host."""
     if isinstance(value, torch.Tensor):
+        if value.is_meta:
+            raise ValueError(
+                f"{name}: expected a tensor with values, got a meta tensor "
+                "(it has a shape and dtype but no data)"
+            )
         tensor = value
     else:
+        if isinstance(value, np.ndarray) and not value.dtype.isnative:
+            value = value.astype(value.dtype.newbyteorder("="))  # torch reads native byte order only
         try:  # through numpy: Python floats stay float64 (torch would make them float32)
             tensor = torch.from_numpy(np.array(value))
         except (TypeError, ValueError, RuntimeError, OverflowError) as error:

@@ -1,8 +1,14 @@
 """Bad input gets a clear exception naming the argument, and leaves the buffer as it was."""
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 import torch
+from states import assert_same_state
 from streams import StackedEnvs, assert_same_batch
 
 import pydqn
@@ -244,6 +250,13 @@ CONSTRUCTOR_CASES = [
     (dict(device="mps"), ValueError, "device: expected 'cpu'"),
     (dict(device="gpu0"), ValueError, "device: expected 'cpu' or a torch.device"),
     (dict(seed=-1), ValueError, "seed: expected an int in [0, 18446744073709551615], got -1"),
+    (
+        dict(obs_shape=np.array([[4, 84, 84]])),
+        TypeError,
+        "obs_shape: expected a 1-D sequence of ints, got an array of shape (1, 3)",
+    ),
+    (dict(obs_shape=np.array([4.0, 84.0, 84.0])), TypeError, "obs_shape[0]: expected an int, got float 4.0"),
+    (dict(obs_shape=np.array([4, -84, 84])), ValueError, "obs_shape[1]: expected an int >= 1, got -84"),
 ]
 # Limits of the frame layout, which the pure-Python buffer (whole observations) does not have.
 FRAME_LAYOUT_CASES = [
@@ -279,7 +292,13 @@ def test_frame_layout_limits(kwargs, error, message):
 
 def test_the_extension_exports_the_limits_it_enforces():
     limits = pydqn.replay.buffer._C.LIMITS
-    assert limits == {"frame_stack": 32, "num_envs": 65536, "n_step": 64, "capacity": 2**31 - 1}
+    assert limits == {
+        "frame_stack": 32,
+        "num_envs": 65536,
+        "n_step": 64,
+        "capacity": 2**31 - 1,
+        "added": 2**60,  # a loaded state's count; tests/replay/test_state_validation.py enforces it
+    }
 
     def make(capacity=64, frame_stack=1, num_envs=1, n_step=1):
         return pydqn.replay.buffer._C.ReplayBuffer(
@@ -300,3 +319,206 @@ def test_both_buffers_check_the_extensions_limits(cls, name):
     limit = pydqn.replay.buffer._C.LIMITS[name]
     message = f"{name}: expected an int in [1, {limit}], got {limit + 1}"
     check_constructor_error(cls, {name: limit + 1}, ValueError, message)
+
+
+@pytest.mark.parametrize("cls", [pydqn.ReplayBuffer, pydqn.PyReplayBuffer])
+@pytest.mark.parametrize(
+    "obs_shape,frame_stack,expected",
+    [
+        (np.array([4, 84, 84]), 4, (4, 84, 84)),
+        (np.array([3], dtype=np.int32), 1, (3,)),
+        (np.array(7), 1, (7,)),
+    ],
+)
+def test_an_obs_shape_given_as_a_numpy_array_is_its_ints(cls, obs_shape, frame_stack, expected):
+    buf = cls(10, obs_shape, frame_stack=frame_stack)
+    assert buf.obs_shape == expected and all(type(d) is int for d in buf.obs_shape)
+    obs = np.zeros((1, *expected), dtype=np.uint8)
+    buf.add(obs, [0], [0.0], obs, [True], [False])
+    assert buf.sample(2).obs.shape == (2, *expected)
+
+
+# ---- meta tensors, byte-swapped arrays, overlapping out=, absurd sizes ------------------------------
+
+
+def assert_nothing_changed(buf, envs, state_before, before):
+    """The refused call left the buffer's state (the generator's position too) as it was, and the
+    buffer still adds and samples."""
+    assert_same_state(buf.state_dict(), state_before)
+    assert_unchanged(buf, envs, before)
+    buf.sample(4, beta=0.4 if buf.prioritized else None)
+
+
+@pytest.mark.parametrize("arg", ["obs", "action", "reward", "next_obs", "terminated", "truncated", "env_ids"])
+def test_a_meta_tensor_given_to_add_is_refused(setup, arg):
+    envs, buf = setup
+    state, before = buf.state_dict(), snapshot(buf)
+    rows = {**valid_rows(envs), "env_ids": np.array([0, 1])}
+    rows[arg] = torch.as_tensor(rows[arg]).to("meta")
+    with pytest.raises(ValueError) as info:
+        buf.add(**rows)
+    assert f"{arg}: expected a tensor with values, got a meta tensor" in str(info.value), str(info.value)
+    assert_nothing_changed(buf, envs, state, before)
+
+
+@pytest.fixture
+def prioritized_setup():
+    envs = StackedEnvs(2, FRAME, K, torch.uint8, seed=7)
+    buf = pydqn.ReplayBuffer(8, OBS_SHAPE, frame_stack=K, num_envs=2, seed=0, prioritized=True)
+    for _ in range(3):
+        rows = valid_rows(envs)
+        buf.add(**rows)
+        for e in (0, 1):
+            envs.stacks[e] = rows["next_obs"][e]
+    return envs, buf
+
+
+@pytest.mark.parametrize(
+    "call,arg",
+    [
+        (lambda buf: buf.get(torch.zeros(2, dtype=torch.long, device="meta")), "indices"),
+        (
+            lambda buf: buf.update_priorities(torch.tensor([0, 1], device="meta"), [1.0, 2.0]),
+            "transition_ids",
+        ),
+        (lambda buf: buf.update_priorities([0, 1], torch.ones(2, device="meta")), "priorities"),
+        (
+            lambda buf: buf.sample(4, out=buf.sample(4)._replace(weights=torch.ones(4, device="meta"))),
+            "out.weights",
+        ),
+    ],
+)
+def test_a_meta_tensor_given_to_get_update_priorities_or_out_is_refused(prioritized_setup, call, arg):
+    envs, buf = prioritized_setup
+    state, before = buf.state_dict(), snapshot(buf)
+    with pytest.raises(ValueError) as info:
+        call(buf)
+    assert str(info.value).startswith(f"{arg}: expected a "), str(info.value)
+    assert "meta" in str(info.value)
+    if arg != "out.weights":  # sample() itself moved the generator
+        assert_nothing_changed(buf, envs, state, before)
+
+
+@pytest.mark.parametrize("dtype", [">i8", ">i4", "<i2"])
+def test_byte_swapped_indices_read_as_their_values(setup, dtype):
+    _, buf = setup
+    slots = [0, 3, 5, 3]
+    swapped = np.array(slots, dtype=np.dtype(dtype).newbyteorder(">"))
+    assert not swapped.dtype.isnative
+    assert_same_batch(buf.get(swapped), buf.get(torch.tensor(slots)))
+
+
+def test_byte_swapped_transition_ids_and_priorities_apply_as_their_values(prioritized_setup):
+    _, buf = prioritized_setup
+    twin = pydqn.ReplayBuffer(8, OBS_SHAPE, frame_stack=K, num_envs=2, seed=0, prioritized=True)
+    twin.load_state_dict(buf.state_dict())
+    ids, priorities = [1, 4, 5], [0.5, 2.0, 7.25]
+    applied = buf.update_priorities(np.array(ids, dtype=">i8"), np.array(priorities, dtype=">f8"))
+    assert applied == twin.update_priorities(ids, priorities) == 3
+    assert_same_state(buf.state_dict(), twin.state_dict())
+
+
+def overlapping(out, field_a, field_b):
+    """`out` with fields a and b made to share memory: b's tensor starts inside a's."""
+    a, b = getattr(out, field_a), getattr(out, field_b)
+    if a.dtype == b.dtype:
+        base = torch.empty((a.numel() + b.numel() // 2,), dtype=a.dtype)
+        return out._replace(
+            **{field_a: base[: a.numel()].view(a.shape), field_b: base[b.numel() // 2 :].view(b.shape)}
+        )
+    width = max(a.element_size(), b.element_size())
+    base = torch.empty(a.nbytes + b.nbytes, dtype=torch.uint8)
+    view = lambda t, start: base[start : start + t.nbytes].view(t.dtype).view(t.shape)
+    return out._replace(**{field_a: view(a, 0), field_b: view(b, a.nbytes - width)})
+
+
+OVERLAP_CASES = [
+    ("obs", "next_obs"),
+    ("reward", "weights"),
+    ("discount", "weights"),
+    ("indices", "transition_ids"),
+    ("action", "indices"),
+    ("terminated", "truncated"),
+    ("reward", "indices"),  # different dtypes: bytes of one are bytes of the other
+    ("next_obs", "terminated"),
+]
+
+
+@pytest.mark.parametrize("field_a,field_b", OVERLAP_CASES)
+def test_an_out_batch_whose_fields_share_memory_is_refused(setup, field_a, field_b):
+    envs, buf = setup
+    out = overlapping(buf.sample(4), field_a, field_b)
+    written = [t.clone() for t in out]
+    state, before = buf.state_dict(), snapshot(buf)
+    with pytest.raises(ValueError) as info:
+        buf.sample(4, out=out)
+    assert f"out: {field_a} and {field_b} must not share memory" in str(info.value), str(info.value)
+    assert all(torch.equal(t, w) for t, w in zip(out, written, strict=True))  # nothing written
+    assert_nothing_changed(buf, envs, state, before)
+    assert buf.sample(4, out=buf.sample(4)).indices.shape == (4,)
+
+
+@pytest.mark.parametrize(
+    "batch_size,error,message",
+    [
+        (
+            10**12,
+            MemoryError,
+            "batch_size: a batch of 1000000000000 rows needs 326000000000000 bytes on cpu "
+            "(obs and next_obs 144000000000000 each), and allocating them failed",
+        ),
+        (
+            10**17,
+            ValueError,
+            "batch_size: a batch of 100000000000000000 rows is too large: "
+            "its tensors would hold more than 2^63 bytes",
+        ),
+        (
+            2**63,
+            ValueError,
+            "batch_size: expected an int in [1, 9223372036854775807], got 9223372036854775808",
+        ),
+    ],
+)
+def test_an_absurd_batch_size_says_how_many_bytes_and_changes_nothing(setup, batch_size, error, message):
+    envs, buf = setup
+    state, before = buf.state_dict(), snapshot(buf)
+    with pytest.raises(error) as info:
+        buf.sample(batch_size)
+    assert message in str(info.value), str(info.value)
+    assert_nothing_changed(buf, envs, state, before)
+
+
+@pytest.mark.skipif(
+    any(s in os.environ.get("LD_PRELOAD", "") for s in ("asan", "tsan")),
+    reason="a sanitizer's shadow memory does not fit under an address-space limit",
+)
+def test_a_capacity_whose_records_cannot_be_allocated_is_a_memory_error(tmp_path):
+    """Under an address-space limit (in a subprocess) that a 2^29-slot ring does not fit in."""
+    code = textwrap.dedent(
+        """
+        import resource, pydqn, torch
+        used = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (used + (2 << 30), resource.RLIM_INFINITY))
+        for prioritized in (False, True):
+            try:
+                pydqn.ReplayBuffer(2**29, (1,), prioritized=prioritized)
+            except MemoryError as error:
+                print(error)
+        buf = pydqn.ReplayBuffer(10, (1,))  # the process goes on as before
+        one = torch.ones(1, 1, dtype=torch.uint8)
+        buf.add(one, [0], [0.0], one, [True], [False])
+        print(len(buf))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "capacity: 536870912 transitions need 13421772800 bytes of transition records up front, and "
+        "allocating them failed",
+        "capacity: 536870912 transitions need 30601641984 bytes of transition records and priority "
+        "trees up front, and allocating them failed",
+        "1",
+    ]

@@ -124,7 +124,11 @@ def state_with(**changes):
             ValueError,
             r"state\['action'\]: expected shape \[10\]",
         ),
-        ({"added": -1}, ValueError, r"state\['added'\]: expected a count >= 0, got -1"),
+        (
+            {"added": -1},
+            ValueError,
+            r"state\['added'\]: expected an int in \[0, 1152921504606846976\], got -1",
+        ),
     ],
 )
 def test_bad_states_are_rejected_and_change_nothing(changes, error, message):

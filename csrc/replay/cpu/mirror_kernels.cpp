@@ -47,7 +47,7 @@ void gather_transitions_cpu(const MirrorTables& t, const BatchPointers& out, int
     }
     t.write_fields(out, row, slot, weights);
   }
-  if (slots == nullptr) t.counters[1] += rows;
+  if (slots == nullptr) t.counters[1] = MirrorTables::advanced_draws(t.counters[1], rows);
 }
 
 }  // namespace pydqn

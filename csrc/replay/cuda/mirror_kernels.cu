@@ -79,7 +79,9 @@ __global__ void copy_frames_kernel(MirrorTables t, const int32_t* ids, int64_t c
 }
 
 // After the gather, so that every row read the same draw counter.
-__global__ void advance_draws_kernel(int64_t* counters, int64_t rows) { counters[1] += rows; }
+__global__ void advance_draws_kernel(int64_t* counters, int64_t rows) {
+  counters[1] = MirrorTables::advanced_draws(counters[1], rows);
+}
 
 bool capturing(cudaStream_t stream) {
   cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
