@@ -241,8 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--torch-threads",
         type=non_negative_int,
         default=1,
-        help="torch CPU threads, 0 for torch's default (default: 1; more threads "
-        "fight the env threads for the cores of a small machine)",
+        help="torch CPU threads, 0: one per usable core, as `pydqn train` picks (default: 1, so that "
+        "its figures compare with the README's earlier ones)",
     )
     for command in (train, evaluate, plot, bench):
         command.add_argument("--debug", action="store_true", help="on an error, show Python's traceback")

@@ -62,11 +62,10 @@ class TrainConfig:
     device: str = setting(
         "auto", "cpu, cuda or cuda:N; auto: cuda when available, else cpu", group=RUN, resumable=True
     )
-    # Measured on 2 cores (README): one torch thread trains ~30% faster than torch's default of
-    # one per core, which fights the env threads for the cores. See pydqn.device.torch_threads.
+    # See pydqn.device.torch_threads for what 0 picks and the measurements behind it.
     torch_threads: int = setting(
         0,
-        "torch's CPU threads; 0: half this machine's usable cores",
+        "torch's CPU threads; 0: one per core this process may use",
         group=RUN,
         valid=Range(0, MAX_THREADS),
         resumable=True,
@@ -248,7 +247,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "env_id": "CartPole-v1",
         "total_steps": 100_000,
         "num_envs": 1,
-        "torch_threads": 1,
         "buffer_size": 100_000,
         "batch_size": 64,
         "learning_starts": 1_000,
