@@ -3,6 +3,8 @@ and changes nothing: no traceback, no run folder created, no file of an existing
 
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -188,17 +190,19 @@ def test_the_default_folder_moves_on_to_a_fresh_name(small_run, tmp_path, monkey
 
 def test_a_folder_in_use_by_another_process_is_refused(small_run, tmp_path):
     run = copy_run(small_run, tmp_path / "run")
-    holder = __import__("subprocess").Popen(
+    holder = subprocess.Popen(
         [
-            __import__("sys").executable,
+            sys.executable,
             "-c",
             "import sys, time; from pydqn.runs import RunClaim; RunClaim(sys.argv[1], resume=True); "
             "print('held', flush=True); time.sleep(60)",
             str(run),
         ],
-        stdout=__import__("subprocess").PIPE,
+        stdout=subprocess.PIPE,
         text=True,
+        cwd="/",  # a checkout's root would import its source tree instead of the installed package
     )
+    assert holder.stdout is not None
     try:
         assert holder.stdout.readline().strip() == "held"
         before = snapshot(run)
@@ -284,8 +288,6 @@ def test_a_full_disk_is_a_message_naming_the_file_and_the_last_checkpoint_surviv
     """A real EFBIG: the files a process may write are capped at 64 KiB (RLIMIT_FSIZE)."""
     import resource
     import signal
-    import subprocess
-    import sys
 
     def cap():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the cap fails with EFBIG instead
