@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <string>
 #include <thread>
@@ -284,7 +285,9 @@ class StressClock {
 
  private:
   std::atomic<int> waiting_;
-  std::atomic<int64_t> end_{0};
+  // Unset until the last thread arrives: a thread released before that thread has stored the end
+  // must not see the budget spent (it did, and the test then checked nothing).
+  std::atomic<int64_t> end_{std::numeric_limits<int64_t>::max()};
 };
 
 struct StressResult {
