@@ -77,6 +77,31 @@ void bind_replay_buffer(py::module_& m) {
           },
           py::arg("out"), py::arg("beta") = py::none())
       .def(
+          "end_episodes",
+          [](ReplayBuffer& self, py::handle env_ids) {
+            HostArgs host;  // as add() reads its env_ids; destroyed with the GIL held
+            std::optional<HostArray> ids;
+            if (!env_ids.is_none()) ids = host.view(env_ids, "env_ids");
+            py::gil_scoped_release nogil;
+            return self.end_episodes(ids);
+          },
+          py::arg("env_ids") = py::none())
+      .def(
+          "continues",
+          [](ReplayBuffer& self, py::handle obs, py::handle env_ids) {
+            HostArgs host;  // as add() reads its obs and env_ids
+            const HostArray rows = host.view(obs, "obs");
+            std::optional<HostArray> ids;
+            if (!env_ids.is_none()) ids = host.view(env_ids, "env_ids");
+            at::Tensor result;
+            {
+              py::gil_scoped_release nogil;
+              result = self.continues(rows, ids);
+            }
+            return result;
+          },
+          py::arg("obs"), py::arg("env_ids") = py::none())
+      .def(
           "update_priorities",
           [](ReplayBuffer& self, const at::Tensor& transition_ids, const at::Tensor& priorities) {
             py::gil_scoped_release nogil;

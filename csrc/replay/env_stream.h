@@ -73,9 +73,10 @@ struct EnvStream {
   c10::SmallVector<int32_t, kMaxFrameStack + 8> pins_;
 };
 
-// Holds the env streams an add() writes, so two threads never write one stream. Streams are taken
-// in ascending order, as a save or load takes all of them, so waiting on one never closes a cycle.
-// Throws (holding nothing) if another add() holds one of them.
+// Holds the env streams an add() writes (or end_episodes() ends, or continues() reads), so two
+// threads never write one stream. Streams are taken in ascending order, as a save or load takes
+// all of them, so waiting on one never closes a cycle. Throws (holding nothing) if another such
+// call holds one of them.
 class StreamLease {
  public:
   StreamLease(EnvStream* streams, const int64_t* env_ids, int64_t count)
@@ -86,8 +87,8 @@ class StreamLease {
         const int64_t env = envs_[held_];
         release();
         TORCH_CHECK_VALUE(false, "env_ids: env ", env,
-                          " is being added to by another thread; concurrent add() calls must "
-                          "name disjoint env streams");
+                          " is being added to by another thread; concurrent add(), "
+                          "end_episodes() and continues() calls must name disjoint env streams");
       }
     }
   }

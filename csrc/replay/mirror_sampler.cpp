@@ -60,10 +60,10 @@ void MirrorSampler::added(int64_t env, int64_t seq, const std::byte* next_obs) {
   std::memcpy(stacks_.data() + env * stack_bytes, next_obs, stack_bytes);
 }
 
-void MirrorSampler::submit() {
+void MirrorSampler::submit(const char* call) {
   // Allocates nothing, and a device that fails a copy or a kernel launch leaves the process's
   // CUDA context unusable anyway.
-  mirror_.submit(*staged_, parts_.ring, changed_, parts_.gamma, parts_.ring.size());
+  mirror_.submit(*staged_, parts_.ring, changed_, parts_.gamma, parts_.ring.size(), call);
   staged_.reset();
 }
 

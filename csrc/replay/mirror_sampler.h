@@ -36,7 +36,7 @@ class MirrorSampler final : public Sampler {
   void stage(int64_t max_changed) override;
   void added(int64_t env, int64_t seq, const std::byte* next_obs) override;
   void completed(int64_t seq) override { changed_.push_back(seq); }
-  void submit() override;
+  void submit(const char* call) override;
 
   void sample_into(const BatchTensors& out, std::optional<double> beta) override;
   void get_into(const BatchTensors& out, const at::Tensor& slots,

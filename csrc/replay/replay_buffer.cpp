@@ -166,40 +166,49 @@ int64_t ReplayBuffer::nbytes() const {
 
 // ---- add ----------------------------------------------------------------------------------------
 
-c10::SmallVector<int64_t, 16> ReplayBuffer::check_rows(const TransitionRows& in) const {
+c10::SmallVector<int64_t, 16> ReplayBuffer::check_env_ids(const std::optional<HostArray>& env_ids,
+                                                          const char* call) const {
   c10::SmallVector<int64_t, 16> envs;
-  if (in.env_ids.has_value()) {
-    const HostArray& ids = *in.env_ids;
-    TORCH_CHECK_TYPE(is_integer(ids.dtype), "env_ids: expected integers, got ",
-                     dtype_text(ids.dtype));
-    TORCH_CHECK_VALUE(ids.dim() == 1 && ids.shape[0] >= 1,
-                      "env_ids: expected a non-empty 1-D sequence of env indices, got shape ",
-                      shape_text(ids.sizes()));
-    for (int64_t r = 0; r < ids.shape[0]; ++r) {
-      const int64_t env = ids.integer(r);
-      TORCH_CHECK_VALUE(env >= 0 && env < num_envs_, "env_ids: expected values in [0, ", num_envs_,
-                        "), got ", env, " at position ", r);
-      envs.push_back(env);
-    }
-    c10::SmallVector<int64_t, 16> sorted(envs.begin(), envs.end());
-    std::sort(sorted.begin(), sorted.end());
-    const auto repeat = std::adjacent_find(sorted.begin(), sorted.end());
-    TORCH_CHECK_VALUE(repeat == sorted.end(), "env_ids: each env may appear once per add, got ",
-                      *repeat, " more than once");
-  } else {
+  if (!env_ids.has_value()) {
     for (int64_t env = 0; env < num_envs_; ++env) envs.push_back(env);
+    return envs;
   }
+  const HostArray& ids = *env_ids;
+  TORCH_CHECK_TYPE(is_integer(ids.dtype), "env_ids: expected integers, got ",
+                   dtype_text(ids.dtype));
+  TORCH_CHECK_VALUE(ids.dim() == 1 && ids.shape[0] >= 1,
+                    "env_ids: expected a non-empty 1-D sequence of env indices, got shape ",
+                    shape_text(ids.sizes()));
+  for (int64_t r = 0; r < ids.shape[0]; ++r) {
+    const int64_t env = ids.integer(r);
+    TORCH_CHECK_VALUE(env >= 0 && env < num_envs_, "env_ids: expected values in [0, ", num_envs_,
+                      "), got ", env, " at position ", r);
+    envs.push_back(env);
+  }
+  c10::SmallVector<int64_t, 16> sorted(envs.begin(), envs.end());
+  std::sort(sorted.begin(), sorted.end());
+  const auto repeat = std::adjacent_find(sorted.begin(), sorted.end());
+  TORCH_CHECK_VALUE(repeat == sorted.end(), "env_ids: each env may appear once per ", call,
+                    ", got ", *repeat, " more than once");
+  return envs;
+}
+
+void ReplayBuffer::check_obs(const HostArray& a, const char* name, int64_t rows) const {
+  TORCH_CHECK_TYPE(a.dtype == obs_dtype_, name, ": expected dtype ", dtype_text(obs_dtype_),
+                   " (the buffer's obs_dtype), got ", dtype_text(a.dtype));
+  // Compared in place: the expected shape as a vector is a heap allocation, built on failure.
+  const bool rows_of_obs = a.dim() == 1 + static_cast<int64_t>(obs_shape_.size()) &&
+                           a.shape[0] == rows &&
+                           std::equal(obs_shape_.begin(), obs_shape_.end(), a.shape.begin() + 1);
+  TORCH_CHECK_VALUE(rows_of_obs, name, ": expected shape ", shape_text(batched(rows, obs_shape_)),
+                    " (rows, *obs_shape), got ", shape_text(a.sizes()));
+}
+
+c10::SmallVector<int64_t, 16> ReplayBuffer::check_rows(const TransitionRows& in) const {
+  c10::SmallVector<int64_t, 16> envs = check_env_ids(in.env_ids, "add");
   const int64_t rows = static_cast<int64_t>(envs.size());
-  for (const auto& [a, name] : {std::pair{&in.obs, "obs"}, std::pair{&in.next_obs, "next_obs"}}) {
-    TORCH_CHECK_TYPE(a->dtype == obs_dtype_, name, ": expected dtype ", dtype_text(obs_dtype_),
-                     " (the buffer's obs_dtype), got ", dtype_text(a->dtype));
-    // Compared in place: the expected shape as a vector is a heap allocation, built on failure.
-    const bool rows_of_obs = a->dim() == 1 + static_cast<int64_t>(obs_shape_.size()) &&
-                             a->shape[0] == rows &&
-                             std::equal(obs_shape_.begin(), obs_shape_.end(), a->shape.begin() + 1);
-    TORCH_CHECK_VALUE(rows_of_obs, name, ": expected shape ", shape_text(batched(rows, obs_shape_)),
-                      " (rows, *obs_shape), got ", shape_text(a->sizes()));
-  }
+  check_obs(in.obs, "obs", rows);
+  check_obs(in.next_obs, "next_obs", rows);
   TORCH_CHECK_TYPE(is_integer(in.action.dtype), "action: expected an integer dtype, got ",
                    dtype_text(in.action.dtype));
   TORCH_CHECK_TYPE(is_real(in.reward.dtype), "reward: expected a real dtype, got ",
@@ -339,10 +348,17 @@ void ReplayBuffer::advance_windows(EnvStream& stream, int64_t seq, const Transit
   // Windows that end here: the oldest when it now spans n transitions, all when the episode ended.
   const size_t closing =
       episode_ended ? open.size() : (open.size() == static_cast<size_t>(n_step_) ? 1 : 0);
+  close_windows(stream, closing, record.flags);
+}
+
+// The open windows are the stream's last transitions, oldest first, the newest included (an add
+// that closes the oldest leaves n - 1), so window w spans open[w..] and ends at the newest.
+void ReplayBuffer::close_windows(EnvStream& stream, size_t closing, uint8_t flags) {
+  auto& open = stream.open_windows;
   for (size_t w = 0; w < closing; ++w) {
     TransitionWindow window;
     std::copy(stream.stack, stream.stack + frame_stack_, window.next_ids);
-    window.flags = record.flags;
+    window.flags = flags;
     // sum_j gamma^j r_{t+j} by Horner's rule from the window's end, and gamma^m, in float32.
     float reward = open.back().reward, discount = gamma_;
     for (size_t j = open.size() - 1; j-- > w;) {
@@ -411,7 +427,61 @@ void ReplayBuffer::add(const TransitionRows& in, std::span<int64_t> slots) {
     if (n_step_ > 1) advance_windows(stream, first + r, records[r]);
     stream.repin(frames_, frame_stack_);
   }
-  sampler_->submit();
+  sampler_->submit("add()");
+}
+
+int64_t ReplayBuffer::end_episodes(const std::optional<HostArray>& env_ids) {
+  const c10::SmallVector<int64_t, 16> envs = check_env_ids(env_ids, "end_episodes");
+  const int64_t rows = static_cast<int64_t>(envs.size());
+  const SamplerCall call(*sampler_);
+  sampler_->refresh();
+  StreamLease lease(streams_.get(), envs.data(), rows);
+  // Only the open windows' slots change: the sampler allocates for them before anything does.
+  int64_t closing = 0;
+  for (const int64_t env : envs) {
+    const EnvStream& stream = streams_[env];
+    if (stream.in_episode) closing += static_cast<int64_t>(stream.open_windows.size());
+  }
+  if (closing > 0) sampler_->stage(closing);
+  // Nothing below can fail. The stream's stack stays pinned, as after a terminal add, until its
+  // next add() starts the new episode and repins.
+  int64_t ended = 0;
+  for (const int64_t env : envs) {
+    EnvStream& stream = streams_[env];
+    if (!stream.in_episode) continue;
+    // Every open window ends at the episode's last transition, whose next_obs is the stream's
+    // stack. Its flags, none, are the windows' too: they bootstrap from that next_obs, as after a
+    // truncation, and the transition's own record is left as it was added.
+    close_windows(stream, stream.open_windows.size(), /*flags=*/0);
+    stream.in_episode = false;
+    stream.episode_step = 0;
+    ++ended;
+  }
+  if (closing > 0) sampler_->submit("end_episodes()");
+  return ended;
+}
+
+at::Tensor ReplayBuffer::continues(const HostArray& obs, const std::optional<HostArray>& env_ids) {
+  const c10::SmallVector<int64_t, 16> envs = check_env_ids(env_ids, "continues");
+  const int64_t rows = static_cast<int64_t>(envs.size());
+  check_obs(obs, "obs", rows);
+  at::Tensor result = empty_cpu({rows}, at::kBool);
+  bool* out = result.mutable_data_ptr<bool>();
+  const int64_t row_bytes = frame_stack_ * frame_bytes_;
+  // The call and the lease keep writers off the streams' stacks (a device sampler's copy of them
+  // included) while they are compared, as in add().
+  const SamplerCall call(*sampler_);
+  StreamLease lease(streams_.get(), envs.data(), rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    const EnvStream& stream = streams_[envs[r]];
+    bool same = stream.in_episode;
+    for (int32_t f = 0; f < frame_stack_ && same; ++f) {
+      same = std::memcmp(obs.bytes() + r * row_bytes + f * frame_bytes_,
+                         sampler_->stack_frame(stream, envs[r], f), frame_bytes_) == 0;
+    }
+    out[r] = same;
+  }
+  return result;
 }
 
 // ---- read ---------------------------------------------------------------------------------------

@@ -58,6 +58,18 @@ class ReplayBuffer {
 
   // Writes the slot of each row to `slots`, which holds one per row (obs's leading size).
   void add(const TransitionRows& rows, std::span<int64_t> slots);
+  // Ends the open episode of each stream in env_ids (all streams if absent) without adding a
+  // transition: for an episode that stops without a final row (the env was reset mid-episode,
+  // its actor died). Its stored transitions stay as they are; with n > 1 its open windows
+  // complete now, cut at its last transition as a truncation would cut them (bootstrapping from
+  // that transition's next_obs, discount gamma^m) but with that transition's own flags, which
+  // are neither. The stream's next add() begins a new episode. Streams with no open episode are
+  // left alone. Returns the number of episodes ended. Holds its streams like add().
+  int64_t end_episodes(const std::optional<HostArray>& env_ids);
+  // One bool per row of `obs` (rows, *obs_shape): whether the stream in env_ids (all if absent)
+  // has an open episode whose last next_obs equals the row bit for bit, i.e. whether add() would
+  // accept the row as obs. Changes nothing; holds its streams like add() while it compares.
+  at::Tensor continues(const HostArray& obs, const std::optional<HostArray>& env_ids);
   // beta: the importance-sampling exponent of a prioritized buffer; uniform buffers take none and
   // return weights of 1.
   BatchTensors sample(int64_t batch_size, std::optional<double> beta = std::nullopt);
@@ -92,6 +104,12 @@ class ReplayBuffer {
   void check_batch(const BatchTensors& out, int64_t batch_size) const;
   // Checks shapes, dtypes and values; returns the env id of every row.
   c10::SmallVector<int64_t, 16> check_rows(const TransitionRows& rows) const;
+  // The env ids of a call's rows: env_ids checked (integers, in range, each once; `call` names
+  // the method in the error), or every stream when absent.
+  c10::SmallVector<int64_t, 16> check_env_ids(const std::optional<HostArray>& env_ids,
+                                              const char* call) const;
+  // Checks that `a` holds `rows` observations of the buffer's dtype; `name` is the argument's.
+  void check_obs(const HostArray& a, const char* name, int64_t rows) const;
   // Checks that one row continues its stream; returns whether next_obs's new frame repeats obs's
   // newest frame.
   bool check_continuity(const std::byte* obs, const std::byte* next_obs, int64_t env) const;
@@ -104,6 +122,10 @@ class ReplayBuffer {
   // n > 1: records the stream's new transition `seq` in its open windows and completes those that
   // it closes (all of them when the episode ended), telling the sampler. Cannot fail.
   void advance_windows(EnvStream& stream, int64_t seq, const TransitionRecord& record);
+  // Completes the oldest `closing` of the stream's open windows, which end at its last transition
+  // (next_obs: the stream's current stack) with `flags`, tells the sampler, and forgets them.
+  // Cannot fail.
+  void close_windows(EnvStream& stream, size_t closing, uint8_t flags);
   // Publishes transition seq's window, unless the slot moved on (then nothing changes and it
   // returns false).
   bool complete_window(int64_t seq, const TransitionWindow& window);

@@ -37,6 +37,7 @@ struct BufferParts {
 //
 //   add():   check_continuity ──stack_frame()──> put_frame() per new frame ──> stage()
 //            ── claim ──> added() per transition, completed() per window ──> submit()
+//   end_episodes(): stage() ──> completed() per window ──> submit()
 //   sample_into() / get_into(): rows ──> BatchTensors on device()
 class Sampler {
  public:
@@ -62,10 +63,11 @@ class Sampler {
   // last step that may fail.
   virtual void stage(int64_t max_changed) {}
   // After the claim; none of these may fail. Transition `seq` was committed for env, whose
-  // current stack is now `next_obs`; transition seq's window completed; the add is done.
+  // current stack is now `next_obs`; transition seq's window completed; the add is done (`call`
+  // names it in errors: "add()", or "end_episodes()", which only completes windows).
   virtual void added(int64_t env, int64_t seq, const std::byte* next_obs) {}
   virtual void completed(int64_t seq) {}
-  virtual void submit() {}
+  virtual void submit(const char* call) {}
 
   // Fills `out` (tensors on device()) with rows drawn by the buffer's DrawStrategy; `beta` checked.
   virtual void sample_into(const BatchTensors& out, std::optional<double> beta) = 0;

@@ -44,22 +44,19 @@ void check_finite(const at::Tensor& t, const char* name, const bool* used_rows) 
 }
 
 // A window of m transitions has discount gamma^m, computed as the buffer does (float32, one
-// multiplication per step), with m = n_step unless its episode ended sooner.
+// multiplication per step), with m = n_step unless its episode ended sooner. Flags do not bound m:
+// an episode ended by end_episodes() leaves its last window flags clear, so a window of any m may
+// have neither (and a terminal row may end a window that ran all n steps).
 void check_discounts(const ReplayState& state, const StateLayout& layout, const bool* complete) {
   std::vector<float> powers(layout.n_step);
   float power = layout.gamma;
   for (int32_t m = 1; m <= layout.n_step; ++m, power *= layout.gamma) powers[m - 1] = power;
   const float* discount = state.window_discount.const_data_ptr<float>();
-  const bool* terminated = state.window_terminated.const_data_ptr<bool>();
-  const bool* truncated = state.window_truncated.const_data_ptr<bool>();
   for (int64_t i = 0; i < state.window_discount.numel(); ++i) {
     if (!complete[i]) continue;
-    const bool ended = terminated[i] || truncated[i];
-    const bool valid = ended ? std::find(powers.begin(), powers.end(), discount[i]) != powers.end()
-                             : discount[i] == powers.back();
-    TORCH_CHECK_VALUE(valid, "state['window_discount']: expected gamma^m for the window's m (",
-                      ended ? "1..n_step" : "n_step, as its episode did not end",
-                      ", gamma=", layout.gamma, ", n_step=", layout.n_step, "), got ", discount[i],
+    TORCH_CHECK_VALUE(std::find(powers.begin(), powers.end(), discount[i]) != powers.end(),
+                      "state['window_discount']: expected gamma^m for the window's m (1..n_step, ",
+                      "gamma=", layout.gamma, ", n_step=", layout.n_step, "), got ", discount[i],
                       " at row ", i);
   }
 }

@@ -189,7 +189,8 @@ TransitionMirror::Staged TransitionMirror::stage(const FrameStore& store,
 }
 
 void TransitionMirror::submit(Staged& staged, const TransitionRing& ring,
-                              std::span<const int64_t> seqs, float gamma, int64_t stored) {
+                              std::span<const int64_t> seqs, float gamma, int64_t stored,
+                              const char* call) {
   const PackedLayout& layout = staged.layout;
   const int64_t capacity = ring.capacity();
   const int64_t k = frame_stack_;
@@ -229,7 +230,7 @@ void TransitionMirror::submit(Staged& staged, const TransitionRing& ring,
         complete ? TransitionRing::seq_of(version) : -1;
     at_offset<uint8_t>(base, layout.flags)[i] = window.flags;
   }
-  ordered("add()", /*capturable=*/false, [&] {
+  ordered(call, /*capturable=*/false, [&] {
     // The pinned buffer is recycled only after the copy ran (the caching host allocator records
     // the copy on the stream), and the device buffer only by work ordered after the kernel.
     if (device_.is_cuda()) staged.device.copy_(staged.host, /*non_blocking=*/true);
@@ -266,7 +267,7 @@ void TransitionMirror::sync(const FrameStore& store, std::span<const FrameSource
     next += piece.size();
     const bool last = next == frames.size();
     Staged staged = stage(store, piece, last ? static_cast<int64_t>(seqs.size()) : 0);
-    submit(staged, ring, last ? seqs : std::span<const int64_t>(), gamma, stored);
+    submit(staged, ring, last ? seqs : std::span<const int64_t>(), gamma, stored, "add()");
   } while (next < frames.size());
 }
 

@@ -70,9 +70,10 @@ class TransitionMirror {
   Staged stage(const FrameStore& store, std::span<const FrameSource> frames, int64_t max_rows);
   // Adds the slots of transitions `seqs` as `ring` holds them now (n-step windows discounted by
   // `gamma`) and the stored count, then copies the update to the device and applies it there: one
-  // asynchronous copy, one kernel. Allocates nothing on the device.
+  // asynchronous copy, one kernel. Allocates nothing on the device. `call` names the buffer's
+  // method in errors (an update cannot be captured in a CUDA graph).
   void submit(Staged& staged, const TransitionRing& ring, std::span<const int64_t> seqs,
-              float gamma, int64_t stored);
+              float gamma, int64_t stored, const char* call);
   // stage() and submit() in pieces of at most 64 MiB of frames (a load, a refresh).
   void sync(const FrameStore& store, std::span<const FrameSource> frames,
             const TransitionRing& ring, std::span<const int64_t> seqs, float gamma, int64_t stored);

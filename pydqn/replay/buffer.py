@@ -139,6 +139,38 @@ class ReplayBuffer:
         # there), so this hot path does no Python-side work.
         return self._impl.add(obs, action, reward, next_obs, terminated, truncated, env_ids)
 
+    def end_episodes(self, env_ids: IntsLike | None = None) -> int:
+        """End the open episodes of ``env_ids`` (default: all ``num_envs`` streams) without adding
+        a transition, and return how many were open.
+
+        For an episode that stops without a final row: an env the caller reset mid-episode, an
+        actor that died, a training run that starts again from a fresh reset. The episode's stored
+        transitions stay as they are. With ``n_step > 1`` its open n-step windows complete now,
+        cut at its last stored transition as an episode end cuts them, but with that transition's
+        flags (neither terminated nor truncated): they bootstrap from its ``next_obs`` with
+        discount gamma^m, m < n, and become sampleable (at the largest priority given so far, in
+        a prioritized buffer). The stream's next ``add`` begins a new episode, from any ``obs``.
+        Streams without an open episode (nothing added since construction, a load or the last
+        end; the last row terminated or truncated) are left alone.
+
+        ``env_ids`` is checked as ``add`` checks it (ValueError/TypeError naming it; a refused call
+        changes nothing). Like ``add`` it holds its streams: a concurrent ``add`` to one of them
+        is refused with ValueError, and calls for disjoint streams and ``sample`` run alongside.
+        """
+        return self._impl.end_episodes(env_ids)
+
+    def continues(self, obs: Any, env_ids: IntsLike | None = None) -> torch.Tensor:
+        """Whether each row of ``obs`` continues its stream's open episode: a bool tensor of shape
+        ``(n,)``, True where the stream of ``env_ids`` (default: all ``num_envs`` in order) has an
+        open episode whose last ``next_obs`` equals the row bit for bit.
+
+        ``obs`` is ``(n, *obs_shape)`` of the buffer's dtype, checked (and accepted in any form)
+        as ``add`` checks it. Where the stream has an open episode, a False row is one that
+        ``add`` would refuse as a discontinuity: call `end_episodes` for those streams first.
+        Changes nothing; holds its streams while it compares, as ``add`` does.
+        """
+        return self._impl.continues(obs, env_ids)
+
     def sample(self, batch_size: int, out: Batch | None = None, *, beta: float | None = None) -> Batch:
         """Draw ``batch_size`` transitions, with replacement, from those stored: uniformly, or
         for a prioritized buffer with probability P(i) = p_i^alpha / sum_j p_j^alpha.

@@ -23,9 +23,11 @@ from pydqn.replay.py_segment_tree import MinSegmentTree, SumSegmentTree
 
 
 class PyReplayBuffer:
-    """Same constructor, ``add``, ``sample``, ``get``, ``update_priorities`` and slot numbering
-    as `pydqn.ReplayBuffer`, n-step windows included (found by scanning the deque for the same
-    env's next transitions) and prioritized sampling (baselines' segment trees)."""
+    """Same constructor, ``add``, ``sample``, ``get``, ``update_priorities``, ``end_episodes``,
+    ``continues`` and slot numbering as `pydqn.ReplayBuffer`, n-step windows included (found by
+    scanning the deque for the same env's next transitions, up to the transition that ends the
+    episode) and prioritized sampling (baselines' segment trees). Unlike it, ``add`` checks
+    neither its arguments nor that episodes continue."""
 
     def __init__(
         self,
@@ -56,7 +58,13 @@ class PyReplayBuffer:
         )
         self.capacity, self.obs_shape, self.device = args.capacity, args.obs_shape, args.device
         self.n_step, self.gamma = args.n_step, np.float32(args.gamma)
+        self.num_envs = args.num_envs
+        # Transitions: (obs, action, reward, next_obs, terminated, truncated, env, ends_episode).
         self.buffer: deque = deque(maxlen=self.capacity)
+        # Per env stream: the next_obs its open episode continues from (None: no open episode),
+        # and the id of its last transition.
+        self.last_next_obs: list[np.ndarray | None] = [None] * self.num_envs
+        self.last_added = [-1] * self.num_envs
         self.rng = np.random.default_rng(args.seed)
         self.added = 0  # transitions ever added; transition t lives in slot t % capacity
         self.prioritized, self.alpha = args.prioritized, args.alpha
@@ -79,27 +87,22 @@ class PyReplayBuffer:
         obs, next_obs = _to_numpy(obs), _to_numpy(next_obs)
         action, reward = _to_numpy(action), _to_numpy(reward)
         terminated, truncated = _to_numpy(terminated), _to_numpy(truncated)
-        # Env streams matter to n-step windows only; one-step transitions skip the bookkeeping.
-        envs = (
-            [None] * len(obs)
-            if self.n_step == 1
-            else range(len(obs))
-            if env_ids is None
-            else [int(e) for e in _to_numpy(env_ids)]
-        )
         slots = []
-        for i, env in enumerate(envs):
-            self.buffer.append(
-                (
-                    obs[i].copy(),
-                    int(action[i]),
-                    np.float32(reward[i]),
-                    next_obs[i].copy(),
-                    bool(terminated[i]),
-                    bool(truncated[i]),
-                    env,
-                )
+        for i, env in enumerate(self._envs(len(obs), env_ids)):
+            ends_episode = bool(terminated[i]) or bool(truncated[i])
+            transition = (
+                obs[i].copy(),
+                int(action[i]),
+                np.float32(reward[i]),
+                next_obs[i].copy(),
+                bool(terminated[i]),
+                bool(truncated[i]),
+                env,
+                ends_episode,
             )
+            self.buffer.append(transition)
+            self.last_next_obs[env] = None if ends_episode else transition[3]
+            self.last_added[env] = self.added
             slots.append(self.added % self.capacity)
             if self.prioritized:
                 if self.n_step == 1:
@@ -111,6 +114,37 @@ class PyReplayBuffer:
             if self.prioritized and self.n_step > 1:
                 self._give_completed_windows_the_max_priority()
         return torch.tensor(slots, dtype=torch.int64)
+
+    def end_episodes(self, env_ids: IntsLike | None = None) -> int:
+        """End the open episodes of `env_ids` without adding a transition: each one's last
+        transition now ends its episode, so its n-step windows stop there."""
+        ended = 0
+        for env in self._envs(self.num_envs, env_ids):
+            if self.last_next_obs[env] is None:
+                continue  # no open episode
+            self.last_next_obs[env] = None
+            position = self.last_added[env] - (self.added - len(self.buffer))
+            if position >= 0:  # still stored: mark it as its episode's last
+                self.buffer[position] = (*self.buffer[position][:7], True)
+            ended += 1
+        if self.prioritized and self.n_step > 1:
+            self._give_completed_windows_the_max_priority()
+        return ended
+
+    def continues(self, obs: Any, env_ids: IntsLike | None = None) -> torch.Tensor:
+        """Per row: does its stream have an open episode whose last next_obs is this obs?"""
+        obs = _to_numpy(obs)
+        answers = []
+        for i, env in enumerate(self._envs(len(obs), env_ids)):
+            last = self.last_next_obs[env]
+            answers.append(last is not None and obs[i].tobytes() == last.tobytes())
+        return torch.tensor(answers, dtype=torch.bool)
+
+    def _envs(self, rows: int, env_ids: IntsLike | None) -> list[int]:
+        """The env stream of each row: `env_ids`, or every stream in order."""
+        if env_ids is None:
+            return list(range(rows))
+        return [int(e) for e in _to_numpy(env_ids).reshape(-1)]
 
     def _set_leaf(self, transition_id: int, leaf: float) -> None:
         self.sums[transition_id % self.capacity] = leaf
@@ -212,7 +246,7 @@ class PyReplayBuffer:
         ones, up to n or the episode's end), or None while it is still open."""
         first = self.buffer[position]
         window = [first]
-        ended = lambda: len(window) == self.n_step or window[-1][4] or window[-1][5]
+        ended = lambda: len(window) == self.n_step or window[-1][7]  # n long, or the episode's end
         if self.n_step == 1:
             return window
         for later in itertools.islice(self.buffer, position + 1, None):

@@ -50,15 +50,19 @@ def expected(env: np.ndarray, step: np.ndarray):
 GAMMA = np.float32(0.9)
 
 
-def check(batch, n_step: int = 1) -> None:
+def check(batch, n_step: int = 1, ended_by_call: np.ndarray | None = None) -> None:
     """Each row is the n-step window of the transition its action names (env * PERIOD + step),
-    whose reward is the step number: nothing in it came from another write."""
+    whose reward is the step number: nothing in it came from another write. `ended_by_call`: per
+    env, whether its episodes end by end_episodes() instead of a terminal row (so never
+    terminated)."""
     env, step = np.divmod(batch.action.numpy(), PERIOD)
     assert np.all((env >= 0) & (env < NUM_ENVS)), env
     left = EPISODE_LENGTH[env] - step % EPISODE_LENGTH[env]  # transitions to the episode's end
     m = np.minimum(n_step, left)
     obs, _, _ = expected(env, step)
     _, next_obs, terminated = expected(env, step + m - 1)
+    if ended_by_call is not None:
+        terminated &= ~ended_by_call[env]
     reward = np.empty(len(step), np.float32)
     for row in range(len(step)):  # as the buffer sums: float32, by Horner's rule from the end
         total = np.float32(step[row] + m[row] - 1)
@@ -73,10 +77,14 @@ def check(batch, n_step: int = 1) -> None:
     assert not batch.truncated.any()
 
 
-def add_step(buf, env: int, step: int) -> None:
+def add_step(buf, env: int, step: int, terminal_rows: bool = True) -> bool:
+    """Adds env's transition at `step`; returns whether it is its episode's last. Without
+    `terminal_rows` that last row is not marked terminated (the caller ends the episode)."""
     step %= PERIOD
     obs, next_obs, terminated = expected(np.array([env]), np.array([step]))
-    buf.add(obs, [env * PERIOD + step], [float(step)], next_obs, terminated, [False], env_ids=[env])
+    flag = terminated & terminal_rows
+    buf.add(obs, [env * PERIOD + step], [float(step)], next_obs, flag, [False], env_ids=[env])
+    return bool(terminated[0])
 
 
 def hammer(workers, enough) -> None:
@@ -243,3 +251,77 @@ def test_state_dict_while_priorities_update_loads_back():
     enough = lambda: min(added[:2]) > 100 and rounds[1] > 30 and rounds[0] > 100
     hammer([lambda e=e: write(e) for e in range(2)] + [learn, snapshot], enough)
     assert enough(), (added, rounds)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_writers_that_end_episodes_by_call_beside_samplers_never_tear(n_step):
+    """Envs 0 and 2 end each episode with end_episodes() after its last row instead of marking
+    it terminated, envs 1 and 3 with terminal rows, and two threads sample: the windows that
+    end_episodes cuts are those a terminal row cuts, with the flags clear."""
+    buf = pydqn.ReplayBuffer(
+        16, (K, SIDE, SIDE), frame_stack=K, num_envs=NUM_ENVS, seed=0, n_step=n_step, gamma=float(GAMMA)
+    )
+    by_call = np.array([True, False, True, False])
+    added, sampled = [0] * NUM_ENVS, [0, 0]
+
+    def write(env):
+        if add_step(buf, env, added[env], terminal_rows=not by_call[env]) and by_call[env]:
+            assert buf.end_episodes([env]) == 1
+        added[env] += 1
+
+    for env in range(NUM_ENVS):  # env 0's episodes are 1 long: samplers can start
+        write(env)
+
+    def sample(index):
+        check(buf.sample(64), n_step, by_call)
+        sampled[index] += 1
+
+    enough = lambda: min(added) > 1000 and min(sampled) > 100
+    hammer(
+        [lambda e=e: write(e) for e in range(NUM_ENVS)] + [lambda i=i: sample(i) for i in range(2)], enough
+    )
+    assert enough(), (added, sampled)
+    check(buf.sample(256), n_step, by_call)
+
+
+@pytest.mark.slow
+def test_end_episodes_and_continues_racing_an_add_to_its_stream_run_whole_or_are_refused():
+    """A thread ends and queries the episodes of envs 0 and 1 while two writers add to them:
+    each call either runs or is refused (ValueError, nothing changed, the writer retries), and
+    the samplers never see a torn transition. n = 1, so a cut anywhere leaves every transition
+    as check() expects it."""
+    buf = pydqn.ReplayBuffer(
+        16, (K, SIDE, SIDE), frame_stack=K, num_envs=NUM_ENVS, seed=0, gamma=float(GAMMA)
+    )
+    for env in range(NUM_ENVS):
+        add_step(buf, env, 0)
+    added, counts = [1] * NUM_ENVS, {"ended": 0, "refused": 0, "sampled": 0}
+    held = "is being added to by another thread"
+
+    def write(env):
+        try:
+            add_step(buf, env, added[env])
+        except ValueError as error:
+            assert held in str(error), error
+            counts["refused"] += 1
+            return
+        added[env] += 1
+
+    def end():
+        obs, _, _ = expected(np.array([0, 1]), np.array([added[0], added[1]]) % PERIOD)
+        try:
+            assert buf.continues(obs, env_ids=[0, 1]).dtype == torch.bool
+            counts["ended"] += buf.end_episodes([0, 1])
+        except ValueError as error:
+            assert held in str(error), error
+            counts["refused"] += 1
+
+    def sample():
+        check(buf.sample(64))
+        counts["sampled"] += 1
+
+    enough = lambda: min(added[:2]) > 1000 and min(counts.values()) > 10
+    hammer([lambda: write(0), lambda: write(1), end, sample], enough)
+    assert enough(), (added, counts)
+    check(buf.sample(256))
