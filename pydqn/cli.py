@@ -196,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
         "buffer instead and report frames/s, updates/s and where the time goes. With "
         "--prioritized: prioritized sample and update_priorities against the Python "
         "segment trees and against uniform sampling. With --sample-device: batches "
-        "delivered on a device by each buffer.",
+        "delivered on a device by each buffer. With --sb3: pydqn's Stable-Baselines3 drop-in "
+        "against SB3's own ReplayBuffer, then SB3's DQN.learn with each.",
     )
     bench.add_argument(
         "--capacity",
@@ -222,6 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
         "path's CPU twin): the device-resident buffer against the host one plus "
         "a pinned copy and the Python one plus .to(); default capacity 1,000,000 "
         "(the Python buffer then needs about 60 GB of host memory)",
+    )
+    bench.add_argument(
+        "--sb3",
+        action="store_true",
+        help="benchmark pydqn.integrations.sb3.ReplayBuffer against SB3's ReplayBuffer (plain and "
+        "optimize_memory_usage; about 9 GB at the default capacity), then SB3's DQN.learn on --env "
+        "with each for --steps env steps after --learning-starts, --num-envs envs",
     )
     loop = bench.add_argument_group("--train: the training loop")
     loop.add_argument("--train", action="store_true", help="benchmark the training loop")
@@ -379,6 +387,13 @@ def run_bench(args: argparse.Namespace) -> int:
             args.env, args.steps, args.learning_starts, args.num_envs, args.device, args.torch_threads
         )
         print(format_train_table(config, rows, torch.get_num_threads()))
+    elif args.sb3:
+        from pydqn.bench.sb3 import format_sb3_table, run_learn_bench, run_sb3_bench
+
+        capacity = args.capacity or 100_000
+        measured = run_sb3_bench(capacity, args.repeats)
+        measured.append(run_learn_bench(args.env, args.steps, args.learning_starts, args.num_envs))
+        print(format_sb3_table(measured, capacity))
     elif args.sample_device:
         from pydqn.bench.device import format_device_table, run_device_bench
 
