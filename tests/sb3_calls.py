@@ -19,6 +19,7 @@ truncation. A call is given in one of three conventions:
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,12 +143,13 @@ class CallStream:
         return np.concatenate([kept, frame], axis=self.axis)
 
 
-def rows_of(obs: Any, action: Any, next_obs: Any, done: Any, reward: Any) -> set[tuple]:
-    """Transitions as hashable rows (observation bytes, action, next bytes, done, reward)."""
+def rows_of(obs: Any, action: Any, next_obs: Any, done: Any, reward: Any) -> Counter[tuple]:
+    """Transitions as a multiset of rows (observation bytes, action, next bytes, done, reward):
+    equal multisets hold the same rows, each as often."""
     arrays = [np.asarray(getattr(a, "cpu", lambda a=a: a)()) for a in (obs, action, next_obs, done, reward)]
     obs, action, next_obs, done, reward = arrays
-    return {
+    return Counter(
         (obs[i].tobytes(), int(action.reshape(-1)[i]), next_obs[i].tobytes(), float(done.reshape(-1)[i]),
          float(reward.reshape(-1)[i]))
         for i in range(len(obs))
-    }  # fmt: skip
+    )  # fmt: skip

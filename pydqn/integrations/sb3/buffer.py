@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common import buffers
+from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
@@ -22,7 +24,7 @@ from pydqn.integrations.sb3.frames import (
     axis_name,
     stack_count,
 )
-from pydqn.replay import Batch
+from pydqn.replay import Batch, checks
 from pydqn.replay import ReplayBuffer as PydqnReplayBuffer
 
 
@@ -43,9 +45,17 @@ class Rows(NamedTuple):
         return sum(a.nbytes for a in self if a is not None)
 
     def copy(self) -> Rows:
-        return Rows._make(
-            [*(np.array(a) for a in self[:-1]), None if self.env_ids is None else self.env_ids.copy()]
-        )
+        obs, action, reward, next_obs, terminated, truncated = (np.array(a) for a in self._row_fields())
+        env_ids = None if self.env_ids is None else self.env_ids.copy()
+        return Rows(obs, action, reward, next_obs, terminated, truncated, env_ids)
+
+    def take(self, env_ids: np.ndarray) -> Rows:
+        """The rows of ``env_ids`` only (these are all rows' positions: every env in order)."""
+        obs, action, reward, next_obs, terminated, truncated = (a[env_ids] for a in self._row_fields())
+        return Rows(obs, action, reward, next_obs, terminated, truncated, env_ids)
+
+    def _row_fields(self) -> tuple[np.ndarray, ...]:
+        return self.obs, self.action, self.reward, self.next_obs, self.terminated, self.truncated
 
     def envs(self) -> np.ndarray:
         return np.arange(len(self.obs)) if self.env_ids is None else self.env_ids
@@ -125,6 +135,7 @@ class ReplayBuffer(buffers.ReplayBuffer):
             frame_stack=stack_count(frame_stack),
             stack_axis=axis_name(stack_axis),
             default_axis=_stack_axis_of(observation_space),
+            detect=is_image_space(observation_space),
         )
         self._core: PydqnReplayBuffer | None = None
         self._direct = False
@@ -150,24 +161,18 @@ class ReplayBuffer(buffers.ReplayBuffer):
         n = self.n_envs
         if isinstance(infos, dict):
             next_obs = with_final_obs(next_obs, infos)
-        ends = episode_ends(done, infos, n, handle_timeout_termination=self.handle_timeout_termination)
-        rows = Rows(
-            obs,
-            _actions(action, n, self._action_range),
-            reward,
-            next_obs,
-            ends.terminated,
-            ends.truncated,
-            None,
+        terminated, truncated, awaiting_reset = episode_ends(
+            done, infos, n, handle_timeout_termination=self.handle_timeout_termination
         )
-        dropped = self._autoreset.find(obs, reward, ends)
+        rows = Rows(
+            obs, _actions(action, n, self._action_range), reward, next_obs, terminated, truncated, None
+        )
+        dropped = self._autoreset.find(obs, reward, terminated, truncated)
         if dropped is None:
             self._store(rows)
         elif not dropped.all():
-            rows = self._checked(rows)
-            kept = np.flatnonzero(~dropped)
-            self._store(Rows._make([*(a[kept] for a in rows[:-1]), kept]))
-        self._autoreset.record(rows.next_obs, ends, dropped)
+            self._store(self._checked(rows).take(np.flatnonzero(~dropped)))
+        self._autoreset.record(next_obs, awaiting_reset, dropped)
         self.pos += 1
         if self.pos == self.buffer_size:
             self.full = True
@@ -209,13 +214,13 @@ class ReplayBuffer(buffers.ReplayBuffer):
     @device.setter
     def device(self, device: torch.device | str) -> None:
         # SB3's load_replay_buffer sets the loading model's device: the buffer follows it there.
-        self._device = resolve_device(device)
-        self._mover = BatchMover(self._device)
+        resolved = resolve_device(device)
         core: PydqnReplayBuffer | None = getattr(self, "_core", None)
-        if core is not None and self._core_device() != core.device:
-            moved = self._new_core(self._core_layout)
+        if core is not None and _core_device(resolved) != core.device:
+            moved = self._new_core(self._core_layout, _core_device(resolved))
             moved.load_state_dict(core.state_dict())
             self._core = moved
+        self._device, self._mover = resolved, BatchMover(resolved)
 
     @property
     def nbytes(self) -> int:
@@ -245,17 +250,24 @@ class ReplayBuffer(buffers.ReplayBuffer):
         state = self.__dict__.copy()
         core = state.pop("_core")
         del state["_mover"]
-        state["_core_state"] = None if core is None else core.state_dict()
+        # numpy arrays pickle in one copy (a tensor's storage is torch.save'd into bytes first).
+        state["_core_state"] = (
+            None if core is None else {k: _as_array(v) for k, v in core.state_dict().items()}
+        )
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         core_state = state.pop("_core_state")
         self.__dict__.update(state)
+        if self._device.type == "cuda" and not torch.cuda.is_available():
+            # Saved on a GPU, loaded where there is none: SB3's load_replay_buffer then sets the
+            # model's device, and the buffer follows it.
+            self._device = torch.device("cpu")
         self._mover = BatchMover(self._device)
         self._core = None
         if core_state is not None:
             self._core = self._new_core(self._core_layout)
-            self._core.load_state_dict(core_state)
+            self._core.load_state_dict({k: _as_tensor(v) for k, v in core_state.items()})
 
     def __repr__(self) -> str:
         return (
@@ -279,12 +291,21 @@ class ReplayBuffer(buffers.ReplayBuffer):
         if self._core is not None:
             self._add(rows)
             return
-        layout = self._detector.observe(rows.obs, rows.next_obs)
+        # The detector learns from the rows only once they are kept (a refused call changes nothing).
+        detector = copy.deepcopy(self._detector)
+        layout = detector.observe(rows.obs, rows.next_obs)
+        held = rows.nbytes + self.nbytes
+        if layout is None and held >= UNDECIDED_BYTES:
+            layout = detector.decide_now()
         # SB3 reuses its observation arrays: held rows are copies.
         self._pending.append(rows.copy())
-        if layout is None and self.nbytes < UNDECIDED_BYTES:
-            return
-        self._open(layout or self._detector.decide_now())
+        try:
+            if layout is not None:
+                self._open(layout)
+        except BaseException:
+            self._pending.pop()
+            raise
+        self._detector = detector
 
     def _checked(self, rows: Rows) -> Rows:
         """The rows checked as SB3 gives them (errors name add()'s arguments) and converted to the
@@ -304,32 +325,37 @@ class ReplayBuffer(buffers.ReplayBuffer):
 
     def _opened(self) -> PydqnReplayBuffer:
         if self._core is None:
-            self._open(self._detector.decide_now())
+            detector = copy.deepcopy(self._detector)
+            self._open(detector.decide_now())
+            self._detector = detector
         assert self._core is not None
         return self._core
 
     def _open(self, layout: FrameLayout) -> None:
-        self._core_layout = layout
-        # Whether add()'s rows can go to pydqn's buffer as they come (SB3 hands a Discrete space's
-        # observations over as (n_envs,), which the buffer stores as (n_envs, 1)).
-        self._direct = not layout.reshapes and not self._discrete_obs
+        """Builds pydqn's buffer for ``layout`` and stores the rows held for it; on failure (too
+        many frames for its ids, no device memory) nothing changes."""
         core = self._new_core(layout)
-        pending, self._pending = self._pending, []
-        self._core = core
-        for rows in pending:
+        for rows in self._pending:
             if rows is None:
                 core.end_episodes()
             else:
-                self._add(rows)
+                self._add_to(core, layout, rows)
+        self._core, self._core_layout, self._pending = core, layout, []
+        # Whether add()'s rows can go to pydqn's buffer as they come (SB3 hands a Discrete space's
+        # observations over as (n_envs,), which the buffer stores as (n_envs, 1)).
+        self._direct = not layout.reshapes and not self._discrete_obs
 
     def _add(self, rows: Rows) -> None:
-        """Adds checked rows; an env whose obs does not continue its episode starts a new one."""
         assert self._core is not None
-        layout = self._core_layout
+        self._add_to(self._core, self._core_layout, rows)
+
+    @staticmethod
+    def _add_to(core: PydqnReplayBuffer, layout: FrameLayout, rows: Rows) -> None:
+        """Adds checked rows; an env whose obs does not continue its episode starts a new one."""
         obs, next_obs = layout.to_buffer(rows.obs), layout.to_buffer(rows.next_obs)
         args = (obs, rows.action, rows.reward, next_obs, rows.terminated, rows.truncated, rows.env_ids)
         try:
-            self._core.add(*args)
+            core.add(*args)
         except ValueError as refused:
             # Every argument was checked, so the refusal is about continuity: a row that breaks the
             # frame stack, or an env that was reset without a final row.
@@ -342,21 +368,21 @@ class ReplayBuffer(buffers.ReplayBuffer):
                     f"{layout.describe()} requires (declared or found from the first transitions); "
                     "declare replay_buffer_kwargs frame_stack (1 for none) to match the env"
                 ) from refused
-            stale = envs[~self._core.continues(obs, rows.env_ids).numpy()]
-            if len(stale) == 0 or self._core.end_episodes(stale) == 0:
+            stale = envs[~core.continues(obs, rows.env_ids).numpy()]
+            if len(stale) == 0 or core.end_episodes(stale) == 0:
                 raise
-            self._core.add(*args)
+            core.add(*args)
 
     # ---- building and reading -----------------------------------------------------------------
 
-    def _new_core(self, layout: FrameLayout) -> PydqnReplayBuffer:
+    def _new_core(self, layout: FrameLayout, device: torch.device | None = None) -> PydqnReplayBuffer:
         return PydqnReplayBuffer(
             capacity=self.buffer_size * self.n_envs,
             obs_shape=layout.buffer_shape,
             obs_dtype=_torch_dtype(self._obs_dtype),
             frame_stack=layout.frames,
             num_envs=self.n_envs,
-            device=self._core_device(),
+            device=_core_device(self.device) if device is None else device,
             seed=self.seed,
             n_step=self.n_steps,
             gamma=self.gamma,
@@ -364,17 +390,14 @@ class ReplayBuffer(buffers.ReplayBuffer):
         )
 
     def _check_core_settings(self) -> None:
-        """Builds a buffer of the settings with no stacking and drops it, so that bad settings
-        are refused at construction even while the layout is still to be found."""
-        self._new_core(FrameLayout(self.obs_shape))
+        """Refuses bad settings at construction, while the layout is still to be found."""
+        checks.check_buffer_args(
+            self.buffer_size * self.n_envs, self.obs_shape, _torch_dtype(self._obs_dtype), 1, self.n_envs,
+            "cpu", self.seed, self.n_steps, self.gamma, **self._core_extras(),
+        )  # fmt: skip
 
     def _core_extras(self) -> dict[str, Any]:
         return {}
-
-    def _core_device(self) -> torch.device:
-        # A buffer in GPU memory needs pydqn's CUDA kernels; without them it samples on the host
-        # and batches reach the GPU through pinned memory.
-        return replay_device(self.device, cpp_buffer=load_extension().WITH_CUDA, shared_by_threads=False)
 
     def _samples(self, batch: Batch, env: VecNormalize | None) -> ReplayBufferSamples:
         """A batch, on ``device`` already, in SB3's shapes."""
@@ -460,12 +483,26 @@ def _actions(value: Any, n_envs: int, valid: tuple[int, int]) -> np.ndarray:
     return array
 
 
+def _core_device(device: torch.device) -> torch.device:
+    """Where pydqn's buffer lives for batches wanted on ``device``: in GPU memory when pydqn has its
+    CUDA kernels, else on the host (batches then reach the GPU through pinned memory)."""
+    return replay_device(device, cpp_buffer=load_extension().WITH_CUDA, shared_by_threads=False)
+
+
 def _stack_axis_of(space: spaces.Space) -> int:
     """The axis SB3's VecFrameStack stacks along: the channels of an image, else the last."""
     shape = space.shape or (1,)
     if len(shape) == 3 and np.argmin(shape) == 0:
         return 0
     return len(shape) - 1
+
+
+def _as_array(value: Any) -> Any:
+    return value.numpy() if isinstance(value, torch.Tensor) else value
+
+
+def _as_tensor(value: Any) -> Any:
+    return torch.from_numpy(value) if isinstance(value, np.ndarray) else value
 
 
 def _torch_dtype(dtype: np.dtype) -> torch.dtype:

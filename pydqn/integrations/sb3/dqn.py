@@ -11,7 +11,7 @@ from gymnasium import spaces
 from stable_baselines3 import dqn
 
 from pydqn.integrations.sb3.buffer import ReplayBuffer
-from pydqn.integrations.sb3.prioritized import DEFAULTS, PrioritizedReplayBuffer
+from pydqn.integrations.sb3.prioritized import PrioritizedReplayBuffer, trainer_default
 from pydqn.replay import checks
 
 
@@ -32,16 +32,22 @@ class DQN(dqn.DQN):
     def __init__(
         self,
         *args: Any,
-        priority_beta: float = DEFAULTS.priority_beta,
-        priority_epsilon: float = DEFAULTS.priority_epsilon,
+        priority_beta: float = trainer_default("priority_beta"),
+        priority_epsilon: float = trainer_default("priority_epsilon"),
         **kwargs: Any,
     ) -> None:
         self.priority_beta = checks.check_fraction("priority_beta", priority_beta)
         self.priority_epsilon = checks.check_fraction("priority_epsilon", priority_epsilon)
+        if self.priority_epsilon == 0:
+            raise ValueError(
+                "priority_epsilon: expected a value in (0, 1] (a TD error of 0 needs a priority > 0), got 0"
+            )
         super().__init__(*args, **kwargs)
 
     def _setup_model(self) -> None:
-        if self.replay_buffer_class is None and not isinstance(self.observation_space, spaces.Dict):
+        if self.replay_buffer_class is None and isinstance(
+            self.observation_space, spaces.Box | spaces.Discrete
+        ):
             self.replay_buffer_class = ReplayBuffer
         if self.n_steps == 1 or not (
             self.replay_buffer_class is not None and issubclass(self.replay_buffer_class, ReplayBuffer)
@@ -69,10 +75,11 @@ class DQN(dqn.DQN):
         # its loss and its |TD error| fed back as its priority.
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
-        beta = self.priority_beta + (1.0 - self.priority_beta) * (1.0 - self._current_progress_remaining)
+        progress = 1.0 - self._current_progress_remaining
+        beta = min(1.0, self.priority_beta + (1.0 - self.priority_beta) * progress)
         losses = []
         for _ in range(gradient_steps):
-            replay_data = buffer.sample(batch_size, env=self._vec_normalize_env, beta=min(beta, 1.0))
+            replay_data = buffer.sample(batch_size, env=self._vec_normalize_env, beta=beta)
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
             with torch.no_grad():
                 next_q_values = self.q_net_target(replay_data.next_observations).max(dim=1).values

@@ -14,41 +14,42 @@ Two conventions reach ``ReplayBuffer.add``:
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import functools
+from typing import Any
 
 import numpy as np
 
 # A gymnasium vector env's infos hold each key's per-env values beside a "_key" mask of the envs
 # that reported it; these masks mark the envs whose episode ended at this step.
 END_MASKS = ("_final_obs", "_final_observation", "_episode", "_TimeLimit.truncated")
-# No truncation in any row (read-only: shared by the calls that have none).
-NO_FLAGS = np.zeros(256, dtype=bool)
-NO_FLAGS.flags.writeable = False
 # Where same-step vector envs (gymnasium 1.x, 0.29) leave an ended episode's final observation.
 FINAL_OBS = (("final_obs", "_final_obs"), ("final_observation", "_final_observation"))
 
 
-class EpisodeEnds(NamedTuple):
-    """Per env row: ``terminated`` (the rows SB3 samples as done: not bootstrapped) and
-    ``truncated`` (the other rows that end an episode); ``any``: whether a row ends one."""
-
-    terminated: np.ndarray
-    truncated: np.ndarray
-    any: bool
+# Per env row: terminated (the rows SB3 samples as done: not bootstrapped), truncated (the other
+# rows that end an episode), and awaiting_reset: the rows that ended without their final
+# observation in infos, as a NEXT_STEP vector env ends them (None: no such row; SB3's calls never
+# have one). A plain tuple: add() builds one per env step.
+EpisodeEnds = tuple[np.ndarray, np.ndarray, np.ndarray | None]
 
 
 def episode_ends(done: Any, infos: Any, n_envs: int, *, handle_timeout_termination: bool) -> EpisodeEnds:
     """The episode ends an ``add`` call's ``done`` and ``infos`` describe (see the module docs)."""
-    done = flags("done", done, n_envs)
+    done = per_env_flags("done", done, n_envs)
     if isinstance(infos, dict):
-        ended = done.copy()
+        ended, with_final = done.copy(), np.zeros(n_envs, dtype=bool)
         for key in END_MASKS:
             if key in infos:
-                mask = flags(f"infos[{key!r}]", infos[key], n_envs)
+                mask = per_env_flags(f"infos[{key!r}]", infos[key], n_envs)
                 if key == "_TimeLimit.truncated":
-                    mask &= flags("infos['TimeLimit.truncated']", infos["TimeLimit.truncated"], n_envs)
+                    mask = mask & per_env_flags(
+                        "infos['TimeLimit.truncated']", infos["TimeLimit.truncated"], n_envs
+                    )
                 ended |= mask
-        return EpisodeEnds(done, ended & ~done, bool(np.count_nonzero(ended)))
+                if any(key == final_mask for _, final_mask in FINAL_OBS):
+                    with_final |= mask
+        awaiting = ended & ~with_final
+        return done, ended & ~done, awaiting if awaiting.any() else None
     try:
         timeouts = [info.get("TimeLimit.truncated", False) for info in infos]
     except (AttributeError, TypeError):
@@ -58,13 +59,18 @@ def episode_ends(done: Any, infos: Any, n_envs: int, *, handle_timeout_terminati
             f"infos: expected a list of {n_envs} dicts, one per env (SB3), or a gymnasium vector "
             f"env's info dict (CleanRL), got {_describe(infos)}"
         )
-    any_ended = bool(np.count_nonzero(done))
-    if not (any_ended and handle_timeout_termination and any(timeouts)):
-        return EpisodeEnds(
-            done, NO_FLAGS[:n_envs] if n_envs <= len(NO_FLAGS) else np.zeros(n_envs, bool), any_ended
-        )
+    if not (handle_timeout_termination and any(timeouts)):
+        return done, no_flags(n_envs), None
     terminated = done & ~np.array(timeouts, dtype=bool)
-    return EpisodeEnds(terminated, done & ~terminated, any_ended)
+    return terminated, done & ~terminated, None
+
+
+@functools.cache
+def no_flags(n_envs: int) -> np.ndarray:
+    """n_envs False flags, read-only: shared by every call that truncates nothing."""
+    flags = np.zeros(n_envs, dtype=bool)
+    flags.flags.writeable = False
+    return flags
 
 
 def with_final_obs(next_obs: Any, infos: Any) -> Any:
@@ -77,7 +83,7 @@ def with_final_obs(next_obs: Any, infos: Any) -> Any:
     for key, mask_key in FINAL_OBS:
         if key not in infos or mask_key not in infos:
             continue
-        ended = np.flatnonzero(flags(f"infos[{mask_key!r}]", infos[mask_key], len(infos[mask_key])))
+        ended = np.flatnonzero(per_env_flags(f"infos[{mask_key!r}]", infos[mask_key], len(infos[mask_key])))
         if len(ended) == 0:
             return next_obs
         real = np.array(next_obs)
@@ -93,7 +99,7 @@ def with_final_obs(next_obs: Any, infos: Any) -> Any:
     return next_obs
 
 
-def flags(name: str, value: Any, n_envs: int) -> np.ndarray:
+def per_env_flags(name: str, value: Any, n_envs: int) -> np.ndarray:
     """``value`` as n_envs bools; refused unless each is 0 or 1 (or a bool)."""
     array = np.asarray(value)
     if array.shape != (n_envs,):
@@ -112,22 +118,22 @@ class AutoresetRows:
     next step only resets it, returning ``(final obs -> reset obs)`` with reward 0 and no flags.
     Such a row is no transition (its action was never taken), so the buffer drops it.
 
-    A row is taken for one when its env's previous row ended the episode, and it starts from that
-    row's ``next_obs`` bit for bit, with reward 0, neither terminated nor truncated. SB3's vector
-    envs and gymnasium's same-step mode start the next episode from the reset observation instead,
-    so none of their rows matches, unless an env's reset observation equals its final one and its
-    first step pays 0 (such a first step would be dropped, never stored wrong).
+    A row is taken for one when its env's previous row ended the episode without the final
+    observation in ``infos`` (`episode_ends`' awaiting_reset: SB3's vector envs and gymnasium's
+    same-step mode always give it, and start the next episode from the reset observation), and it
+    starts from that row's ``next_obs`` bit for bit, with reward 0, neither terminated nor
+    truncated. (An env whose reset observation equals its final one would have such a first step
+    dropped, never stored wrong.)
     """
 
     def __init__(self) -> None:
         self._final_obs: dict[int, np.ndarray] = {}  # env -> next_obs of its episode-ending row
 
-    def find(self, obs: Any, reward: Any, ends: EpisodeEnds) -> np.ndarray | None:
-        """Which rows are autoreset steps; None when no env's previous row ended an episode (most
-        calls)."""
+    def find(self, obs: Any, reward: Any, terminated: np.ndarray, truncated: np.ndarray) -> np.ndarray | None:
+        """Which rows are autoreset steps; None when no env awaits its reset (most calls)."""
         if not self._final_obs:
             return None
-        ended = ends.terminated | ends.truncated
+        ended = terminated | truncated
         obs, reward = np.asarray(obs), np.asarray(reward).reshape(-1)
         if len(obs) != len(ended) or len(reward) != len(ended):
             return None  # malformed: add()'s checks name it
@@ -136,14 +142,14 @@ class AutoresetRows:
             found[env] = reward[env] == 0 and not ended[env] and np.array_equal(obs[env], final)
         return found
 
-    def record(self, next_obs: Any, ends: EpisodeEnds, dropped: np.ndarray | None) -> None:
-        """Remembers the rows of a stored call that ended episodes."""
-        if not self._final_obs and not ends.any:
+    def record(self, next_obs: Any, awaiting_reset: np.ndarray | None, dropped: np.ndarray | None) -> None:
+        """Remembers the rows of a stored call whose envs now await their reset step."""
+        if awaiting_reset is None:
+            self._final_obs.clear()
             return
-        ended = ends.terminated | ends.truncated
         self._final_obs = {
             env: np.array(next_obs[env])
-            for env in np.flatnonzero(ended).tolist()
+            for env in np.flatnonzero(awaiting_reset).tolist()
             if dropped is None or not dropped[env]
         }
 

@@ -1,10 +1,12 @@
 """How an SB3 observation holds its stack of frames, and the shape pydqn's buffer stores it in.
 
 Frame stacking is what lets pydqn keep one frame per transition instead of two stacks, so the
-adapter must know it. A user may declare it (``frame_stack``, ``stack_axis``); otherwise it is read
-off the first transitions. Either way it is proven before anything is stored: a stack of k frames
-moves by one frame per step, so ``next_obs``'s first k-1 frames are ``obs``'s last k-1, and pydqn's
-buffer refuses any later row that breaks this. A wrong guess can therefore never store wrong data.
+adapter must know it. A user may declare it (``frame_stack``, ``stack_axis``); for image
+observations it is otherwise read off the first transitions (other observations are stored whole
+unless declared: they are small, and a few numbers can move on "by one frame" by chance). A stack
+of k frames moves by one frame per step, so ``next_obs``'s first k-1 frames are ``obs``'s last
+k-1; every stored row is checked for it by pydqn's buffer, which refuses a row that breaks it.
+A wrong guess can therefore stop a run with a clear error, but never store wrong data.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import torch
 from pydqn._extension import load_extension
 
 MAX_FRAMES: int = load_extension().LIMITS["frame_stack"]
+# Rows that must show a stacking before it is taken (each an unlikely coincidence for images).
+PROOF_ROWS = 2
 # Rows kept while the stacking is still undetermined (every frame so far equal to the others:
 # a static first screen); past this the buffer stores observations whole rather than hold more.
 UNDECIDED_BYTES = 64 * 2**20
@@ -106,10 +110,11 @@ class FrameLayout:
 class FrameStackDetector:
     """Decides an observation's `FrameLayout` from the rows it is shown.
 
-    Candidates are every (frames, axis) the observation's shape allows, or those the user
-    declared. A row that is not its ``obs`` moved on by one frame rules a candidate out; a row
-    that fits it and is `FrameLayout.informative` proves it. The layout is decided once exactly
-    one surviving candidate is proven, or none survives (the observation is stored whole).
+    Candidates are every (frames, axis) the observation's shape allows (if ``detect``), or those
+    the user declared. A row that is not its ``obs`` moved on by one frame rules a candidate out;
+    a row that fits it and is `FrameLayout.informative` supports it. The layout is decided once
+    exactly one surviving candidate has `PROOF_ROWS` such rows and no other has any, or once none
+    survives (the observation is stored whole).
     """
 
     def __init__(
@@ -119,6 +124,7 @@ class FrameStackDetector:
         frame_stack: int | None,
         stack_axis: str | None,
         default_axis: int,
+        detect: bool,
     ) -> None:
         self.obs_shape = tuple(int(d) for d in obs_shape)
         self.declared = frame_stack is not None
@@ -127,7 +133,7 @@ class FrameStackDetector:
         axes = [0] if last <= 0 else [0, last]
         if stack_axis is not None:
             axes = [0 if stack_axis == "first" else last]
-        if frame_stack == 1:
+        if frame_stack == 1 or (frame_stack is None and not detect):
             self.candidates: list[FrameLayout] = []
         else:
             self.candidates = [
@@ -142,7 +148,7 @@ class FrameStackDetector:
                 f"{self.obs_shape} (stacking axis size {sizes}); expected a divisor of the stacking "
                 f"axis' size, up to {MAX_FRAMES}"
             )
-        self._proven: set[FrameLayout] = set()
+        self._support: dict[FrameLayout, int] = {}
         self.layout: FrameLayout | None = None if self.candidates else FrameLayout(self.obs_shape)
 
     def observe(self, obs: np.ndarray, next_obs: np.ndarray) -> FrameLayout | None:
@@ -161,12 +167,14 @@ class FrameStackDetector:
                 "to detect it"
             )
         self.candidates = survivors
-        self._proven.update(c for c in survivors if c.informative(obs, next_obs).any())
+        for candidate in survivors:
+            rows = int(np.count_nonzero(candidate.informative(obs, next_obs)))
+            self._support[candidate] = self._support.get(candidate, 0) + rows
         if not survivors:
             self.layout = FrameLayout(self.obs_shape)
-        proven = [c for c in self.candidates if c in self._proven]
-        if len(proven) == 1:
-            self.layout = proven[0]
+        supported = [c for c in survivors if self._support.get(c, 0) > 0]
+        if len(supported) == 1 and self._support[supported[0]] >= PROOF_ROWS:
+            self.layout = supported[0]
         return self.layout
 
     def decide_now(self) -> FrameLayout:

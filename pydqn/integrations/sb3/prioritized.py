@@ -12,7 +12,10 @@ from pydqn.replay import checks
 from pydqn.replay.protocol import IntsLike, RealsLike
 from pydqn.training.config import TrainConfig
 
-DEFAULTS = TrainConfig()  # pydqn's trainer's alpha and starting beta
+
+def trainer_default(name: str) -> Any:
+    """The default of pydqn's trainer's setting ``name`` (its alpha, beta and epsilon are these')."""
+    return TrainConfig.__dataclass_fields__[name].default
 
 
 class PrioritizedReplayBufferSamples(NamedTuple):
@@ -45,8 +48,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     def __init__(
         self,
         *args: Any,
-        alpha: float = DEFAULTS.priority_alpha,
-        beta: float = DEFAULTS.priority_beta,
+        alpha: float = trainer_default("priority_alpha"),
+        beta: float = trainer_default("priority_beta"),
         **kwargs: Any,
     ) -> None:
         self.alpha = checks.check_fraction("alpha", alpha)

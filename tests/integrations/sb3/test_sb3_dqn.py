@@ -4,6 +4,7 @@ stores from the same calls, in at most 7.4 KB per transition."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -46,7 +47,7 @@ def pong() -> VecFrameStack:
     return VecFrameStack(env, 4)
 
 
-def oracle_rows(oracle: SB3ReplayBuffer) -> set:
+def oracle_rows(oracle: SB3ReplayBuffer) -> Counter:
     size = oracle.size()
     return rows_of(
         oracle.observations[:size].reshape(-1, *oracle.obs_shape),

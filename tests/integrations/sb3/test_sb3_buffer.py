@@ -4,6 +4,7 @@ prioritized sampling, frame-stack detection, episodes cut by a reset, and refuse
 from __future__ import annotations
 
 import pickle
+from collections import Counter
 import subprocess
 import sys
 import warnings
@@ -269,11 +270,6 @@ def test_discrete_observations_are_stored_as_sb3_stores_them() -> None:
 # ---- refused calls ----------------------------------------------------------------------------
 
 
-def good_call() -> tuple:
-    stream = atari_stream(n_envs=2)
-    return stream.step().sb3_args()
-
-
 @pytest.mark.parametrize(
     ("position", "value", "error", "match"),
     [
@@ -288,15 +284,23 @@ def good_call() -> tuple:
         (5, {"_final_obs": np.array([True])}, ValueError, r"infos\['_final_obs'\]: expected 2 flags"),
     ],
 )
+@pytest.mark.parametrize("frame_stack", [4, None], ids=["declared", "to be found"])
 def test_bad_add_arguments_are_refused_and_change_nothing(
-    position: int, value, error: type, match: str
+    position: int, value, error: type, match: str, frame_stack: int | None
 ) -> None:
-    ours = ReplayBuffer(100, ATARI, ACTIONS, "cpu", 2, frame_stack=4)
-    args = list(good_call())
+    ours = ReplayBuffer(100, ATARI, ACTIONS, "cpu", 2, frame_stack=frame_stack)
+    stream = atari_stream(n_envs=2)
+    first = stream.step().sb3_args()
+    ours.add(*first)
+    args = list(stream.step().sb3_args())
+    good = list(args)
     args[position] = value
+    before = (ours.size(), ours.pos, ours.nbytes)
     with pytest.raises(error, match=match):
         ours.add(*args)
-    assert (ours.size(), ours.pos, len(ours.pydqn_buffer)) == (0, 0, 0)
+    assert (ours.size(), ours.pos, ours.nbytes) == before
+    ours.add(*good)  # the call it refused was the next one: the episode goes on from there
+    assert len(ours.pydqn_buffer) == 4 and ours.frame_layout is not None and ours.frame_layout.frames == 4
 
 
 def test_without_stable_baselines3_the_import_names_the_extra() -> None:
@@ -372,3 +376,121 @@ def test_sb3_learns_twice_with_a_fresh_env_reset_between(tmp_path: Path) -> None
         buffer = model.replay_buffer
         assert isinstance(buffer, ReplayBuffer) and buffer.size() >= 600 // 2
         assert len(buffer.pydqn_buffer) == 2 * buffer.size()  # every row of both runs is stored
+
+
+# ---- autoreset rows ---------------------------------------------------------------------------
+
+
+def test_next_step_autoreset_rows_of_discrete_observations_are_dropped() -> None:
+    """gymnasium NEXT_STEP, 2 envs, Discrete observations: env 0 ends at t, env 1 at t+1."""
+    ours = ReplayBuffer(50, spaces.Discrete(16), spaces.Discrete(2), "cpu", 2)
+    calls = [  # obs, next_obs, terminated, ended (RecordEpisodeStatistics' _episode)
+        ([3, 7], [5, 8], [True, False], [True, False]),
+        ([5, 8], [0, 9], [False, True], [False, True]),  # env 0: its autoreset row (5 -> 0)
+        ([0, 9], [1, 0], [False, False], [False, False]),  # env 1: its autoreset row (9 -> 0)
+        ([1, 0], [2, 1], [False, False], [False, False]),
+    ]
+    for obs, next_obs, terminated, ended in calls:
+        infos = {"episode": {}, "_episode": np.array(ended)}
+        reward = np.where(np.array(obs) == np.array([5, 9]), 0.0, 1.0)  # the autoreset rows pay 0
+        ours.add(np.array(obs), np.array(next_obs), np.array([0, 1]), reward, np.array(terminated), infos)
+    got = ours.pydqn_buffer.get(torch.arange(len(ours.pydqn_buffer)))
+    stored = sorted(zip(got.obs[:, 0].tolist(), got.next_obs[:, 0].tolist(), strict=True))
+    assert stored == sorted([(3, 5), (7, 8), (8, 9), (0, 1), (0, 1), (1, 2)])  # no (5, 0), no (9, 0)
+
+
+def test_sb3s_rows_are_never_taken_for_autoreset_rows() -> None:
+    """SB3's vector envs reset in the same step: a first step from a reset state equal to the final
+    one, paying 0, is a real transition (FrozenLake truncated at its start)."""
+    ours = ReplayBuffer(50, spaces.Discrete(16), spaces.Discrete(2), "cpu", 1)
+    truncated = [{"TimeLimit.truncated": True}]
+    ours.add(np.array([1]), np.array([0]), np.array([0]), np.array([0.0]), np.array([True]), truncated)
+    ours.add(np.array([0]), np.array([4]), np.array([1]), np.array([0.0]), np.array([False]), [{}])
+    assert len(ours.pydqn_buffer) == 2
+
+
+def test_callers_infos_are_left_as_they_came() -> None:
+    ours = ReplayBuffer(50, spaces.Discrete(16), spaces.Discrete(2), "cpu", 2)
+    mask, limit = np.array([True, False]), np.array([False, False])
+    infos = {"_TimeLimit.truncated": mask, "TimeLimit.truncated": limit}
+    ours.add(
+        np.array([1, 2]), np.array([3, 4]), np.array([0, 1]), np.zeros(2), np.array([False, False]), infos
+    )
+    assert mask.tolist() == [True, False] and limit.tolist() == [False, False]
+
+
+@pytest.mark.parametrize(
+    ("infos", "truncated"),
+    [
+        (
+            {"final_observation": np.array([None, None]), "_final_observation": np.array([False, True])},
+            [0, 1],
+        ),
+        (
+            {"TimeLimit.truncated": np.array([True, True]), "_TimeLimit.truncated": np.array([True, False])},
+            [1, 0],
+        ),
+        ({"episode": {}, "_episode": np.array([True, True])}, [0, 1]),
+        ({}, [0, 0]),
+    ],
+    ids=["gymnasium 0.29 final_observation", "TimeLimit.truncated mask", "RecordEpisodeStatistics", "none"],
+)
+def test_cleanrl_episode_ends_are_read_from_each_kind_of_mask(infos: dict, truncated: list) -> None:
+    from pydqn.integrations.sb3.episodes import episode_ends
+
+    done = np.array([True, False])  # env 0 terminated: CleanRL's done
+    terminated, got, _ = episode_ends(done, infos, 2, handle_timeout_termination=False)
+    assert terminated.tolist() == [True, False]
+    assert got.tolist() == [bool(t) and not d for t, d in zip(truncated, done, strict=True)]
+
+
+def test_a_real_gymnasium_next_step_vector_env_stores_its_transitions_only() -> None:
+    """CleanRL's loop over gymnasium 1.x's default (NEXT_STEP) autoreset, 4-frame stacks, episodes
+    truncated at 20 steps: stored are the steps taken, never the autoreset steps."""
+
+    def make() -> gym.Env:
+        env = gym.make("CartPole-v1", max_episode_steps=20)
+        return gym.wrappers.FrameStackObservation(gym.wrappers.RecordEpisodeStatistics(env), 4)
+
+    envs = gym.vector.SyncVectorEnv([make, make])
+    ours = ReplayBuffer(
+        2000, envs.single_observation_space, envs.single_action_space, "cpu", 2, frame_stack=4
+    )
+    expected: Counter = Counter()
+    obs, _ = envs.reset(seed=0)
+    ended_before = np.zeros(2, dtype=bool)
+    for step in range(200):
+        actions = np.array([step % 2, (step // 3) % 2])
+        next_obs, rewards, terminations, truncations, infos = envs.step(actions)
+        ours.add(obs, next_obs, actions, rewards, terminations, infos)
+        for env in np.flatnonzero(~ended_before):
+            expected += rows_of(
+                obs[env][None], actions[env], next_obs[env][None], [terminations[env]], [rewards[env]]
+            )
+        ended_before = terminations | truncations
+        obs = next_obs
+    envs.close()
+    core, layout = ours.pydqn_buffer, ours.frame_layout
+    assert layout is not None
+    got = core.get(torch.arange(len(core)))
+    stored = rows_of(layout.from_buffer(got.obs), got.action, layout.from_buffer(got.next_obs),
+                     got.terminated.float(), got.reward)  # fmt: skip
+    assert stored == expected and sum(expected.values()) < 400  # the autoreset steps were left out
+
+
+# ---- an undecided layout ----------------------------------------------------------------------
+
+
+def test_pickling_and_reset_while_the_layout_is_undecided() -> None:
+    still = np.zeros((1, 4, 84, 84), dtype=np.uint8)
+    ours = ReplayBuffer(1000, ATARI, ACTIONS, "cpu", 1)
+    ours.add(still, still, np.array([1]), np.array([0.5]), np.array([False]), [{}])
+    restored = pickle.loads(pickle.dumps(ours))
+    assert restored.frame_layout is None and restored.nbytes == ours.nbytes
+    calls = atari_stream(n_envs=1, end_probability=0.0).calls(4)
+    for call in calls:
+        restored.add(*call.args())
+    assert restored.frame_layout is not None and restored.frame_layout.frames == 4
+    assert len(restored.pydqn_buffer) == 5
+    ours.reset()
+    assert (ours.size(), ours.nbytes, ours.frame_layout) == (0, 0, None)

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("stable_baselines3")
 pytestmark = pytest.mark.slow
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cleanrl_dqn_atari.py"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "cleanrl_dqn_atari.py"
 PYDQN_IMPORT = "from pydqn.integrations.sb3 import ReplayBuffer"
 SB3_IMPORT = "from stable_baselines3.common.buffers import ReplayBuffer"
 # 300 steps of 2 envs, 100 of them learning; episodes of 200 frames (50 steps) end by truncation.
