@@ -4,10 +4,10 @@ prioritized sampling, frame-stack detection, episodes cut by a reset, and refuse
 from __future__ import annotations
 
 import pickle
-from collections import Counter
 import subprocess
 import sys
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any, TypeVar
 
