@@ -4,6 +4,7 @@ The package is layered; each layer imports only those below it (tests/test_layer
 
     pydqn.cli, pydqn.bench      the command line and the benchmark workloads
     pydqn.integrations          drop-in replay for other libraries (sb3: Stable-Baselines3, CleanRL)
+    pydqn.distributed           Ape-X-style training's parts: experience chunks, the rate limiter
     pydqn.training              configuration, the trainers, evaluation
     pydqn.report                learning curves and videos
     pydqn.agent, pydqn.runs     models, acting, the learner; a run directory's files

@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"pydqn.agent", "pydqn.runs"},
     {"pydqn.report"},
     {"pydqn.training"},
-    {"pydqn.integrations"},
+    {"pydqn.integrations", "pydqn.distributed"},
     {"pydqn.bench"},
     {"pydqn.cli"},
     {"pydqn.__main__"},

@@ -79,7 +79,8 @@ class ReplayBuffer(buffers.ReplayBuffer):
 
     Args (pydqn's, through ``replay_buffer_kwargs``):
         frame_stack: frames each observation stacks; None (default) detects it from the first
-            transitions (see `pydqn.integrations.sb3.frames`), 1 stores observations whole.
+            transitions for image observations (others are stored whole unless declared; see
+            `pydqn.integrations.sb3.frames`), 1 stores observations whole.
             A declared or detected stacking that a later row contradicts is a ValueError naming
             ``frame_stack``: nothing wrong is ever stored.
         stack_axis: ``"first"`` or ``"last"``: the axis the frames are concatenated along
