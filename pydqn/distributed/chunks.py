@@ -19,6 +19,17 @@ from typing import Any
 import numpy as np
 
 
+# The per-row fields of a chunk, in add()'s order, and the dtypes they travel in.
+COLUMN_DTYPES = {
+    "env_ids": np.int32,
+    "action": np.int64,
+    "reward": np.float32,
+    "terminated": np.bool_,
+    "truncated": np.bool_,
+    "starts": np.bool_,
+}
+
+
 @dataclass(frozen=True)
 class ExperienceChunk:
     """Rows of consecutive ``add`` calls of one actor's env streams.
@@ -88,7 +99,8 @@ class ChunkWriter:
         """One call's rows, as `pydqn.ReplayBuffer.add` takes them (numpy arrays)."""
         envs = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, dtype=np.int64)
         obs, next_obs = self._rows("obs", obs, len(envs)), self._rows("next_obs", next_obs, len(envs))
-        ended = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
+        terminated, truncated = np.asarray(terminated, dtype=bool), np.asarray(truncated, dtype=bool)
+        ended = terminated | truncated
         frames: list[np.ndarray] = []
         starts = np.zeros(len(envs), dtype=bool)
         for row, env in enumerate(envs.tolist()):
@@ -106,10 +118,9 @@ class ChunkWriter:
         for row, env in enumerate(envs.tolist()):
             self._last_next_obs[env] = None if ended[row] else next_obs[row].copy()
         self._steps.append(len(envs))
-        self._env_ids.append(envs.astype(np.int32))
-        self._columns.append((np.asarray(action), np.asarray(reward), np.asarray(terminated, dtype=bool)))
-        self._truncated.append(np.asarray(truncated, dtype=bool))
-        self._starts.append(starts)
+        row_values = (envs, action, reward, terminated, truncated, starts)
+        for column, values in zip(self._columns.values(), row_values, strict=True):
+            column.append(np.asarray(values))
         self._frames.extend(frames)
 
     def take(self) -> ExperienceChunk:
@@ -117,12 +128,7 @@ class ChunkWriter:
         chunk = ExperienceChunk(
             frame_stack=self.frame_stack,
             steps=np.asarray(self._steps, dtype=np.int32),
-            env_ids=_joined(self._env_ids, np.int32),
-            action=_joined([c[0] for c in self._columns], np.int64),
-            reward=_joined([c[1] for c in self._columns], np.float32),
-            terminated=_joined([c[2] for c in self._columns], np.bool_),
-            truncated=_joined(self._truncated, np.bool_),
-            starts=_joined(self._starts, np.bool_),
+            **{name: _joined(parts, COLUMN_DTYPES[name]) for name, parts in self._columns.items()},
             frames=np.stack(self._frames) if self._frames else np.empty((0, *self._frame_shape), self.dtype),
         )
         self._clear()
@@ -154,10 +160,7 @@ class ChunkWriter:
 
     def _clear(self) -> None:
         self._steps: list[int] = []
-        self._env_ids: list[np.ndarray] = []
-        self._columns: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self._truncated: list[np.ndarray] = []
-        self._starts: list[np.ndarray] = []
+        self._columns: dict[str, list[np.ndarray]] = {name: [] for name in COLUMN_DTYPES}
         self._frames: list[np.ndarray] = []
 
 
