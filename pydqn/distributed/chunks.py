@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-
 # The per-row fields of a chunk, in add()'s order, and the dtypes they travel in.
 COLUMN_DTYPES = {
     "env_ids": np.int32,
