@@ -281,6 +281,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 COMPONENT_PRESETS = {"rainbow-lite"}
 
 
+def annealed_beta(start: float, progress: float) -> float:
+    """Prioritized replay's importance-sampling exponent at ``progress`` (0 to 1) through its
+    schedule: ``start`` (``priority_beta``) annealed linearly to 1, then held there."""
+    return start + (1.0 - start) * min(1.0, progress)
+
+
 def build_config(
     preset: str | Sequence[str] | None = None,
     overrides: dict[str, Any] | None = None,

@@ -40,7 +40,7 @@ from pydqn.runs import (
 from pydqn.runs.files import write_atomically
 from pydqn.settings import MAX_SEED
 from pydqn.training.components import make_buffer, make_learner, make_run_env
-from pydqn.training.config import TrainConfig, resumed_config, to_toml
+from pydqn.training.config import TrainConfig, annealed_beta, resumed_config, to_toml
 from pydqn.training.evaluate import play_episodes
 from pydqn.training.phase_clock import PhaseClock
 from pydqn.training.progress import Progress
@@ -237,8 +237,7 @@ class Trainer:
     def priority_beta(self, step: int) -> float:
         """Prioritized replay's importance-sampling exponent: priority_beta at step 0, annealed
         linearly to 1 at the schedule's end (``config.schedule_length``)."""
-        start = self.config.priority_beta
-        return start + (1.0 - start) * min(1.0, step / self.config.schedule_length)
+        return annealed_beta(self.config.priority_beta, step / self.config.schedule_length)
 
     def chores_due(self) -> bool:
         return (

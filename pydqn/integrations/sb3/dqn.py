@@ -13,6 +13,7 @@ from stable_baselines3 import dqn
 from pydqn.integrations.sb3.buffer import ReplayBuffer
 from pydqn.integrations.sb3.prioritized import PrioritizedReplayBuffer, trainer_default
 from pydqn.replay import checks
+from pydqn.training.config import annealed_beta
 
 
 class DQN(dqn.DQN):
@@ -75,8 +76,7 @@ class DQN(dqn.DQN):
         # its loss and its |TD error| fed back as its priority.
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
-        progress = 1.0 - self._current_progress_remaining
-        beta = min(1.0, self.priority_beta + (1.0 - self.priority_beta) * progress)
+        beta = annealed_beta(self.priority_beta, 1.0 - self._current_progress_remaining)
         losses = []
         for _ in range(gradient_steps):
             replay_data = buffer.sample(batch_size, env=self._vec_normalize_env, beta=beta)

@@ -117,7 +117,7 @@ def test_vec_normalize_normalizes_samples_as_sb3_does() -> None:
     rms.mean, rms.var = np.linspace(-1, 1, 12), np.linspace(0.5, 2, 12)
     env.observation_space = box
     env.ret_rms.var = np.array(4.0)
-    a, b = (filled(ReplayBuffer(500, box, spaces.Discrete(6), "cpu", 2, seed=3), stream, 0) for _ in range(2))
+    a, b = (ReplayBuffer(500, box, spaces.Discrete(6), "cpu", 2, seed=3) for _ in range(2))
     for call in stream.calls(50):
         a.add(*call.args())
         b.add(*call.args())
