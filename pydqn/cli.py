@@ -281,10 +281,10 @@ def version_line() -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from pydqn.distributed.run import make_trainer
     from pydqn.runs import RunLayout
     from pydqn.training.config import build_config, resumed_config, to_toml
     from pydqn.training.resume import read_resume_point
-    from pydqn.training.run import make_trainer
 
     overrides = setting_overrides(args)
     if args.resume is not None:

@@ -51,8 +51,9 @@ class RateLimiter:
             )
         self.samples_per_insert = float(samples_per_insert)
         self.min_size_to_sample = int(min_size_to_sample)
-        centre = self.samples_per_insert * self.min_size_to_sample
-        self.min_diff, self.max_diff = centre - error_buffer, centre + error_buffer
+        # The diff at which samples are exactly what the ratio asks for after the minimum size.
+        self.centre = self.samples_per_insert * self.min_size_to_sample
+        self.min_diff, self.max_diff = self.centre - error_buffer, self.centre + error_buffer
         self.inserted = 0
         self.sampled = 0
         self.insert_waits = 0.0  # seconds inserts spent waiting

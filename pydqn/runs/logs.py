@@ -43,16 +43,19 @@ class CsvLog:
 class RunLogs:
     """The files of a run directory that grow as it trains: ``episodes.csv``, ``metrics.csv``,
     ``evals.csv`` and, with ``tensorboard`` set and the package installed, the same scalars under
-    ``tensorboard/`` (against env steps)."""
+    ``tensorboard/`` (against env steps). ``metric_fields`` are metrics.csv's columns (a trainer
+    may log more than `METRIC_FIELDS`)."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool) -> None:
+    def __init__(
+        self, run_dir: Path, tensorboard: bool, metric_fields: tuple[str, ...] = METRIC_FIELDS
+    ) -> None:
         layout = RunLayout(run_dir)
         self._csv: dict[str, CsvLog] = {}
         self._board = None
         try:
             for kind, path, fields in (
                 ("episode", layout.episodes, EPISODE_FIELDS),
-                ("train", layout.metrics, METRIC_FIELDS),
+                ("train", layout.metrics, metric_fields),
                 ("eval", layout.evals, EVAL_FIELDS),
             ):
                 self._csv[kind] = CsvLog(path, fields)

@@ -22,15 +22,19 @@ def make_run_env(config: TrainConfig, num_envs: int, seed: int, **options: Any) 
     return make_env(config.env_id, num_envs, seed=seed, **options)
 
 
-def make_learner(config: TrainConfig, env: VectorEnv, device: torch.device | str) -> DQNLearner:
-    """The learner of ``config`` with a fresh Q-network for ``env``'s spaces, on ``device``."""
-    network = make_q_network(
+def make_network(config: TrainConfig, env: VectorEnv) -> torch.nn.Module:
+    """A fresh Q-network of ``config``'s architecture for ``env``'s spaces."""
+    return make_q_network(
         env.single_observation_space,
         env.single_action_space,
         dueling=config.dueling,
         hidden_sizes=config.hidden_sizes,
     )
-    return DQNLearner(network, config.learner, device)
+
+
+def make_learner(config: TrainConfig, env: VectorEnv, device: torch.device | str) -> DQNLearner:
+    """The learner of ``config`` with a fresh Q-network for ``env``'s spaces, on ``device``."""
+    return DQNLearner(make_network(config, env), config.learner, device)
 
 
 def make_buffer(config: TrainConfig, env: VectorEnv, device: torch.device) -> ReplayLike:
@@ -44,7 +48,7 @@ def make_buffer(config: TrainConfig, env: VectorEnv, device: torch.device) -> Re
         obs_shape=space.shape,
         obs_dtype=torch.from_numpy(np.zeros(0, space.dtype)).dtype,
         frame_stack=frame_stack,
-        num_envs=config.num_envs,
+        num_envs=config.replay_streams,
         seed=config.seed,
         n_step=config.n_step,
         gamma=config.learner.gamma,

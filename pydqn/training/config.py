@@ -27,8 +27,9 @@ from pydqn.settings import (
 
 RUN, REPLAY, EXPLORATION, NETWORK = "run", "replay", "exploration", "network"
 RECORDS, EVALUATION, ASYNC = "logs and checkpoints", "evaluation", "asynchronous training"
+DISTRIBUTED = "distributed training (Ape-X on Ray)"
 # The help's groups, in order (the learner's settings are LearnerConfig's "learning" group).
-GROUPS = (RUN, REPLAY, EXPLORATION, "learning", NETWORK, EVALUATION, RECORDS, ASYNC)
+GROUPS = (RUN, REPLAY, EXPLORATION, "learning", NETWORK, EVALUATION, RECORDS, ASYNC, DISTRIBUTED)
 MAX_THREADS = 1024
 
 
@@ -52,7 +53,9 @@ class TrainConfig:
     total_steps: int = setting(
         10_000_000, "env steps to train, summed over the envs", group=RUN, valid=POSITIVE, resumable=True
     )
-    num_envs: int = setting(8, "envs stepped together", group=RUN, valid=Range(1, 1024))
+    num_envs: int = setting(
+        8, "envs stepped together (without --actors; see envs_per_actor)", group=RUN, valid=Range(1, 1024)
+    )
     seed: int = setting(
         1,
         "seeds the envs, the networks and the replay buffer",
@@ -173,6 +176,65 @@ class TrainConfig:
         valid=POSITIVE,
         resumable=True,
     )
+    # Ape-X (Horgan et al. 2018; see pydqn.distributed): Ray actor processes step their envs with
+    # CPU copies of the online network and send experience in chunks to this process's learner.
+    actors: int = setting(
+        0,
+        "Ray actor processes stepping envs (Ape-X); 0: act in this process",
+        group=DISTRIBUTED,
+        valid=Range(0, 1024),
+    )
+    envs_per_actor: int = setting(
+        4, "envs each actor steps together", group=DISTRIBUTED, valid=Range(1, 1024)
+    )
+    actor_exploration: Literal["apex", "schedule"] = setting(
+        "apex",
+        "apex: actor i explores at actor_epsilon^(1 + actor_epsilon_alpha * i / (actors - 1)); "
+        "schedule: every actor follows the epsilon schedule",
+        group=DISTRIBUTED,
+    )
+    actor_epsilon: float = setting(0.4, "Ape-X's base exploration rate", group=DISTRIBUTED, valid=UNIT)
+    actor_epsilon_alpha: float = setting(
+        7.0,
+        "how fast Ape-X's exploration rates fall across actors",
+        group=DISTRIBUTED,
+        valid=Range(0.0, 100.0),
+    )
+    chunk_steps: int = setting(
+        50,
+        "env steps per env in each chunk of experience an actor sends",
+        group=DISTRIBUTED,
+        valid=Range(1, 100_000),
+        resumable=True,
+    )
+    # The rate limiter's samples per insert is batch_size / train_frequency, the sync trainer's ratio.
+    rate_error_buffer: int = setting(
+        0,
+        "samples the replay ratio may stray either way; 0: two chunks' worth",
+        group=DISTRIBUTED,
+        valid=NON_NEGATIVE,
+        resumable=True,
+    )
+    actor_max_restarts: int = setting(
+        3,
+        "restarts of a failed actor before the run stops",
+        group=DISTRIBUTED,
+        valid=Range(0, 10_000),
+        resumable=True,
+    )
+    ray_address: str = setting(
+        "",
+        "auto or HOST:PORT: join that Ray cluster; empty: start a local one",
+        group=DISTRIBUTED,
+        resumable=True,
+    )
+    ray_num_cpus: int = setting(
+        0,
+        "CPUs of the local Ray cluster (one per actor); 0: the machine's",
+        group=DISTRIBUTED,
+        valid=Range(0, 65_536),
+        resumable=True,
+    )
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     dueling: bool = setting(False, "dueling heads (value + advantage)", group=NETWORK)
     hidden_sizes: tuple[int, ...] = setting(
@@ -193,6 +255,23 @@ class TrainConfig:
                 "asynchronous: the actor and learner threads share the buffer, which "
                 "needs replay = 'cpp' (PyReplayBuffer is not thread-safe)"
             )
+        if self.actors and self.replay != "cpp":
+            raise SettingError(
+                "actors: the learner ingests and samples on two threads, which needs replay = 'cpp'"
+            )
+        if self.actors and self.asynchronous:
+            raise SettingError("asynchronous: --async and --actors are two trainers; choose one")
+        if self.ray_address and not self.actors:
+            raise SettingError("ray_address: joins a Ray cluster for --actors N; give --actors too")
+        if self.ray_address and self.ray_num_cpus:
+            raise SettingError(
+                "ray_num_cpus: sizes a local Ray cluster; a joined one (ray_address) has its own"
+            )
+        if self.rate_error_buffer and self.rate_error_buffer < self.least_error_buffer:
+            raise SettingError(
+                f"rate_error_buffer: expected at least {self.least_error_buffer:g} (one chunk of "
+                f"{self.chunk_rows} rows is worth that many samples), or 0, got {self.rate_error_buffer}"
+            )
         if self.save_buffer and self.replay != "cpp":
             raise SettingError("save_buffer: saving the buffer needs replay = 'cpp'")
         if self.learning_starts < self.batch_size:
@@ -204,6 +283,31 @@ class TrainConfig:
                 f"batch_size: expected at most buffer_size={self.buffer_size}, got {self.batch_size}"
             )
         return self
+
+    @property
+    def replay_streams(self) -> int:
+        """Env streams the replay buffer keeps: ``num_envs``, or every actor's envs with ``actors``."""
+        return self.actors * self.envs_per_actor if self.actors else self.num_envs
+
+    @property
+    def samples_per_insert(self) -> float:
+        """Transitions sampled per transition stored: the replay ratio ``train_frequency`` sets."""
+        return self.batch_size / self.train_frequency
+
+    @property
+    def chunk_rows(self) -> int:
+        """Transitions in an actor's full chunk."""
+        return self.chunk_steps * self.envs_per_actor
+
+    @property
+    def least_error_buffer(self) -> float:
+        """The smallest error buffer that lets a whole chunk in and a whole batch out."""
+        return max(self.samples_per_insert * self.chunk_rows, float(self.batch_size))
+
+    @property
+    def error_buffer(self) -> float:
+        """How far the replay ratio may stray, in samples (``rate_error_buffer``, 0: two chunks')."""
+        return float(self.rate_error_buffer) or 2 * self.least_error_buffer
 
     @property
     def schedule_length(self) -> int:

@@ -38,9 +38,10 @@ class Progress:
     def mean_return(self) -> float:
         return sum(self.returns) / len(self.returns) if self.returns else float("nan")
 
-    def update(self, step: int, updates: int, epsilon: float, force: bool = False) -> None:
+    def update(self, step: int, updates: int, epsilon: float, force: bool = False, detail: str = "") -> None:
         """Redraw the line if ``interval`` has passed; ``force`` draws the final line, whose rates
-        are the averages over the whole call."""
+        are the averages over the whole call. ``detail`` goes before the time (a trainer's own
+        figures)."""
         now = time.perf_counter()
         if not force and now - self._last_draw < self.interval:
             return
@@ -58,6 +59,7 @@ class Progress:
             f"step {step:,}/{self.total_steps:,} | {self.fps:,.0f} frames/s | "
             f"{self.updates_per_s:,.0f} updates/s | return(100) {returns} | "
             f"eps {epsilon:.3f} | "
+            + (f"{detail} | " if detail else "")
             + (f"{_duration(now - self._start)} elapsed" if force else f"ETA {_duration(eta)}")
         )
         end = "\r" if self.stream.isatty() and not force else "\n"

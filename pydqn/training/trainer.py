@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from gymnasium.vector import VectorEnv
 
 from pydqn.agent.placement import replay_device
 from pydqn.agent.policy import LinearEpsilon, epsilon_greedy
@@ -38,6 +39,7 @@ from pydqn.runs import (
     save_checkpoint,
 )
 from pydqn.runs.files import write_atomically
+from pydqn.runs.logs import METRIC_FIELDS
 from pydqn.settings import MAX_SEED
 from pydqn.training.components import make_buffer, make_learner, make_run_env
 from pydqn.training.config import TrainConfig, annealed_beta, resumed_config, to_toml
@@ -117,9 +119,9 @@ class Trainer:
             if point is not None:
                 point.check_unchanged()
             write_atomically(self.layout.config, lambda file: file.write(to_toml(config).encode()), "config")
-            self.logs = RunLogs(self.run_dir, config.tensorboard)
+            self.logs = RunLogs(self.run_dir, config.tensorboard, self.metric_fields())
         except BaseException:
-            self._close_envs()
+            self._close_resources()
             if self._claim is not None:
                 self._claim.abandon()
             raise
@@ -133,7 +135,7 @@ class Trainer:
         """The envs, learner and buffer of ``config``, restored from ``point`` when resuming."""
         torch.set_num_threads(torch_threads(config.torch_threads))
         torch.manual_seed(config.seed)
-        self.env = make_run_env(config, config.num_envs, config.seed)
+        self.env = self.make_env(self.local_envs, config.seed)
         self.learner = make_learner(config, self.env, self.device)
         self.buffer = make_buffer(
             config,
@@ -154,10 +156,19 @@ class Trainer:
             config.epsilon_start, config.epsilon_end, config.epsilon_fraction, config.schedule_length
         )
         self.eval_env = (
-            make_run_env(config, min(config.eval_episodes, 8), config.seed + 1_000_003)
+            self.make_env(min(config.eval_episodes, 8), config.seed + 1_000_003)
             if config.eval_interval
             else None
         )
+
+    @property
+    def local_envs(self) -> int:
+        """Envs this process steps for training (the Ape-X trainer's actors step theirs)."""
+        return self.config.num_envs
+
+    def make_env(self, num_envs: int, seed: int) -> VectorEnv:
+        """``num_envs`` envs of the run's env id, for training or evaluation."""
+        return make_run_env(self.config, num_envs, seed)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """The epsilon-greedy actions for a batch of observations, at the current step's epsilon."""
@@ -260,22 +271,25 @@ class Trainer:
             self._evaluate()
 
     def _begin(self) -> None:
-        """Start new episodes (env state is not checkpointed: a resumed run starts new episodes,
-        seeded by its step) and the interval counters."""
+        """Start new episodes and the interval counters."""
         config = self.config
         self.progress = Progress(
             config.total_steps, self.step, frames_per_step(config.env_id), start_updates=self.learner.updates
         )
         self.started = time.perf_counter()
-        # A resumed run's first episodes are seeded by its step, wrapped to the seeds envs accept.
-        obs, _ = self.env.reset(seed=(config.seed + self.step) % MAX_SEED)
-        self.rows = TransitionFilter(config.num_envs)
-        self.rows.reset(obs)
+        self._start_episodes()
         self.metrics = {}
         self.next_log = self.step + config.log_interval
         self.next_checkpoint = self.step + config.checkpoint_interval
         self.next_eval = self.step + config.eval_interval
         self._last_log = (self.started, self.step, self.learner.updates)
+
+    def _start_episodes(self) -> None:
+        """Reset the envs (env state is not checkpointed: a resumed run starts new episodes, seeded
+        by its step, wrapped to the seeds envs accept)."""
+        obs, _ = self.env.reset(seed=(self.config.seed + self.step) % MAX_SEED)
+        self.rows = TransitionFilter(self.config.num_envs)
+        self.rows.reset(obs)
 
     def _result(
         self,
@@ -332,11 +346,12 @@ class Trainer:
         try:
             self.logs.close()
         finally:
-            self._close_envs()
+            self._close_resources()
             assert self._claim is not None
             self._claim.release()
 
-    def _close_envs(self) -> None:
+    def _close_resources(self) -> None:
+        """Close what `_build` opened (envs), whether or not the run started."""
         for env in (getattr(self, "env", None), getattr(self, "eval_env", None)):
             if env is not None:  # None: not built (a refused start) or no evaluations
                 env.close()
@@ -372,13 +387,20 @@ class Trainer:
                     f"{self.step}; refilling the buffer instead"
                 )
 
+    def metric_fields(self) -> tuple[str, ...]:
+        """The columns of metrics.csv (`_metric_row`'s keys)."""
+        return METRIC_FIELDS
+
     def _log_metrics(self) -> None:
+        self.logs.metrics(**self._metric_row())
+
+    def _metric_row(self) -> dict[str, float]:
         """A metrics row; its rates are over the time since the previous row."""
         metrics, now = self.metrics, time.perf_counter()
         last_time, last_step, last_updates = self._last_log
         elapsed = max(now - last_time, 1e-9)
         self._last_log = (now, self.step, self.learner.updates)
-        self.logs.metrics(
+        return dict(
             step=self.step,
             updates=self.learner.updates,
             loss=float(metrics["loss"]) if metrics else float("nan"),
