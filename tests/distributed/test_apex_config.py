@@ -1,5 +1,7 @@
 """The Ape-X settings: what goes together, the rate limiter's figures, each actor's epsilon."""
 
+import itertools
+
 import pytest
 
 from pydqn.distributed.exploration import ActorExploration, apex_epsilon
@@ -40,7 +42,7 @@ def test_the_replay_ratio_and_error_buffer_follow_the_sync_trainers_settings():
 def test_apex_epsilons_spread_from_base_to_base_to_the_one_plus_alpha():
     rates = [apex_epsilon(i, 8, 0.4, 7.0) for i in range(8)]
     assert rates[0] == pytest.approx(0.4) and rates[-1] == pytest.approx(0.4**8)
-    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(rates))
     assert rates[3] == pytest.approx(0.4 ** (1 + 7.0 * 3 / 7))
     assert apex_epsilon(0, 1, 0.4, 7.0) == 0.4
 
