@@ -18,6 +18,7 @@ from pydqn.bench.actors import (
     make_actor_chunks,
     run_ingest_bench,
 )
+from pydqn.bench.fleet import format_fleet_table, run_fleet_bench
 from pydqn.bench.replay import FRAME_SHAPE
 
 ACTORS, ENVS_PER_ACTOR, CHUNK_STEPS, CHUNKS = 4, 4, 50, 2
@@ -83,7 +84,19 @@ def test_the_bench_report(benchmark):
     assert figures.transitions_per_batch == ACTORS * ENVS_PER_ACTOR * CHUNK_STEPS * CHUNKS
     assert figures.transitions_per_s > 0
     assert figures.wire_bytes_per_transition < figures.stack_pair_bytes_per_transition / 6
-    per_actor = figures.per_actor_transitions_per_s
-    assert figures.actors_fed == pytest.approx(figures.transitions_per_s / per_actor)
     table = format_ingest_table(figures)
-    assert "transitions/s" in table and "actors fed" in table
+    assert "ingest ceiling" in table and "transitions/s" in table
+
+
+def test_the_fleet_report_measures_actors_through_the_trainer(benchmark):
+    """`pydqn bench --actors`' actor figures: a CartPole actor through ApexTrainer and Ray."""
+    pytest.importorskip("ray")
+    benchmark.group = "pydqn bench --actors, actors' frames/s (one run)"
+    figures = benchmark.pedantic(
+        run_fleet_bench, args=("CartPole-v1", [1], 3_000, 1), kwargs=dict(ray_num_cpus=1), rounds=1
+    )
+    assert [f.actors for f in figures] == [1]
+    assert figures[0].frames_per_s > 0 and figures[0].transitions_per_s_per_actor > 0
+    assert 16 <= figures[0].bytes_per_transition < 100  # one 4-float frame and the scalars
+    table = format_fleet_table("CartPole-v1", figures, ingest_ceiling=50_000.0)
+    assert "actors one learner feeds" in table

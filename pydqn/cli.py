@@ -197,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--prioritized: prioritized sample and update_priorities against the Python "
         "segment trees and against uniform sampling. With --sample-device: batches "
         "delivered on a device by each buffer. With --sb3: pydqn's Stable-Baselines3 drop-in "
-        "against SB3's own ReplayBuffer, then SB3's DQN.learn with each.",
+        "against SB3's own ReplayBuffer, then SB3's DQN.learn with each. With --actors: the "
+        "Ape-X learner's ingest ceiling and the actors' frames/s.",
     )
     bench.add_argument(
         "--capacity",
@@ -230,6 +231,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="benchmark pydqn.integrations.sb3.ReplayBuffer against SB3's ReplayBuffer (plain and "
         "optimize_memory_usage; about 9 GB at the default capacity), then SB3's DQN.learn on --env "
         "with each for --steps env steps after --learning-starts, --num-envs envs",
+    )
+    bench.add_argument(
+        "--actors",
+        type=positive_int,
+        nargs="*",
+        metavar="N",
+        help="benchmark Ape-X: the learner's ingest ceiling from actors' chunks at Atari shapes "
+        "(bytes per transition on the wire against (obs, next_obs) stacks), then --env's frames/s "
+        "with N actors (default: 1 2) of --envs-per-actor envs, --steps env steps each, no learning, "
+        "and how many such actors the ceiling feeds (needs the ray extra)",
+    )
+    bench.add_argument(
+        "--envs-per-actor", type=positive_int, default=4, help="with --actors: envs per actor (default: 4)"
     )
     loop = bench.add_argument_group("--train: the training loop")
     loop.add_argument("--train", action="store_true", help="benchmark the training loop")
@@ -387,6 +401,14 @@ def run_bench(args: argparse.Namespace) -> int:
             args.env, args.steps, args.learning_starts, args.num_envs, args.device, args.torch_threads
         )
         print(format_train_table(config, rows, torch.get_num_threads()))
+    elif args.actors is not None:
+        from pydqn.bench.actors import format_ingest_table, run_ingest_bench
+        from pydqn.bench.fleet import format_fleet_table, run_fleet_bench
+
+        ingest = run_ingest_bench(capacity=args.capacity or 100_000)
+        print(format_ingest_table(ingest), flush=True)
+        fleet = run_fleet_bench(args.env, args.actors or [1, 2], args.steps, args.envs_per_actor)
+        print(format_fleet_table(args.env, fleet, ingest.transitions_per_s))
     elif args.sb3:
         from pydqn.bench.sb3 import format_sb3_table, run_learn_bench, run_sb3_bench
 

@@ -4,10 +4,11 @@ can take in from Ape-X actors' experience chunks, and so how many actors it can 
 Each actor steps ``envs_per_actor`` Atari-shaped env streams ((4, 84, 84) uint8 stacks of random
 frames; episodes end now and then, terminated or truncated) and writes every vector step into a
 `ChunkWriter`, as an actor does. Its chunks are pickled (protocol 5, as Ray serializes numpy
-arrays; Ray's out-of-band buffers carry the same bytes) before anything is timed. What is timed is the learner's work per chunk:
-unpickle it, rebuild its ``add`` calls with the actor's `ChunkReader`, and add them to a
-`pydqn.ReplayBuffer` holding every actor's streams. The same chunks' rows are also pickled as
-whole (obs, next_obs) stacks, the wire a chunk replaces, to compare the bytes.
+arrays; Ray's out-of-band buffers carry the same bytes) before anything is timed. What is timed
+is the learner's work per chunk: unpickle it, rebuild its ``add`` calls with the actor's
+`ChunkReader`, and add them to a `pydqn.ReplayBuffer` holding every actor's streams. The same
+chunks' rows are also pickled as whole (obs, next_obs) stacks, the wire a chunk replaces, to
+compare the bytes.
 """
 
 from __future__ import annotations
@@ -27,13 +28,6 @@ from pydqn.bench.replay import FRAME_SHAPE, FRAME_STACK, OBS_SHAPE
 from pydqn.distributed.chunks import ChunkReader, ChunkWriter, ExperienceChunk
 from pydqn.replay.buffer import ReplayBuffer
 
-# What one actor (one CPU, 4 Pong envs) produces, estimated for the 2-core CPU of the README's
-# figures, not measured end to end: per vector step, the Nature CNN's forward pass over 4 stacks
-# on one thread (1.5 ms, measured), 4 env steps at 0.51 ms each (`pydqn bench --train`: env 3.2%
-# of the loop at 249 frames/s, 8 envs) and ChunkWriter.add (0.08 ms, measured): ~3.7 ms for 4
-# transitions, ~1,100/s, rounded down for epsilon-greedy and Ray. Pass a measured rate instead.
-PER_ACTOR_TRANSITIONS_PER_S = 1_000.0
-PER_ACTOR_NOTE = "estimated per actor, not measured"
 STAGES = ("unpickle", "rebuild", "add")  # the learner's work per chunk, in order
 
 
@@ -184,6 +178,8 @@ class LearnerIngest:
 def actors_fed(ceiling_transitions_per_s: float, per_actor_transitions_per_s: float) -> float:
     """How many actors, each producing ``per_actor_transitions_per_s``, one learner ingesting at
     ``ceiling_transitions_per_s`` keeps up with (before it spends any time learning)."""
+    if per_actor_transitions_per_s <= 0:
+        return float("inf")
     return ceiling_transitions_per_s / per_actor_transitions_per_s
 
 
@@ -203,12 +199,6 @@ class IngestFigures:
     wire_bytes_per_transition: float  # pickled chunks
     stack_pair_bytes_per_transition: float  # the same rows pickled as whole (obs, next_obs) stacks
     stage_us_per_transition: dict[str, float]  # by STAGES, medians of a separately timed ingest
-    per_actor_transitions_per_s: float
-    per_actor_note: str
-
-    @property
-    def actors_fed(self) -> float:
-        return actors_fed(self.transitions_per_s, self.per_actor_transitions_per_s)
 
 
 def run_ingest_bench(
@@ -219,8 +209,6 @@ def run_ingest_bench(
     chunks: int = 8,
     seed: int = 0,
     repeats: int = 15,
-    per_actor_transitions_per_s: float = PER_ACTOR_TRANSITIONS_PER_S,
-    per_actor_note: str = PER_ACTOR_NOTE,
     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
 ) -> IngestFigures:
     """Make and pickle ``chunks`` chunks per actor (not timed), fill the learner's buffer to
@@ -263,8 +251,6 @@ def run_ingest_bench(
         stage_us_per_transition={
             stage: statistics.median(s[stage] for s in stages) / rows * 1e6 for stage in STAGES
         },
-        per_actor_transitions_per_s=per_actor_transitions_per_s,
-        per_actor_note=per_actor_note,
     )
 
 
@@ -284,7 +270,5 @@ def format_ingest_table(figures: IngestFigures) -> str:
         f"{'wire, chunks (one frame per transition)':<46}{f.wire_bytes_per_transition:>12,.0f} B/transition",
         f"{'wire, whole (obs, next_obs) stacks':<46}{f.stack_pair_bytes_per_transition:>12,.0f} B/transition"
         f"  ({f.stack_pair_bytes_per_transition / f.wire_bytes_per_transition:.1f}x the chunks)",
-        f"{'actors fed':<46}{f.actors_fed:>12,.1f} at {f.per_actor_transitions_per_s:,.0f} "
-        f"transitions/s per actor ({f.per_actor_note})",
     ]
     return "\n".join(lines)

@@ -49,6 +49,12 @@ from pydqn.training.progress import Progress
 from pydqn.training.resume import ResumePoint, load_learner, read_resume_point
 
 
+def _next_due(due: int, interval: int, step: int) -> int:
+    """The first of ``due``, ``due + interval``, ... past ``step``: a chore that fell behind (a
+    trainer whose step moves in chunks) runs once, not once per interval missed."""
+    return due + (max(0, step - due) // interval + 1) * interval
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -87,6 +93,10 @@ class Trainer:
     # Whether acting and learning use the buffer from two threads at once (see
     # pydqn.agent.placement: such a buffer stays on the host).
     shares_buffer_between_threads = False
+    # The env steps at which the next metrics row, checkpoint and evaluation are due (see _begin).
+    next_log: int
+    next_checkpoint: int
+    next_eval: int
 
     def __init__(
         self,
@@ -261,13 +271,13 @@ class Trainer:
         """Log training metrics, checkpoint and evaluate, each when its interval is due."""
         config = self.config
         if self.step >= self.next_log:
-            self.next_log += config.log_interval
+            self.next_log = _next_due(self.next_log, config.log_interval, self.step)
             self._log_metrics()
         if self.step >= self.next_checkpoint:
-            self.next_checkpoint += config.checkpoint_interval
+            self.next_checkpoint = _next_due(self.next_checkpoint, config.checkpoint_interval, self.step)
             self.save()
         if self.eval_env is not None and self.step >= self.next_eval:
-            self.next_eval += config.eval_interval
+            self.next_eval = _next_due(self.next_eval, config.eval_interval, self.step)
             self._evaluate()
 
     def _begin(self) -> None:
