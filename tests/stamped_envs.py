@@ -66,6 +66,10 @@ class StampedEnvs(VectorEnv):
         self.ended = np.zeros(num_envs, dtype=bool)
 
     def reset(self, seed: int | None = None, options: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
+        # Episodes numbered from the reset's seed: a restarted actor (reset at another step)
+        # stamps other episodes than the process it replaced, so a transition stitched across
+        # the two would show.
+        self.episode[:] = 2 * ((seed or 0) % 100)
         for env in range(self.num_envs):
             self._start(env)
         self.ended[:] = False

@@ -22,7 +22,7 @@ from pydqn.distributed.chunks import ChunkWriter, ExperienceChunk
 from pydqn.distributed.exploration import ActorExploration
 from pydqn.envs import EPISODE_DONE, EPISODE_LENGTH, EPISODE_RETURN, TransitionFilter, num_actions
 from pydqn.settings import MAX_SEED
-from pydqn.training.components import make_network, make_run_env
+from pydqn.training.components import frame_stack_of, make_network, make_run_env
 from pydqn.training.config import TrainConfig
 
 # (num_envs, seed) -> the envs: a custom env for the Python API; default: the run's env id.
@@ -61,9 +61,8 @@ class ExperienceActor:
         self.exploration = ActorExploration(config, actor)
         space = self.env.single_observation_space
         assert space.shape is not None and space.dtype is not None
-        frame_stack = space.shape[0] if len(space.shape) == 3 else 1
-        self.writer = ChunkWriter(config.envs_per_actor, space.shape, space.dtype, frame_stack)
-        self.rows: TransitionFilter | None = None  # episodes start at the first collect
+        self.writer = ChunkWriter(config.envs_per_actor, space.shape, space.dtype, frame_stack_of(space))
+        self.rows: TransitionFilter | None = None  # episodes start at the next collect
         self.rng = np.random.default_rng(self._seed)
 
     def collect(self, step: int, weights: dict[str, Any] | None, weights_version: int) -> ActorReport:
@@ -74,8 +73,22 @@ class ExperienceActor:
         if weights is not None:
             self.network.load_state_dict(weights)
             self.weights_version = weights_version
+        try:
+            return self._collect(step, started)
+        except BaseException:
+            # The learner drops this call's rows and ends its streams' episodes: start new ones,
+            # should this process be asked again before Ray replaces it.
+            self.writer.take()
+            self.writer.end_episodes()
+            self.rows = None
+            raise
+
+    def _collect(self, step: int, started: float) -> ActorReport:
         if self.rows is None:
-            obs, _ = self.env.reset(seed=(self._seed + step) % MAX_SEED)
+            # Seeded by the run's step: a restarted actor (or a resumed run) plays new episodes.
+            seed = (self._seed + step) % MAX_SEED
+            obs, _ = self.env.reset(seed=seed)
+            self.rng = np.random.default_rng([self._seed, step])
             self.rows = TransitionFilter(self.config.envs_per_actor)
             self.rows.reset(obs)
         epsilon = self.exploration(step)

@@ -44,6 +44,7 @@ from pydqn.training.resume import ResumePoint
 from pydqn.training.trainer import Trainer, TrainResult
 
 POLL_SECONDS = 0.25  # how often waiting threads look at the stop flag
+ACTORS_PLACED_SECONDS = 300.0  # for every actor to start (a busy cluster's CPUs may never free up)
 
 # metrics.csv's columns after the trainers' common ones (then fps_actor0, fps_actor1, ...).
 APEX_METRICS = (
@@ -126,13 +127,14 @@ class ApexTrainer(Trainer):
         self.ingested = self.bytes_received = 0
         self.actor_steps = [0] * config.actors
         self._window = (time.perf_counter(), 0, 0, [0] * config.actors)
-        self.fleet = fleet = ActorFleet(self.cluster.ray, config, self.env_factory)
-        interrupted = False
+        interrupted, started_at = False, (self.step, self.learner.updates)
         threads = [
             threading.Thread(target=self._guarded, args=(loop,), name=f"pydqn-{name}", daemon=True)
             for name, loop in (("ingest", self._ingest_loop), ("learner", self._learner_loop))
         ]
         try:
+            self.fleet = fleet = ActorFleet(self.cluster.ray, config, self.env_factory)
+            fleet.wait_until_placed(ACTORS_PLACED_SECONDS)
             fleet.publish(self.learner.online)
             self._requested = self.step
             for actor in range(config.actors):
@@ -140,7 +142,7 @@ class ApexTrainer(Trainer):
             for thread in threads:
                 thread.start()
             while any(thread.is_alive() for thread in threads):
-                threads[0].join(POLL_SECONDS)
+                next(thread for thread in threads if thread.is_alive()).join(POLL_SECONDS)
                 self.progress.update(
                     self.step, self.learner.updates, self.epsilon(self.step), detail=self._live_detail()
                 )
@@ -165,7 +167,7 @@ class ApexTrainer(Trainer):
             phase: self.ingest_clock.seconds[phase] + self.learner_clock.seconds[phase]
             for phase in self.clock.seconds
         }
-        return self._result(interrupted, seconds, self._wall_time(), None)
+        return self._result(interrupted, seconds, self._wall_time(), started_at)
 
     def _request(self, actor: int) -> None:
         """Ask ``actor`` for a chunk, while the chunks asked for fall short of ``total_steps``."""
@@ -199,7 +201,7 @@ class ApexTrainer(Trainer):
         report = delivery.report
         chunk = report.chunk
         try:
-            while chunk.rows and not self.limiter.insert(chunk.rows, timeout=POLL_SECONDS):
+            while chunk.rows and not self.limiter.wait_to_insert(chunk.rows, timeout=POLL_SECONDS):
                 if self._stop.is_set():
                     return False
         except RateLimiterClosed:
@@ -216,6 +218,8 @@ class ApexTrainer(Trainer):
             self.actor_steps[report.actor] += report.env_steps
             self.ingested += chunk.rows
             self.bytes_received += chunk.nbytes
+            if chunk.rows:
+                self.limiter.inserted_now(chunk.rows)  # stored: the learner may sample them
             for episode_return, length in zip(
                 report.episode_returns.tolist(), report.episode_lengths.tolist(), strict=True
             ):
@@ -271,6 +275,7 @@ class ApexTrainer(Trainer):
     def _halt(self, threads: list[threading.Thread]) -> None:
         self._stop.set()
         self.limiter.close()
+        self.gate.open_for_good()
         for thread in threads:
             if thread.ident is not None:  # started
                 thread.join()

@@ -12,6 +12,7 @@ actor raise `ActorFailed`.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -22,8 +23,8 @@ from pydqn.distributed.actor import ActorReport, EnvFactory, ExperienceActor
 from pydqn.training.config import TrainConfig
 
 
-class ActorFailed(RuntimeError):
-    """An actor failed more often than ``actor_max_restarts`` allows."""
+class ActorFailed(ChildProcessError):
+    """An actor failed more often than ``actor_max_restarts`` allows, or could not start."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ class ActorFleet:
         self._weights: tuple[int, Any] = (-1, None)  # version, object ref
         self._held = [-1] * config.actors  # the weights version each actor acts with, as reported
         self._incarnation: list[str | None] = [None] * config.actors
-        self._faulted = [False] * config.actors  # a fault was seen; its replacement is expected
+        # The incarnation a Fault came from, until a report of its replacement arrives.
+        self._faulted: list[str | None] = [None] * config.actors
 
     @property
     def in_flight(self) -> int:
@@ -62,6 +64,21 @@ class ActorFleet:
         """Put ``network``'s weights (a CPU copy) in Ray's object store for the actors' next requests."""
         state = {name: tensor.detach().cpu().clone() for name, tensor in network.state_dict().items()}
         self._weights = (self._weights[0] + 1, self.ray.put(state))
+
+    def wait_until_placed(self, timeout: float) -> None:
+        """Waits for every actor to start; `ActorFailed` when one has not within ``timeout``
+        seconds (the cluster's CPUs are taken) or failed to start (its envs raised)."""
+        ray = self.ray
+        try:
+            ray.get([handle.__ray_ready__.remote() for handle in self.handles], timeout=timeout)
+        except ray.exceptions.GetTimeoutError:
+            free = ray.available_resources().get("CPU", 0)
+            raise ActorFailed(
+                f"actors: {len(self.handles)} actors did not all start within {timeout:.0f} s; the Ray "
+                f"cluster has {free:g} CPUs free (each actor takes one)"
+            ) from None
+        except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as error:
+            raise ActorFailed(f"actors: an actor could not start: {_first_line(error)}") from None
 
     def request(self, actor: int, step: int) -> None:
         """Ask ``actor`` for its next chunk, at the run's env step ``step``."""
@@ -79,10 +96,14 @@ class ActorFleet:
         return [self._outcome(ref) for ref in ready]
 
     def stop(self) -> None:
-        """Kill every actor for good (their processes end; pending requests are dropped)."""
+        """Kill every actor for good (their processes end; pending requests are dropped). Best
+        effort: a cluster that is gone has no actors left to kill."""
         self._pending.clear()
         for handle in self.handles:
-            self.ray.kill(handle, no_restart=True)
+            try:
+                self.ray.kill(handle, no_restart=True)
+            except Exception as error:  # the checkpoint that follows matters more
+                print(f"pydqn: could not kill an actor ({_first_line(error)})", file=sys.stderr)
 
     def _outcome(self, ref: Any) -> Delivery | Fault:
         actor = self._pending.pop(ref)
@@ -91,22 +112,21 @@ class ActorFleet:
             report: ActorReport = self.ray.get(ref)
         except (exceptions.RayActorError, exceptions.RayTaskError) as error:
             return self._fault(actor, error)
-        # A new process that no Fault announced: the old one died between requests.
-        unannounced = self._incarnation[actor] not in (None, report.incarnation) and not self._faulted[actor]
+        faulted = self._faulted[actor]
+        if faulted is not None and report.incarnation != faulted:
+            self._faulted[actor] = None  # the replacement a Fault announced
+        # A new process that no Fault announced: the old one died and Ray retried the request.
+        unannounced = faulted is None and self._incarnation[actor] not in (None, report.incarnation)
         if unannounced:
             self.restarts[actor] += 1
-        self._incarnation[actor], self._faulted[actor] = report.incarnation, False
+        self._incarnation[actor] = report.incarnation
         self._held[actor] = report.weights_version
         return Delivery(report, unannounced)
 
     def _fault(self, actor: int, error: BaseException) -> Fault:
         self.restarts[actor] += 1
         self._held[actor] = -1  # a new process acts with its initial weights until sent ours
-        cause = getattr(error, "cause", None)  # a RayTaskError's: the exception the actor raised
-        if cause is not None:
-            message = f"{type(cause).__name__}: {cause}"
-        else:
-            message = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        message = _first_line(error)
         if self.restarts[actor] > self.max_restarts:
             raise ActorFailed(
                 f"actor {actor} failed {self.restarts[actor]} times, more than actor_max_restarts="
@@ -114,6 +134,18 @@ class ActorFleet:
             )
         if isinstance(error, self.ray.exceptions.RayTaskError):
             # Its env raised, the process lives: kill it so that Ray restarts it with fresh envs.
+            # (A request reaching it before the kill gets fresh episodes: see ExperienceActor.)
             self.ray.kill(self.handles[actor], no_restart=False)
-        self._faulted[actor] = True
+            self._faulted[actor] = self._incarnation[actor]
+        else:
+            self._faulted[actor] = ""  # died: whatever reports next is its replacement
         return Fault(actor, message)
+
+
+def _first_line(error: BaseException) -> str:
+    """What Ray reported: a RayTaskError's cause (the exception the actor raised), else the
+    message's first line."""
+    cause = getattr(error, "cause", None)
+    if cause is not None:
+        return f"{type(cause).__name__}: {cause}"
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

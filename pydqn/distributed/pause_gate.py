@@ -13,12 +13,19 @@ class PauseGate:
         self._changed = threading.Condition()
         self._inside = 0
         self._closed = False
+        self._open_for_good = False
+
+    def open_for_good(self) -> None:
+        """Lets every worker through from now on (the run is stopping: nothing may wait here)."""
+        with self._changed:
+            self._open_for_good = True
+            self._changed.notify_all()
 
     @contextmanager
     def working(self) -> Iterator[None]:
         """One unit of a worker's work: waits while the gate is closed."""
         with self._changed:
-            self._changed.wait_for(lambda: not self._closed)
+            self._changed.wait_for(lambda: not self._closed or self._open_for_good)
             self._inside += 1
         try:
             yield
@@ -31,12 +38,12 @@ class PauseGate:
     def closed(self) -> Iterator[None]:
         """Waits for the workers inside to finish their unit, and keeps them out for the duration
         (a worker waiting elsewhere, in the rate limiter, does not hold it up)."""
-        with self._changed:
-            self._closed = True
-            self._changed.wait_for(lambda: self._inside == 0)
         try:
+            with self._changed:
+                self._closed = True
+                self._changed.wait_for(lambda: self._inside == 0 or self._open_for_good)
             yield
-        finally:
+        finally:  # reopened even when the wait is interrupted (Ctrl-C)
             with self._changed:
                 self._closed = False
                 self._changed.notify_all()

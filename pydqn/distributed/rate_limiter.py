@@ -77,6 +77,18 @@ class RateLimiter:
         """Waits until ``rows`` transitions may go in, then counts them; False on timeout."""
         return self._admit(rows, timeout, inserting=True)
 
+    def wait_to_insert(self, rows: int, timeout: float | None = None) -> bool:
+        """Waits until ``rows`` transitions may go in, without counting them (False on timeout):
+        a single inserter stores them, then counts them with `inserted_now`, so that no sample is
+        let through for rows not stored yet. (Samples only make more room meanwhile.)"""
+        return self._admit(rows, timeout, inserting=True, count=False)
+
+    def inserted_now(self, rows: int) -> None:
+        """Counts ``rows`` transitions stored after `wait_to_insert` let them in."""
+        with self._changed:
+            self.inserted += rows
+            self._changed.notify_all()
+
     def sample(self, rows: int, timeout: float | None = None) -> bool:
         """Waits until ``rows`` transitions may be sampled, then counts them; False on timeout."""
         return self._admit(rows, timeout, inserting=False)
@@ -87,7 +99,7 @@ class RateLimiter:
             self._closed = True
             self._changed.notify_all()
 
-    def _admit(self, rows: int, timeout: float | None, *, inserting: bool) -> bool:
+    def _admit(self, rows: int, timeout: float | None, *, inserting: bool, count: bool = True) -> bool:
         if rows < 1:
             raise ValueError(f"rows: expected at least 1, got {rows}")
         allowed = self.can_insert if inserting else self.can_sample
@@ -103,6 +115,8 @@ class RateLimiter:
                 raise RateLimiterClosed("the rate limiter was closed (training is stopping)")
             if not ready:
                 return False
+            if not count:
+                return True
             if inserting:
                 self.inserted += rows
             else:

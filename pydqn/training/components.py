@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
@@ -37,17 +38,22 @@ def make_learner(config: TrainConfig, env: VectorEnv, device: torch.device | str
     return DQNLearner(make_network(config, env), config.learner, device)
 
 
+def frame_stack_of(space: gym.Space) -> int:
+    """Frames per observation of a run's env: axis 0 of (k, H, W) Atari stacks, else 1."""
+    assert space.shape is not None
+    return space.shape[0] if len(space.shape) == 3 else 1
+
+
 def make_buffer(config: TrainConfig, env: VectorEnv, device: torch.device) -> ReplayLike:
     """The configured replay buffer (``config.replay``) for ``env``'s observations, living on
     ``device`` (see `pydqn.agent.placement.replay_device`; the Python buffer is host-only)."""
     space = env.single_observation_space
     assert space.shape is not None and space.dtype is not None
-    frame_stack = space.shape[0] if len(space.shape) == 3 else 1
     args: dict[str, Any] = dict(
         capacity=config.buffer_size,
         obs_shape=space.shape,
         obs_dtype=torch.from_numpy(np.zeros(0, space.dtype)).dtype,
-        frame_stack=frame_stack,
+        frame_stack=frame_stack_of(space),
         num_envs=config.replay_streams,
         seed=config.seed,
         n_step=config.n_step,

@@ -31,6 +31,7 @@ DISTRIBUTED = "distributed training (Ape-X on Ray)"
 # The help's groups, in order (the learner's settings are LearnerConfig's "learning" group).
 GROUPS = (RUN, REPLAY, EXPLORATION, "learning", NETWORK, EVALUATION, RECORDS, ASYNC, DISTRIBUTED)
 MAX_THREADS = 1024
+MAX_CHUNK_ROWS = 100_000  # ~700 MB of Atari frames in flight per actor
 
 
 @dataclass
@@ -164,7 +165,8 @@ class TrainConfig:
     )
     actor_sync_interval: int = setting(
         50,
-        "updates between refreshes of the actor's network",
+        "updates between refreshes of the actor's network (--async) or publications of the "
+        "weights to the actors (--actors)",
         group=ASYNC,
         valid=POSITIVE,
         resumable=True,
@@ -263,9 +265,17 @@ class TrainConfig:
             raise SettingError("asynchronous: --async and --actors are two trainers; choose one")
         if self.ray_address and not self.actors:
             raise SettingError("ray_address: joins a Ray cluster for --actors N; give --actors too")
+        if self.ray_num_cpus and not self.actors:
+            raise SettingError("ray_num_cpus: sizes a Ray cluster for --actors N; give --actors too")
         if self.ray_address and self.ray_num_cpus:
             raise SettingError(
-                "ray_num_cpus: sizes a local Ray cluster; a joined one (ray_address) has its own"
+                "ray_num_cpus: sizes a local Ray cluster; a joined one (ray_address) has its own "
+                "(pass --ray-num-cpus 0 with --ray-address)"
+            )
+        if self.actors and self.chunk_rows > min(self.buffer_size, MAX_CHUNK_ROWS):
+            raise SettingError(
+                f"chunk_steps: a chunk of chunk_steps x envs_per_actor = {self.chunk_rows:,} rows must fit "
+                f"the buffer (buffer_size={self.buffer_size:,}) and stay within {MAX_CHUNK_ROWS:,} rows"
             )
         if self.rate_error_buffer and self.rate_error_buffer < self.least_error_buffer:
             raise SettingError(

@@ -20,6 +20,12 @@ from pydqn.training.config import build_config
             {"actors": 2, "rate_error_buffer": 10},
             r"rate_error_buffer: expected at least 1600 \(one chunk of 200",
         ),
+        ({"ray_num_cpus": 4}, "ray_num_cpus: sizes a Ray cluster for --actors N"),
+        ({"actors": 2, "chunk_steps": 30_000}, r"chunk_steps: a chunk of .* = 120,000 rows must fit"),
+        (
+            {"actors": 2, "buffer_size": 100, "batch_size": 32},
+            r"chunk_steps: .* = 200 rows must fit the buffer",
+        ),
         ({"actors": -1}, "actors: expected"),
         ({"envs_per_actor": 0}, "envs_per_actor: expected"),
         ({"actor_exploration": "greedy"}, "actor_exploration: expected"),

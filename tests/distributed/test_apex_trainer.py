@@ -185,25 +185,43 @@ def test_a_learner_fault_stops_every_actor_and_writes_the_checkpoint(tmp_path):
             time.sleep(0.01)
         trainer.learner.update = lambda batch: (_ for _ in ()).throw(FloatingPointError("the loss is NaN"))
 
-    with pytest.raises(FloatingPointError, match="the loss is NaN"):
-        run_stamped(tmp_path, during=break_the_learner, total_steps=100_000)
+    trainer = make_trainer(
+        build_config(overrides={**STAMPED, "total_steps": 100_000}), tmp_path, env_factory=StampedEnvs
+    )
+    assert isinstance(trainer, ApexTrainer)
+    threading.Thread(target=break_the_learner, args=(trainer,), daemon=True).start()
+    try:
+        with pytest.raises(FloatingPointError, match="the loss is NaN"):
+            trainer.run()
+    finally:
+        trainer.close()
     assert (tmp_path / CHECKPOINT).is_file()
+    assert_actors_stopped(trainer)
     assert not [t for t in threading.enumerate() if t.name.startswith("pydqn-") and t.is_alive()]
 
 
-@pytest.mark.parametrize("prioritized", [False, True])
-def test_the_rate_limiter_holds_the_replay_ratio_at_every_logged_step(tmp_path, prioritized):
-    changes = {"total_steps": 3_000, "log_interval": 100, "prioritized": prioritized}
-    trainer, result = run_stamped(tmp_path, **changes)
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"prioritized": True},  # the learner thread also updates priorities
+        {"learning_starts": 32, "chunk_steps": 20},  # the first chunk alone passes learning_starts
+    ],
+)
+def test_the_rate_limiter_holds_the_replay_ratio_at_every_logged_step(tmp_path, changes):
+    trainer, result = run_stamped(tmp_path, total_steps=3_000, log_interval=100, **changes)
     config = trainer.config
     centre = config.samples_per_insert * config.learning_starts
     rows = read_csv(tmp_path / "metrics.csv")
     assert len(rows) >= 20
     for row in rows:
-        inserted, sampled = int(row["inserted"]), int(row["sampled"])
-        if inserted >= config.learning_starts:
-            diff = config.samples_per_insert * inserted - sampled
-            assert abs(diff - centre) <= config.error_buffer, row
+        # Transitions stored and updates made (each samples one batch; the row reads the two
+        # counts one after the other, so an update may be under way: one batch of slack).
+        stored, updates = int(row["inserted"]), int(row["updates"])
+        assert updates == 0 or stored >= config.learning_starts, row
+        if stored >= config.learning_starts:
+            diff = config.samples_per_insert * stored - updates * config.batch_size
+            assert abs(diff - centre) <= config.error_buffer + config.batch_size, row
     # At the end the learner has made the updates the ratio asks for (to one), or, had it run
     # ahead, at most the error buffer's worth more.
     owed = config.samples_per_insert * (trainer.ingested - config.learning_starts) / config.batch_size
