@@ -95,3 +95,38 @@ def test_close_wakes_waiters_with_an_error() -> None:
 def test_settings_that_could_never_admit_a_call_are_refused(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         RateLimiter(**kwargs)
+
+
+def test_waiting_to_insert_counts_nothing_until_the_rows_are_stored() -> None:
+    limiter = RateLimiter(samples_per_insert=1.0, min_size_to_sample=4, error_buffer=8.0, max_insert=4)
+    assert limiter.wait_to_insert(4, timeout=0)
+    assert limiter.inserted == 0 and not limiter.can_sample(1)  # not stored yet: no sample
+    limiter.inserted_now(4)
+    assert limiter.inserted == 4 and limiter.can_sample(1)
+    assert limiter.wait_to_insert(4, timeout=0) and limiter.wait_to_insert(4, timeout=0)  # room left
+    limiter.inserted_now(4)
+    limiter.inserted_now(4)
+    assert not limiter.wait_to_insert(1, timeout=0.01)  # diff 12 = centre 4 + 8: full
+
+
+def test_a_closed_pause_gate_holds_workers_out_until_reopened_or_opened_for_good() -> None:
+    from pydqn.distributed.pause_gate import PauseGate
+
+    gate, passed = PauseGate(), threading.Event()
+
+    def worker() -> None:
+        with gate.working():
+            passed.set()
+
+    with gate.closed():
+        thread = threading.Thread(target=worker)
+        thread.start()
+        assert not passed.wait(0.2)  # held out while closed
+    assert passed.wait(5)
+    thread.join()
+    passed.clear()
+    stuck = gate.closed()
+    stuck.__enter__()  # closed, and never reopened (an interrupted pause)
+    gate.open_for_good()
+    worker()
+    assert passed.is_set()
