@@ -4,6 +4,9 @@ actors live on, joined or started here."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from types import ModuleType
 
 from pydqn.settings import SettingError
@@ -21,6 +24,28 @@ def import_ray() -> ModuleType:
     return ray
 
 
+PACKAGE = Path(__file__).resolve().parents[1]  # the pydqn this process imported
+
+
+@contextmanager
+def workers_import_this_pydqn() -> Iterator[None]:
+    """Around ``ray.init``: Ray puts the driver's working directory first on its workers'
+    ``sys.path`` (and starts them there), so from a pydqn checkout's root they would import its
+    source tree (which has no compiled extension) instead of the installed package. There, Ray is
+    started from the folder this pydqn was imported from; elsewhere the working directory stays
+    (a user's env module may live there)."""
+    shadow = Path.cwd() / "pydqn"
+    if not shadow.is_dir() or shadow.resolve() == PACKAGE:
+        yield
+        return
+    previous = os.getcwd()
+    os.chdir(PACKAGE.parent)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
 class RayCluster:
     """Connects this process to Ray for ``config``'s actors: a cluster already connected (by the
     caller) is used as it is; else ``ray_address`` (``auto`` or ``HOST:PORT``) is joined, or a
@@ -34,10 +59,11 @@ class RayCluster:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves the machine
             options = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
             try:
-                if config.ray_address:
-                    ray.init(address=config.ray_address, **options)
-                else:
-                    ray.init(num_cpus=config.ray_num_cpus or None, **options)
+                with workers_import_this_pydqn():
+                    if config.ray_address:
+                        ray.init(address=config.ray_address, **options)
+                    else:
+                        ray.init(num_cpus=config.ray_num_cpus or None, **options)
             except (ConnectionError, RuntimeError, ValueError) as error:
                 where = (
                     f"join the Ray cluster at {config.ray_address!r}" if config.ray_address else "start Ray"

@@ -1,6 +1,7 @@
 """The Ape-X settings: what goes together, the rate limiter's figures, each actor's epsilon."""
 
 import itertools
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +64,19 @@ def test_schedule_exploration_follows_the_runs_epsilon_schedule():
     assert exploration(900) == pytest.approx(config.epsilon_end)
     fixed = ActorExploration(build_config(overrides={"actors": 2}), 1)
     assert fixed(0) == fixed(10**6) == pytest.approx(0.4**8)
+
+
+def test_ray_starts_where_its_workers_import_the_installed_pydqn(tmp_path, monkeypatch):
+    """Ray's workers put the driver's directory first on sys.path: from a checkout's root they
+    would import its source tree, not the installed package."""
+    from pydqn.distributed.cluster import PACKAGE, workers_import_this_pydqn
+
+    checkout = tmp_path / "checkout"
+    (checkout / "pydqn").mkdir(parents=True)
+    monkeypatch.chdir(checkout)
+    with workers_import_this_pydqn():
+        assert Path.cwd() == PACKAGE.parent and (Path.cwd() / "pydqn").resolve() == PACKAGE
+    assert Path.cwd() == checkout
+    monkeypatch.chdir(tmp_path)  # no pydqn here: the user's directory stays (their env modules)
+    with workers_import_this_pydqn():
+        assert Path.cwd() == tmp_path

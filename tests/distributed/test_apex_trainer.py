@@ -16,7 +16,7 @@ import stamped_envs  # noqa: E402
 from stamped_envs import StampedEnvs, check_transition, stamp  # noqa: E402
 
 from pydqn.distributed import ApexTrainer, make_trainer, train  # noqa: E402
-from pydqn.distributed.cluster import RayCluster  # noqa: E402
+from pydqn.distributed.cluster import RayCluster, workers_import_this_pydqn  # noqa: E402
 from pydqn.distributed.fleet import ActorFailed  # noqa: E402
 from pydqn.runs.layout import CHECKPOINT  # noqa: E402
 from pydqn.settings import SettingError  # noqa: E402
@@ -47,7 +47,8 @@ def ray_cluster():
     # The actors unpickle the stamped envs' factory: send its module by value, not by name.
     ray.cloudpickle.register_pickle_by_value(stamped_envs)
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the failing envs below
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    with workers_import_this_pydqn():  # pytest runs from the checkout's root in CI
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     yield
     ray.shutdown()
 
