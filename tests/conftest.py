@@ -46,3 +46,16 @@ def small_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("small") / "run"
     train(build_config("cartpole", SMALL_RUN), run)
     return run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sb3_logs_in_pytest_tmp(tmp_path_factory):
+    """SB3 logs each model to a new /tmp/SB3-<time> folder unless SB3_LOGDIR names one: keep them
+    in pytest's temporary folders, which pytest prunes."""
+    previous = os.environ.get("SB3_LOGDIR")
+    os.environ["SB3_LOGDIR"] = str(tmp_path_factory.mktemp("sb3-logs"))
+    yield
+    if previous is None:
+        os.environ.pop("SB3_LOGDIR", None)
+    else:
+        os.environ["SB3_LOGDIR"] = previous
