@@ -3,7 +3,8 @@ against the host C++ buffer plus a pinned asynchronous copy and the pure-Python 
 ``.to(device)``; each call waits for the device. On CPU the first is the CUDA path's CPU twin.
 
 Capacity: PYDQN_DEVICE_CAPACITY (default 1,000,000; the Python buffer then needs ~60 GB of host
-memory). Run: pytest benchmarks/test_device_sample_benchmark.py --benchmark-group-by=group
+memory), PYDQN_PYTHON_CAPACITY for the Python buffer's alone (default: the same).
+Run: pytest benchmarks/test_device_sample_benchmark.py --benchmark-group-by=group
 """
 
 import os
@@ -13,24 +14,26 @@ import pytest
 import torch
 from bench_support import DEVICES
 
-from pydqn.bench.device import HOST, PYTHON, RESIDENT, buffer_makers, delivery
+from pydqn.bench.device import HOST, NUM_ENVS, PYTHON, RESIDENT, buffer_makers, capacities, delivery
 from pydqn.bench.replay import AtariStreams, fill
 
 CAPACITY = int(os.environ.get("PYDQN_DEVICE_CAPACITY", "1000000"))
+PYTHON_CAPACITY = int(os.environ.get("PYDQN_PYTHON_CAPACITY", "0")) or None
 
 
 @pytest.fixture(scope="module", params=DEVICES)
 def filled(request):
     """One buffer per variant, filled past capacity (built as its first test needs it)."""
     device = request.param
-    makers = buffer_makers(torch.device(device), CAPACITY)
+    makers = buffer_makers(torch.device(device), CAPACITY, PYTHON_CAPACITY)
+    sizes = capacities(CAPACITY, PYTHON_CAPACITY)
     buffers: dict[str, Any] = {}
 
     def buffer(name):
         if name not in buffers:
             buffers.clear()  # one full buffer in memory at a time
             buffers[name] = makers[name]()
-            fill(buffers[name], AtariStreams(1), CAPACITY + 1000)
+            fill(buffers[name], AtariStreams(NUM_ENVS), sizes[name] + 1000)
         return buffers[name]
 
     return device, buffer

@@ -226,6 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(the Python buffer then needs about 60 GB of host memory)",
     )
     bench.add_argument(
+        "--python-capacity",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="with --sample-device: the Python buffer's capacity alone (default: --capacity; it "
+        "fills at a few thousand transitions per second)",
+    )
+    bench.add_argument(
         "--sb3",
         action="store_true",
         help="benchmark pydqn.integrations.sb3.ReplayBuffer against SB3's ReplayBuffer (plain and "
@@ -420,11 +428,8 @@ def run_bench(args: argparse.Namespace) -> int:
         from pydqn.bench.device import format_device_table, run_device_bench
 
         capacity = args.capacity or 1_000_000
-        print(
-            format_device_table(
-                run_device_bench(args.sample_device, capacity, args.repeats), args.sample_device, capacity
-            )
-        )
+        delivered = run_device_bench(args.sample_device, capacity, args.repeats, args.python_capacity)
+        print(format_device_table(delivered, args.sample_device, capacity, args.python_capacity))
     elif args.prioritized:
         from pydqn.bench.prioritized import format_prioritized_table, run_prioritized_bench
 

@@ -6,6 +6,8 @@ from hypothesis import HealthCheck, settings
 # CI runs a fixed set of examples so a red build can be reproduced; locally, explore.
 settings.register_profile("ci", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Few examples, for slow runs (compute-sanitizer over the CUDA tests, scripts/gpu_proof.sh).
+settings.register_profile("few", max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 

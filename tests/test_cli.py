@@ -47,6 +47,25 @@ def test_bench_sample_device_compares_three_ways_to_deliver_batches(capsys):
         assert len(found) == 2 and all(float(r) > 0 for r in found), row
 
 
+def test_bench_sample_device_gives_the_python_buffer_its_own_capacity(capsys, monkeypatch):
+    import pydqn.bench.device as device_bench
+
+    filled = []
+    fill = device_bench.fill
+
+    def recording_fill(buffer, *args, **kwargs):
+        filled.append((type(buffer).__name__, buffer.capacity))
+        fill(buffer, *args, **kwargs)
+
+    monkeypatch.setattr(device_bench, "fill", recording_fill)
+    argv = ["bench", "--sample-device", "cpu", "--capacity", "1200", "--python-capacity", "400"]
+    assert main([*argv, "--repeats", "2"]) == 0
+    assert capsys.readouterr().out.startswith(
+        "Batches of (4, 84, 84) uint8 stacks delivered on cpu, capacity 1,200 (PyReplayBuffer 400)"
+    )
+    assert filled == [("ReplayBuffer", 1200), ("ReplayBuffer", 1200), ("PyReplayBuffer", 400)]
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
@@ -55,6 +74,10 @@ def test_bench_sample_device_compares_three_ways_to_deliver_batches(capsys):
         (["bench", "--capacity", "-5"], "argument --capacity: expected a positive integer, got '-5'"),
         (["bench", "--sample-device", "tpu"], "device: expected 'cpu' or a torch.device"),
         (["bench", "--repeats", "many"], "argument --repeats: expected a positive integer, got 'many'"),
+        (
+            ["bench", "--python-capacity", "0"],
+            "argument --python-capacity: expected a positive integer, got '0'",
+        ),
     ],
 )
 def test_bad_command_lines_are_usage_errors(argv, message):

@@ -22,6 +22,9 @@ from pydqn.replay.buffer import ReplayBuffer
 from pydqn.replay.py_buffer import PyReplayBuffer
 
 RESIDENT, HOST, PYTHON = "device-resident", "host C++ + copy", "PyReplayBuffer + .to"
+# Envs the buffers are filled from: eight rows per add call fill a 1M buffer in far fewer calls,
+# and the streams a buffer holds do not change what a sample costs.
+NUM_ENVS = 8
 
 
 @dataclass
@@ -54,17 +57,22 @@ def delivery(device: torch.device) -> dict[str, Callable[[ReplayLike, int], Batc
     return {RESIDENT: resident, HOST: host, PYTHON: python}
 
 
+def capacities(capacity: int, python_capacity: int | None = None) -> dict[str, int]:
+    """Each variant's capacity: ``capacity``, but ``python_capacity`` for the Python buffer when
+    given (it fills at a few thousand transitions per second and keeps ~56 KB per transition)."""
+    return {RESIDENT: capacity, HOST: capacity, PYTHON: python_capacity or capacity}
+
+
 def buffer_makers(
-    device: torch.device, capacity: int
+    device: torch.device, capacity: int, python_capacity: int | None = None
 ) -> dict[str, Callable[[], ReplayBuffer | PyReplayBuffer]]:
     """Each variant's (empty) buffer, made on demand: one full 1M buffer at a time fits."""
-    args: dict[str, Any] = dict(
-        capacity=capacity, obs_shape=OBS_SHAPE, frame_stack=FRAME_STACK, num_envs=1, seed=0
-    )
+    sizes = capacities(capacity, python_capacity)
+    args: dict[str, Any] = dict(obs_shape=OBS_SHAPE, frame_stack=FRAME_STACK, num_envs=NUM_ENVS, seed=0)
     return {
-        RESIDENT: lambda: ReplayBuffer(**args, device=device, sampler="kernel"),
-        HOST: lambda: ReplayBuffer(**args),
-        PYTHON: lambda: PyReplayBuffer(**args),
+        RESIDENT: lambda: ReplayBuffer(sizes[RESIDENT], **args, device=device, sampler="kernel"),
+        HOST: lambda: ReplayBuffer(sizes[HOST], **args),
+        PYTHON: lambda: PyReplayBuffer(sizes[PYTHON], **args),
     }
 
 
@@ -72,16 +80,18 @@ def run_device_bench(
     device: str,
     capacity: int = 1_000_000,
     repeats: int = 300,
+    python_capacity: int | None = None,
     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
 ) -> list[DeviceRow]:
     """Medians of delivering B = 32 and 256 samples on `device`, one buffer filled at a time."""
     torch.set_num_threads(1)
     target = resolve_device(device)
-    makers = buffer_makers(target, capacity)
+    makers = buffer_makers(target, capacity, python_capacity)
+    sizes = capacities(capacity, python_capacity)
     seconds: dict[int, dict[str, float]] = {32: {}, 256: {}}
     for name, deliver in delivery(target).items():
         buffer = makers[name]()
-        fill(buffer, AtariStreams(1), capacity + 1000, log)
+        fill(buffer, AtariStreams(NUM_ENVS), sizes[name] + 1000, log)
         for batch_size in seconds:
             deliver(buffer, batch_size)  # warm-up: allocator, pinned blocks, kernels
             seconds[batch_size][name] = median_seconds(partial(deliver, buffer, batch_size), repeats)
@@ -91,9 +101,12 @@ def run_device_bench(
     return [DeviceRow(batch_size, times) for batch_size, times in seconds.items()]
 
 
-def format_device_table(rows: list[DeviceRow], device: str, capacity: int) -> str:
+def format_device_table(
+    rows: list[DeviceRow], device: str, capacity: int, python_capacity: int | None = None
+) -> str:
+    python = f" (PyReplayBuffer {python_capacity:,})" if python_capacity else ""
     lines = [
-        f"Batches of {OBS_SHAPE} uint8 stacks delivered on {device}, capacity {capacity:,}; "
+        f"Batches of {OBS_SHAPE} uint8 stacks delivered on {device}, capacity {capacity:,}{python}; "
         f"medians per call, waiting for the device.",
         f"{'batch':<8}{RESIDENT:>17}{HOST:>18}{PYTHON:>22}{'host / resident':>17}{'Py / resident':>15}",
     ]

@@ -30,7 +30,10 @@ VARIANTS = {
     "sync, C++, prioritized": Variant("cpp", prioritized=True),
     "async, C++ ReplayBuffer": Variant("cpp", asynchronous=True),
 }
-CUDA_VARIANTS = {"async, C++, CUDA graph": Variant("cpp", asynchronous=True, cuda_graph=True)}
+CUDA_VARIANTS = {
+    "sync, C++, CUDA graph": Variant("cpp", cuda_graph=True),
+    "async, C++, CUDA graph": Variant("cpp", asynchronous=True, cuda_graph=True),
+}
 
 
 @dataclass

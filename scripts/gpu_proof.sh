@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# The GPU proof (issue 16): on a lent GPU machine, build pydqn against its torch, run the whole test
+# suite with the CUDA tests required, compute-sanitizer over the CUDA tests, the GPU benchmarks and
+# a Pong training run; every log goes under $OUT (the folder the device tool brings back).
+#
+# Here, on the CPU machine, once per session (the GPU image lacks these; nothing can be fetched
+# there): the Python 3.12 wheels into .whl/, which this adds to git's exclude file.
+#   scripts/gpu_proof.sh wheels
+# Then two device calls, back to back (a machine stays warm 30 s after a call, so the second
+# finds the build), inside a session's 15 device-minutes with room for one rerun of a stage:
+#   run(command="scripts/gpu_proof.sh check", carry=[".whl"], timeout_s=420)    # build, tests, sanitizers
+#   run(command="scripts/gpu_proof.sh measure", carry=[".whl"], timeout_s=480)  # benchmarks, Pong run
+# One stage alone: scripts/gpu_proof.sh build|test|sanitize|bench|train (each builds first if needed).
+# Each call leaves $OUT/summary.txt (the tables and verdicts, also printed), $OUT/logs.tar.gz (every
+# log, the benchmark JSON, the Pong run's CSVs) and, after a Pong run, $OUT/learning_curve.png.
+#
+# Settings (environment): PYTHON (python3), OUT (build/gpu-proof/out), GPU_PROOF_BUDGET (seconds this
+# call may take: 360 for check, 420 otherwise; the tests leave 2 minutes of it to the sanitizers, and
+# the Pong run takes what the benchmarks leave), GPU_PROOF_TRAIN_SECONDS (caps the Pong run),
+# GPU_PROOF_WORKERS (pytest-xdist workers, 8), GPU_PROOF_CUDA_ARCH (the compute capability to
+# compile for; default: the GPU's), GPU_PROOF_REHEARSAL=1 (a machine without a GPU: the same steps
+# on the CPU at small sizes, CUDA tests not required, no sanitizers; it checks the plumbing, it
+# proves nothing).
+set -uo pipefail # not -e: a failed step is recorded and the next one still runs
+cd "$(dirname "$0")/.." || exit 2
+REPO=$PWD
+PYTHON=${PYTHON:-python3}
+OUT=${OUT:-$REPO/build/gpu-proof/out}
+STATE=$REPO/build/gpu-proof # kept between calls while the machine stays warm
+LOGS=$STATE/logs
+REHEARSAL=${GPU_PROOF_REHEARSAL:-0}
+WHEELS=(gymnasium==1.4.0 farama-notifications==0.0.6 ale-py==0.12.1 stable-baselines3==2.9.2)
+DEVICE=cuda
+[[ $REHEARSAL == 1 ]] && DEVICE=cpu
+mkdir -p "$OUT" "$LOGS"
+# Python runs outside the checkout: there, `import pydqn` would find the source tree first.
+SCRATCH=$(mktemp -d)
+SUMMARY=$OUT/summary.txt
+failures=0
+
+say() { echo "gpu_proof: $*" | tee -a "$SUMMARY"; }
+left() { echo $((BUDGET - SECONDS)); }
+record() { # record WHAT EXIT_STATUS
+  if [[ $2 == 0 ]]; then say "$1: passed"; else
+    say "$1: FAILED (exit $2)"
+    failures=$((failures + 1))
+  fi
+}
+has_module() { (cd "$SCRATCH" && "$PYTHON" -c "import $1" 2>/dev/null); }
+pydqn() { (cd "$SCRATCH" && "$PYTHON" -m pydqn "$@"); }
+report() { (cd "$SCRATCH" && "$PYTHON" "$REPO/scripts/gpu_proof_report.py" "$@"); }
+
+source_hash() {
+  find csrc pydqn CMakeLists.txt pyproject.toml -type f ! -name '*.so' ! -name '_build_info.py' \
+    ! -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha1sum | sha1sum | cut -c1-16
+}
+
+check_import() {
+  (cd "$SCRATCH" && "$PYTHON" - <<'PY'
+import torch
+
+import pydqn
+from pydqn._extension import load_extension
+
+gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
+kernels = "ON" if load_extension().WITH_CUDA else "OFF"
+print(f"pydqn {pydqn.__file__}: torch {torch.__version__}, CUDA kernels {kernels}, GPU {gpu}")
+assert kernels == "ON", "pydqn was built without its CUDA kernels"
+PY
+  )
+}
+
+cuda_arch() {
+  [[ -n ${GPU_PROOF_CUDA_ARCH:-} ]] && { echo "$GPU_PROOF_CUDA_ARCH"; return; }
+  (cd "$SCRATCH" && "$PYTHON" -c "import torch; print('%d%d' % torch.cuda.get_device_capability())")
+}
+
+stage_wheels() {
+  local exclude
+  exclude=$(git rev-parse --git-path info/exclude)
+  mkdir -p "$(dirname "$exclude")" .whl
+  grep -qx '/.whl/' "$exclude" 2>/dev/null || echo '/.whl/' >>"$exclude"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 -d .whl "${WHEELS[@]}"
+  ls -l .whl
+}
+
+stage_build() {
+  local hash arch
+  hash=$(source_hash)
+  if [[ -f $STATE/installed && $(cat "$STATE/installed") == "$hash" ]] && check_import >>"$LOGS/build.log" 2>&1; then
+    say "build: pydqn $hash is installed already"
+    return 0
+  fi
+  { nvidia-smi; nvcc --version; } >"$LOGS/machine.txt" 2>&1
+  say "machine: $( (nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
+    echo no nvidia-smi) 2>/dev/null | head -1); nvcc $(nvcc --version | grep -o 'release [0-9.]*'); $(nproc) cores"
+  arch=$(cuda_arch) || { record "build: the GPU's compute capability" 1; return 1; }
+  say "build: pip install --no-build-isolation .[sb3], kernels for sm_$arch"
+  local started=$SECONDS
+  # The extras the image lacks come from .whl; everything else (torch, numpy, opencv) is the image's.
+  CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "$PYTHON" -m pip install -v --no-build-isolation --no-index \
+    --find-links .whl -C build-dir="$STATE/build" -C cmake.define.PYDQN_CUDA_ARCHITECTURES="$arch" \
+    ".[sb3]" >"$LOGS/build.log" 2>&1
+  local status=$?
+  grep "pydqn: CUDA kernels" "$LOGS/build.log" | sed 's/^ *//' | tee -a "$SUMMARY"
+  if [[ $status != 0 ]]; then
+    tail -40 "$LOGS/build.log"
+    record "build" $status
+    return 1
+  fi
+  check_import 2>&1 | tee -a "$SUMMARY"
+  status=${PIPESTATUS[0]}
+  record "build ($((SECONDS - started)) s)" "$status"
+  [[ $status == 0 ]] && echo "$hash" >"$STATE/installed"
+  return "$status"
+}
+
+stage_test() {
+  local args=(-q -p no:cacheprovider) require=1
+  [[ $REHEARSAL == 1 ]] && require=0
+  has_module xdist && args+=(-n "${GPU_PROOF_WORKERS:-8}")
+  has_module pytest_timeout && args+=(--timeout 300)
+  say "tests: PYDQN_REQUIRE_CUDA=$require pytest tests ${args[*]}"
+  (cd "$SCRATCH" && PYDQN_REQUIRE_CUDA=$require timeout $(($(left) - 120)) "$PYTHON" -m pytest "$REPO/tests" "${args[@]}" \
+    --junitxml "$LOGS/tests.xml") >"$LOGS/tests.log" 2>&1
+  local status=$?
+  grep -E "^(FAILED|ERROR) " "$LOGS/tests.log" | head -40 | tee -a "$SUMMARY"
+  tail -1 "$LOGS/tests.log" | tee -a "$SUMMARY"
+  record "tests" $status
+}
+
+stage_sanitize() {
+  if [[ $REHEARSAL == 1 ]]; then
+    say "sanitize: skipped (rehearsal: no GPU)"
+    return 0
+  fi
+  command -v compute-sanitizer >/dev/null || { record "sanitize: compute-sanitizer not found" 127; return 1; }
+  local tool share
+  for tool in memcheck racecheck; do
+    share=$(($(left) - 10))
+    [[ $tool == memcheck ]] && share=$(($(left) / 2 - 10))
+    # Only pydqn's kernels are instrumented (torch's own are out of scope and would take the budget);
+    # without torch's caching allocator, memcheck sees each tensor's own bounds.
+    (cd "$SCRATCH" && PYDQN_REQUIRE_CUDA=1 HYPOTHESIS_PROFILE=few PYTORCH_NO_CUDA_MEMORY_CACHING=1 \
+      timeout "$share" compute-sanitizer --tool "$tool" --kernel-name kns=pydqn --error-exitcode 86 \
+      --target-processes all --log-file "$LOGS/sanitizer-$tool.%p.log" \
+      "$PYTHON" -m pytest "$REPO/tests" -m cuda -q -p no:cacheprovider) >"$LOGS/sanitizer-$tool-pytest.log" 2>&1
+    local status=$?
+    tail -1 "$LOGS/sanitizer-$tool-pytest.log" | tee -a "$SUMMARY"
+    cat "$LOGS"/sanitizer-"$tool".*.log 2>/dev/null | grep -E "SUMMARY" | sort | uniq -c | tee -a "$SUMMARY"
+    record "compute-sanitizer $tool over the CUDA tests (${share} s allowed)" $status
+  done
+}
+
+stage_bench() {
+  local capacity=1000000 python_capacity=200000 repeats=300 steps=20000 starts=5000 rounds=30
+  if [[ $REHEARSAL == 1 ]]; then
+    capacity=20000 python_capacity=5000 repeats=30 steps=1200 starts=400 rounds=2
+  fi
+  say "bench: batches on $DEVICE from $capacity transitions (PyReplayBuffer $python_capacity)"
+  pydqn bench --sample-device "$DEVICE" --capacity "$capacity" --python-capacity "$python_capacity" \
+    --repeats "$repeats" >"$LOGS/bench-sample.txt" 2>"$LOGS/bench-sample.log"
+  record "bench --sample-device" $?
+  cat "$LOGS/bench-sample.txt" | tee -a "$SUMMARY"
+
+  say "bench: the update step (fused vs composite, eager vs CUDA graph) and prioritized feedback"
+  (cd "$SCRATCH" && PYDQN_FEEDBACK_ROUNDS=$rounds "$PYTHON" -m pytest "$REPO/benchmarks/test_update_benchmark.py" \
+    "$REPO/benchmarks/test_priority_feedback_benchmark.py" -k "$DEVICE" -q -p no:cacheprovider \
+    --benchmark-json "$LOGS/bench-update.json" --benchmark-group-by=group \
+    --benchmark-columns=median,iqr,rounds) >"$LOGS/bench-update.log" 2>&1
+  record "benchmarks/test_update_benchmark.py, test_priority_feedback_benchmark.py" $?
+  report medians "$LOGS/bench-update.json" 2>&1 | tee -a "$SUMMARY"
+
+  say "bench: pydqn bench --train --device $DEVICE --steps $steps --learning-starts $starts"
+  pydqn bench --train --device "$DEVICE" --steps "$steps" --learning-starts "$starts" \
+    >"$LOGS/bench-train.txt" 2>"$LOGS/bench-train.log"
+  record "bench --train" $?
+  cat "$LOGS/bench-train.txt" | tee -a "$SUMMARY"
+}
+
+stage_train() {
+  local fastest frames_per_s flags seconds total run=$STATE/pong
+  fastest=$(report fastest "$LOGS/bench-train.txt" 2>/dev/null) || fastest="2000 --async --cuda-graph"
+  [[ $REHEARSAL == 1 ]] && fastest=${fastest//--cuda-graph/}
+  read -r frames_per_s flags <<<"$fastest"
+  seconds=$(($(left) - 30))
+  ((seconds > ${GPU_PROOF_TRAIN_SECONDS:-seconds})) && seconds=$GPU_PROOF_TRAIN_SECONDS
+  ((seconds < 30)) && { record "train: only $(left) s left" 1; return 1; }
+  # Schedules span total_steps: size it to what the measured frames/s reaches in the time given.
+  total=$((frames_per_s * seconds / 4 / 1000 * 1000))
+  ((total < 20000)) && total=20000
+  rm -rf "$run"
+  say "train: pydqn train --env ALE/Pong-v5 --device $DEVICE $flags --total-steps $total, for at most $seconds s"
+  # shellcheck disable=SC2086  # flags are words
+  (cd "$SCRATCH" && timeout --signal=INT --kill-after=60 "$seconds" "$PYTHON" -m pydqn train \
+    --env ALE/Pong-v5 --device "$DEVICE" $flags --total-steps "$total" \
+    --learning-starts $((total / 10 < 80000 ? total / 10 : 80000)) --log-interval 10000 \
+    --checkpoint-interval "$total" --run-dir "$run") >"$LOGS/train.log" 2>&1
+  local status=$?
+  [[ $status == 130 || $status == 124 ]] && status=0 # stopped at the time given: a final checkpoint, as Ctrl-C
+  record "train" $status
+  grep -E "^(trained|time spent)" "$LOGS/train.log" | tee -a "$SUMMARY"
+  report run "$run" 2>&1 | tee -a "$SUMMARY"
+  pydqn plot "$run" --out "$OUT/learning_curve.png" >>"$LOGS/train.log" 2>&1 || say "train: no plot (see train.log)"
+  cp "$run/episodes.csv" "$run/metrics.csv" "$LOGS/" 2>/dev/null
+}
+
+stages=("$@")
+[[ ${#stages[@]} == 0 ]] && stages=(check)
+case "${stages[0]}" in
+  check) BUDGET=${GPU_PROOF_BUDGET:-360} ;;
+  *) BUDGET=${GPU_PROOF_BUDGET:-420} ;;
+esac
+for stage in "${stages[@]}"; do
+  case $stage in
+    wheels) stage_wheels; exit ;;
+    check) stage_build && { stage_test; stage_sanitize; } ;;
+    measure) stage_build && { stage_bench; stage_train; } ;;
+    build) stage_build ;;
+    test | sanitize | bench | train) stage_build && "stage_$stage" ;;
+    *) echo "gpu_proof: unknown stage $stage (wheels, check, measure, build, test, sanitize, bench, train)" >&2; exit 2 ;;
+  esac
+done
+tar -czf "$OUT/logs.tar.gz" -C "$STATE" logs
+say "done in $SECONDS s, $failures failed step(s); logs in \$OUT/logs.tar.gz"
+((failures == 0))
