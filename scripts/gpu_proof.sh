@@ -8,15 +8,15 @@
 #   scripts/gpu_proof.sh wheels
 # Then two device calls, back to back (a machine stays warm 30 s after a call, so the second
 # finds the build), inside a session's 15 device-minutes with room for one rerun of a stage:
-#   run(command="scripts/gpu_proof.sh check", carry=[".whl"], timeout_s=420)    # build, tests, sanitizers
-#   run(command="scripts/gpu_proof.sh measure", carry=[".whl"], timeout_s=480)  # benchmarks, Pong run
+#   run(command="scripts/gpu_proof.sh check", carry=[".whl"], timeout_s=360)    # build, tests, sanitizers
+#   run(command="scripts/gpu_proof.sh measure", carry=[".whl"], timeout_s=390)  # benchmarks, Pong run
 # One stage alone: scripts/gpu_proof.sh build|test|sanitize|bench|train (each builds first if needed).
 # Each call leaves $OUT/summary.txt (the tables and verdicts, also printed), $OUT/logs.tar.gz (every
 # log, the benchmark JSON, the Pong run's CSVs) and, after a Pong run, $OUT/learning_curve.png.
 #
 # Settings (environment): PYTHON (python3), OUT (build/gpu-proof/out), GPU_PROOF_BUDGET (seconds this
-# call may take: 360 for check, 420 otherwise; the tests leave 2 minutes of it to the sanitizers, and
-# the Pong run takes what the benchmarks leave), GPU_PROOF_TRAIN_SECONDS (caps the Pong run),
+# call may take: 300 for check, whose sanitizers run beside the tests, 330 otherwise, where the Pong
+# run takes what the benchmarks leave), GPU_PROOF_TRAIN_SECONDS (caps the Pong run),
 # GPU_PROOF_WORKERS (pytest-xdist workers, 8), GPU_PROOF_CUDA_ARCH (the compute capability to
 # compile for; default: the GPU's), GPU_PROOF_REHEARSAL=1 (a machine without a GPU: the same steps
 # on the CPU at small sizes, CUDA tests not required, no sanitizers; it checks the plumbing, it
@@ -42,7 +42,7 @@ say() { echo "gpu_proof: $*" | tee -a "$SUMMARY"; }
 left() { echo $((BUDGET - SECONDS)); }
 record() { # record WHAT EXIT_STATUS
   if [[ $2 == 0 ]]; then say "$1: passed"; else
-    say "$1: FAILED (exit $2)"
+    if [[ $2 == 124 ]]; then say "$1: TIMED OUT (the budget's share ran out)"; else say "$1: FAILED (exit $2)"; fi
     failures=$((failures + 1))
   fi
 }
@@ -123,7 +123,7 @@ stage_test() {
   has_module xdist && args+=(-n "${GPU_PROOF_WORKERS:-8}")
   has_module pytest_timeout && args+=(--timeout 300)
   say "tests: PYDQN_REQUIRE_CUDA=$require pytest tests ${args[*]}"
-  (cd "$SCRATCH" && PYDQN_REQUIRE_CUDA=$require timeout $(($(left) - 120)) "$PYTHON" -m pytest "$REPO/tests" "${args[@]}" \
+  (cd "$SCRATCH" && PYDQN_REQUIRE_CUDA=$require timeout $(($(left) - 15)) "$PYTHON" -m pytest "$REPO/tests" "${args[@]}" \
     --junitxml "$LOGS/tests.xml") >"$LOGS/tests.log" 2>&1
   local status=$?
   grep -E "^(FAILED|ERROR) " "$LOGS/tests.log" | head -40 | tee -a "$SUMMARY"
@@ -137,21 +137,42 @@ stage_sanitize() {
     return 0
   fi
   command -v compute-sanitizer >/dev/null || { record "sanitize: compute-sanitizer not found" 127; return 1; }
-  local tool share
-  for tool in memcheck racecheck; do
-    share=$(($(left) - 10))
-    [[ $tool == memcheck ]] && share=$(($(left) / 2 - 10))
-    # Only pydqn's kernels are instrumented (torch's own are out of scope and would take the budget);
-    # without torch's caching allocator, memcheck sees each tensor's own bounds.
-    (cd "$SCRATCH" && PYDQN_REQUIRE_CUDA=1 HYPOTHESIS_PROFILE=few PYTORCH_NO_CUDA_MEMORY_CACHING=1 \
-      timeout "$share" compute-sanitizer --tool "$tool" --kernel-name kns=pydqn --error-exitcode 86 \
-      --target-processes all --log-file "$LOGS/sanitizer-$tool.%p.log" \
-      "$PYTHON" -m pytest "$REPO/tests" -m cuda -q -p no:cacheprovider) >"$LOGS/sanitizer-$tool-pytest.log" 2>&1
-    local status=$?
-    tail -1 "$LOGS/sanitizer-$tool-pytest.log" | tee -a "$SUMMARY"
-    cat "$LOGS"/sanitizer-"$tool".*.log 2>/dev/null | grep -E "SUMMARY" | sort | uniq -c | tee -a "$SUMMARY"
-    record "compute-sanitizer $tool over the CUDA tests (${share} s allowed)" $status
-  done
+  # Without torch's caching allocator memcheck sees each tensor's own bounds, but CUDA graphs need
+  # the allocator's private pools: the tests that capture one ("captur" in their names) run apart.
+  sanitize memcheck exact-bounds 3 "not captur" PYTORCH_NO_CUDA_MEMORY_CACHING=1
+  sanitize memcheck graphs 2 "captur"
+  sanitize racecheck all 1 ""
+}
+
+sanitize() { # sanitize TOOL NAME RUNS_LEFT K_EXPRESSION [VAR=VALUE...]: the CUDA tests under TOOL
+  local tool=$1 name=$2 runs_left=$3 select=$4 share log
+  shift 4
+  share=$(($(left) / runs_left - 5))
+  log=$LOGS/sanitizer-$tool-$name
+  # Only pydqn's kernels are instrumented: torch's own are out of scope and would take the budget.
+  (cd "$SCRATCH" && env PYDQN_REQUIRE_CUDA=1 HYPOTHESIS_PROFILE=few "$@" timeout "$share" \
+    compute-sanitizer --tool "$tool" --kernel-name kns=pydqn --error-exitcode 86 --log-file "$log.txt" \
+    "$PYTHON" -m pytest "$REPO/tests" -m cuda ${select:+-k "$select"} -q -p no:cacheprovider) >"$log-pytest.txt" 2>&1
+  local status=$?
+  tail -1 "$log-pytest.txt" | tee -a "$SUMMARY"
+  grep -E "SUMMARY" "$log.txt" 2>/dev/null | tee -a "$SUMMARY"
+  record "compute-sanitizer $tool ($name) over the CUDA tests, $share s allowed" $status
+}
+
+check_concurrently() {
+  # The sanitizers (one process on the GPU) run beside the suite's workers: the call takes the
+  # longer of the two, not their sum. Their failures come back as the subshell's exit status.
+  # shellcheck disable=SC2030,SC2031  # the subshell counts its own failures and returns them
+  (
+    failures=0
+    stage_sanitize
+    exit "$failures"
+  ) &
+  local sanitizing=$!
+  stage_test
+  wait "$sanitizing"
+  # shellcheck disable=SC2031  # this shell's own count, plus the subshell's
+  failures=$((failures + $?))
 }
 
 stage_bench() {
@@ -210,13 +231,13 @@ stage_train() {
 stages=("$@")
 [[ ${#stages[@]} == 0 ]] && stages=(check)
 case "${stages[0]}" in
-  check) BUDGET=${GPU_PROOF_BUDGET:-360} ;;
-  *) BUDGET=${GPU_PROOF_BUDGET:-420} ;;
+  check) BUDGET=${GPU_PROOF_BUDGET:-300} ;;
+  *) BUDGET=${GPU_PROOF_BUDGET:-330} ;;
 esac
 for stage in "${stages[@]}"; do
   case $stage in
     wheels) stage_wheels; exit ;;
-    check) stage_build && { stage_test; stage_sanitize; } ;;
+    check) stage_build && check_concurrently ;;
     measure) stage_build && { stage_bench; stage_train; } ;;
     build) stage_build ;;
     test | sanitize | bench | train) stage_build && "stage_$stage" ;;

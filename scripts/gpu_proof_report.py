@@ -61,14 +61,17 @@ def run_summary(run_dir: Path) -> str:
         metrics = list(csv.DictReader(file))
     with open(run_dir / "episodes.csv", newline="") as file:
         returns = [float(row["return"]) for row in csv.DictReader(file)]
-    learning = [float(row["fps"]) for row in metrics if int(row["updates"]) > 0] or [0.0]
-    last = metrics[-1] if metrics else {"step": "0", "updates": "0", "wall_time": "0"}
-    lines = [
-        f"metrics.csv to step {int(last['step']):,} ({int(last['updates']):,} updates, "
-        f"{float(last['wall_time']):,.0f} s): median frames/s while learning "
-        f"{statistics.median(learning):,.0f}",
-        f"episodes: {len(returns)}",
-    ]
+    learning = [float(row["fps"]) for row in metrics if int(row["updates"]) > 0]
+    if metrics and learning:
+        last = metrics[-1]
+        lines = [
+            f"metrics.csv to step {int(last['step']):,} ({int(last['updates']):,} updates, "
+            f"{float(last['wall_time']):,.0f} s): median frames/s while learning "
+            f"{statistics.median(learning):,.0f}"
+        ]
+    else:
+        lines = ["metrics.csv: no row while learning (the run ended before its first log interval)"]
+    lines.append(f"episodes: {len(returns)}")
     if returns:
         head, tail = returns[:10], returns[-10:]
         lines.append(

@@ -55,7 +55,10 @@ class CapturedStep:
                         value.zero_()
         optimizer.zero_grad(set_to_none=True)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        # Thread-local: the async trainer's actor thread goes on acting on the GPU (and timing
+        # phases, which synchronizes) while the learner thread captures; only the capturing
+        # thread's own unsafe calls would break the capture, and those are errors.
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             self.outputs = step(self.static)
 
     def __call__(self, batch: Batch) -> dict[str, torch.Tensor]:

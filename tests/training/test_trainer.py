@@ -16,6 +16,7 @@ from pydqn.runs.layout import BEST, CHECKPOINT
 from pydqn.training import Trainer, train
 from pydqn.training.config import build_config
 from pydqn.training.evaluate import checkpoint_to_evaluate, evaluate
+from pydqn.training.run import trainer_class
 
 
 def read_csv(path):
@@ -343,6 +344,26 @@ def test_rainbow_lite_stacks_on_the_cartpole_preset_and_runs(tmp_path, capsys, r
     ):
         assert line in saved
     assert "trained 800 env steps" in capsys.readouterr().out
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_both_trainers_replay_a_captured_cuda_graph_for_every_update(tmp_path, asynchronous):
+    config = build_config(
+        "cartpole",
+        {**SMALL, "total_steps": 1_200, "device": "cuda", "asynchronous": asynchronous},
+    )
+    config = dataclasses.replace(config, learner=dataclasses.replace(config.learner, cuda_graph=True))
+    trainer = trainer_class(config)(config, tmp_path / "run")
+    try:
+        result = trainer.run()
+        captured = trainer.learner._captured
+        assert captured is not None and result.timed_updates > 0
+        owed = (config.total_steps - config.learning_starts) // config.train_frequency
+        assert trainer.learner.updates == owed
+        assert all(torch.isfinite(p).all() for p in trainer.learner.online.parameters())
+    finally:
+        trainer.close()
 
 
 @pytest.mark.cuda
