@@ -65,13 +65,13 @@ class ExperienceActor:
         self.rows: TransitionFilter | None = None  # episodes start at the next collect
         self.rng = np.random.default_rng(self._seed)
 
-    def collect(self, step: int, weights: dict[str, Any] | None, weights_version: int) -> ActorReport:
+    def collect(self, step: int, weights: Callable[[], dict[str, Any]], weights_version: int) -> ActorReport:
         """Step every env ``chunk_steps`` times at the run's env step ``step`` (for the epsilon
-        schedule and the first episodes' seeds), first loading ``weights`` (the online network's
-        state dict, version ``weights_version``) when given."""
+        schedule and the first episodes' seeds) with the online network's weights of version
+        ``weights_version``, loaded from ``weights()`` when this actor acts with another one."""
         started = time.perf_counter()
-        if weights is not None:
-            self.network.load_state_dict(weights)
+        if weights_version != self.weights_version:
+            self.network.load_state_dict(weights())
             self.weights_version = weights_version
         try:
             return self._collect(step, started)

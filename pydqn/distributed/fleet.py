@@ -1,7 +1,9 @@
 """`ActorFleet`: the run's Ray actors, each with one `ExperienceActor.collect` request in flight.
 
-The learner process asks each actor for its next chunk, hands it the newest published weights
-(only when it holds older ones), and turns what comes back into events: a `Delivery` (a report,
+The learner process asks each actor for its next chunk with a reference to the newest published
+weights (`StoredWeights`: the actor fetches them only when it acts with another version, so a
+process that Ray started anew fetches them for the very request it retries), and turns what comes
+back into events: a `Delivery` (a report,
 flagged when it came from a process that replaced a failed one) or a `Fault`. An actor whose
 process died is restarted by Ray (``max_restarts``), and the request in flight goes to the new
 process (Ray retries it; a request sent to an actor while it restarts would fail otherwise), so
@@ -20,6 +22,7 @@ from typing import Any
 import torch
 
 from pydqn.distributed.actor import ActorReport, EnvFactory, ExperienceActor
+from pydqn.distributed.cluster import import_ray
 from pydqn.training.config import TrainConfig
 
 
@@ -31,6 +34,17 @@ class ActorFailed(ChildProcessError):
 class Delivery:
     report: ActorReport
     restarted: bool  # from a process that replaced a failed one no `Fault` reported: envs anew
+
+
+@dataclass(frozen=True)
+class StoredWeights:
+    """The online network's state dict in Ray's object store; calling it fetches the weights. Ray
+    resolves only the references a call is given directly, so wrapped in this one travels as is."""
+
+    ref: Any
+
+    def __call__(self) -> dict[str, torch.Tensor]:
+        return import_ray().get(self.ref)
 
 
 @dataclass(frozen=True)
@@ -50,8 +64,7 @@ class ActorFleet:
         self.handles = [remote_class.remote(config, i, env_factory) for i in range(config.actors)]
         self.restarts = [0] * config.actors
         self._pending: dict[Any, int] = {}  # request -> actor
-        self._weights: tuple[int, Any] = (-1, None)  # version, object ref
-        self._held = [-1] * config.actors  # the weights version each actor acts with, as reported
+        self._weights: tuple[int, StoredWeights | None] = (-1, None)
         self._incarnation: list[str | None] = [None] * config.actors
         # The incarnation a Fault came from, until a report of its replacement arrives.
         self._faulted: list[str | None] = [None] * config.actors
@@ -63,7 +76,7 @@ class ActorFleet:
     def publish(self, network: torch.nn.Module) -> None:
         """Put ``network``'s weights (a CPU copy) in Ray's object store for the actors' next requests."""
         state = {name: tensor.detach().cpu().clone() for name, tensor in network.state_dict().items()}
-        self._weights = (self._weights[0] + 1, self.ray.put(state))
+        self._weights = (self._weights[0] + 1, StoredWeights(self.ray.put(state)))
 
     def wait_until_placed(self, timeout: float) -> None:
         """Waits for every actor to start; `ActorFailed` when one has not within ``timeout``
@@ -82,8 +95,8 @@ class ActorFleet:
 
     def request(self, actor: int, step: int) -> None:
         """Ask ``actor`` for its next chunk, at the run's env step ``step``."""
-        version, ref = self._weights
-        weights = ref if self._held[actor] != version else None  # Ray hands the actor the value
+        version, weights = self._weights
+        assert weights is not None, "publish the weights before the first request"
         self._pending[self.handles[actor].collect.remote(step, weights, version)] = actor
 
     def wait(self, timeout: float) -> list[Delivery | Fault]:
@@ -120,12 +133,10 @@ class ActorFleet:
         if unannounced:
             self.restarts[actor] += 1
         self._incarnation[actor] = report.incarnation
-        self._held[actor] = report.weights_version
         return Delivery(report, unannounced)
 
     def _fault(self, actor: int, error: BaseException) -> Fault:
         self.restarts[actor] += 1
-        self._held[actor] = -1  # a new process acts with its initial weights until sent ours
         message = _first_line(error)
         if self.restarts[actor] > self.max_restarts:
             raise ActorFailed(

@@ -17,7 +17,7 @@ from stamped_envs import StampedEnvs, check_transition, stamp  # noqa: E402
 
 from pydqn.distributed import ApexTrainer, make_trainer, train  # noqa: E402
 from pydqn.distributed.cluster import RayCluster, workers_import_this_pydqn  # noqa: E402
-from pydqn.distributed.fleet import ActorFailed  # noqa: E402
+from pydqn.distributed.fleet import ActorFailed, Delivery  # noqa: E402
 from pydqn.runs.layout import CHECKPOINT  # noqa: E402
 from pydqn.settings import SettingError  # noqa: E402
 from pydqn.training import train as train_locally  # noqa: E402
@@ -116,15 +116,28 @@ def test_every_stored_transition_is_what_an_actor_stepped(tmp_path):
 
 def test_a_killed_actor_is_restarted_and_nothing_wrong_is_stored(tmp_path):
     killed = threading.Event()
+    versions: list[int] = []  # the weights version of each chunk delivered after the kill
 
     def kill_actor_0(trainer):
         while trainer.fleet is None or trainer.step < 400:
             time.sleep(0.01)
-        ray.kill(trainer.fleet.handles[0], no_restart=False)  # the process dies mid-collect
+        fleet, wait = trainer.fleet, trainer.fleet.wait
+
+        def recording_wait(timeout):
+            events = wait(timeout)
+            versions.extend(e.report.weights_version for e in events if isinstance(e, Delivery))
+            return events
+
+        fleet.wait = recording_wait
+        ray.kill(fleet.handles[0], no_restart=False)  # the process dies mid-collect
         killed.set()
 
     trainer, result = run_stamped(tmp_path, during=kill_actor_0, total_steps=2_000)
     assert killed.is_set() and trainer.fleet.restarts[0] >= 1 and trainer.fleet.restarts[1] == 0
+    # The restart was counted when the new process's first report came (recorded here): it acted
+    # with the published weights from its first chunk on, the one Ray retried included, not with
+    # its random initial ones (version -1).
+    assert versions and min(versions) >= 0
     assert result.steps >= 2_000  # training went on
     for t in stored_transitions(trainer):
         check_transition(t, trainer.config.n_step, trainer.config.learner.gamma, cut_allowed=True)
