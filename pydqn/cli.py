@@ -400,6 +400,8 @@ def run_plot(args: argparse.Namespace) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    if args.python_capacity and not args.sample_device:
+        raise ValueError("--python-capacity: sizes the Python buffer of --sample-device, which is not given")
     if args.train:
         import torch
 

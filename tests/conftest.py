@@ -22,9 +22,24 @@ def cuda_ready() -> bool:
 
 def pytest_runtest_setup(item):
     if item.get_closest_marker("cuda") is not None and not cuda_ready():
+        # Skipped here before pytest looks up its fixtures: check them now, or a GPU would be
+        # the first to find one missing.
+        fixtures = getattr(item, "_fixtureinfo", None)  # pytest keeps it private: best effort
+        known = fixtures.name2fixturedefs if fixtures is not None else item.fixturenames
+        missing = [name for name in item.fixturenames if name not in known and name != "request"]
+        if missing:
+            pytest.fail(f"{item.nodeid}: no fixture named {', '.join(missing)}")
         if os.environ.get("PYDQN_REQUIRE_CUDA") == "1":
             pytest.fail("PYDQN_REQUIRE_CUDA=1 but no CUDA device (or pydqn was built without CUDA)")
         pytest.skip("needs a CUDA device and pydqn built with CUDA")
+
+
+@pytest.fixture
+def cuda_device():
+    """The GPU, with its index (``cuda:0``), as the tensors made there report their device."""
+    from pydqn.device import resolve_device
+
+    return resolve_device("cuda")
 
 
 # A finished CartPole run (1,000 env steps, checkpoints, logs, a periodic evaluation), trained once

@@ -78,6 +78,10 @@ def test_bench_sample_device_gives_the_python_buffer_its_own_capacity(capsys, mo
             ["bench", "--python-capacity", "0"],
             "argument --python-capacity: expected a positive integer, got '0'",
         ),
+        (
+            ["bench", "--python-capacity", "10"],
+            "--python-capacity: sizes the Python buffer of --sample-device",
+        ),
     ],
 )
 def test_bad_command_lines_are_usage_errors(argv, message):

@@ -17,6 +17,11 @@ StackGatherArgs prepare_stack_gather_args(const at::Tensor& frames, const at::Te
   std::vector<int64_t> sizes{frame_index.size(0), frame_index.size(1)};
   sizes.insert(sizes.end(), frames.sizes().begin() + 1, frames.sizes().end());
   const int64_t count = frames.size(0);
+  // On the host, for every device: the CUDA kernel's range check is a device assert, which would
+  // leave the CUDA context unusable, and with no frame there is nothing it could read.
+  TORCH_CHECK_INDEX(count > 0 || frame_index.numel() == 0,
+                    "frame_index: expected no index into frames that hold no frame, got ",
+                    frame_index.numel(), " indices");
   const int64_t frame_bytes =
       static_cast<int64_t>(frames.element_size()) * (count > 0 ? frames.numel() / count : 0);
   return {frames.contiguous(), frame_index.contiguous(), std::move(sizes), frame_bytes};

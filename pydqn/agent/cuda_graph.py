@@ -55,9 +55,9 @@ class CapturedStep:
                         value.zero_()
         optimizer.zero_grad(set_to_none=True)
         self.graph = torch.cuda.CUDAGraph()
-        # Thread-local: the async trainer's actor thread goes on acting on the GPU (and timing
-        # phases, which synchronizes) while the learner thread captures; only the capturing
-        # thread's own unsafe calls would break the capture, and those are errors.
+        # Thread-local: the async trainer's actor thread goes on acting on the GPU while the
+        # learner thread captures (on a stream of its own, which the actor's never waits for);
+        # only the capturing thread's own unsafe calls would break the capture.
         with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             self.outputs = step(self.static)
 

@@ -48,7 +48,7 @@ class PinnedStaging:
         else:
             for target, staged in zip(out, pinned, strict=True):
                 target.copy_(staged, non_blocking=True)
-        self._copied[i].record()
+        self._copied[i].record(torch.cuda.current_stream(self.device))  # where the copies went
         return out
 
 

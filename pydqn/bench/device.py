@@ -59,7 +59,7 @@ def delivery(device: torch.device) -> dict[str, Callable[[ReplayLike, int], Batc
 
 def capacities(capacity: int, python_capacity: int | None = None) -> dict[str, int]:
     """Each variant's capacity: ``capacity``, but ``python_capacity`` for the Python buffer when
-    given (it fills at a few thousand transitions per second and keeps ~56 KB per transition)."""
+    given (it keeps ~56 KB per transition, and fills at ~8,000 per second on the 2-core machine)."""
     return {RESIDENT: capacity, HOST: capacity, PYTHON: python_capacity or capacity}
 
 

@@ -3,13 +3,12 @@
 The learner process asks each actor for its next chunk with a reference to the newest published
 weights (`StoredWeights`: the actor fetches them only when it acts with another version, so a
 process that Ray started anew fetches them for the very request it retries), and turns what comes
-back into events: a `Delivery` (a report,
-flagged when it came from a process that replaced a failed one) or a `Fault`. An actor whose
-process died is restarted by Ray (``max_restarts``), and the request in flight goes to the new
-process (Ray retries it; a request sent to an actor while it restarts would fail otherwise), so
-the death shows as a report of a new incarnation. An actor whose env raised is a `Fault`; it is
-killed so that Ray restarts it with fresh envs. More than ``actor_max_restarts`` restarts of one
-actor raise `ActorFailed`.
+back into events: a `Delivery` (a report, flagged when it came from a process that replaced a
+failed one) or a `Fault`. An actor whose process died is restarted by Ray (``max_restarts``), and
+the request in flight goes to the new process (Ray retries it; a request sent to an actor while
+it restarts would fail otherwise), so the death shows as a report of a new incarnation. An actor
+whose env raised is a `Fault`; it is killed so that Ray restarts it with fresh envs. More than
+``actor_max_restarts`` restarts of one actor raise `ActorFailed`.
 """
 
 from __future__ import annotations
@@ -96,7 +95,8 @@ class ActorFleet:
     def request(self, actor: int, step: int) -> None:
         """Ask ``actor`` for its next chunk, at the run's env step ``step``."""
         version, weights = self._weights
-        assert weights is not None, "publish the weights before the first request"
+        if weights is None:
+            raise RuntimeError("ActorFleet.request: publish the weights before the first request")
         self._pending[self.handles[actor].collect.remote(step, weights, version)] = actor
 
     def wait(self, timeout: float) -> list[Delivery | Fault]:

@@ -38,7 +38,8 @@ def td_target(
     """
     _check_tensors(next_q_target=next_q_target, reward=reward, terminated=terminated)
     if not isinstance(discount, torch.Tensor):
-        discount = torch.tensor(float(discount), dtype=next_q_target.dtype, device=next_q_target.device)
+        # A fill on the device, not a copy from the host: CUDA graphs capture it.
+        discount = torch.full((), float(discount), dtype=next_q_target.dtype, device=next_q_target.device)
     if next_q_online is not None:
         _check_tensors(next_q_online=next_q_online)
         next_q_online = next_q_online.detach()

@@ -136,8 +136,13 @@ class Trainer:
                 self._claim.abandon()
             raise
         # Waiting for the GPU at phase boundaries makes phase times exact (and the loop slower).
+        # For the calling thread's stream, where its work goes, not the whole device: the async
+        # actor's clock must not wait on (and so break) the learner's CUDA-graph capture.
+        device = self.device
         self.phase_sync = (
-            torch.cuda.synchronize if synchronize_phases and self.device.type == "cuda" else None
+            (lambda: torch.cuda.current_stream(device).synchronize())
+            if synchronize_phases and device.type == "cuda"
+            else None
         )
         self.clock = PhaseClock(self.phase_sync)
 

@@ -123,6 +123,11 @@ BAD_ARGUMENTS = [
         "frame_index: expected values in [0, 4), got 4 at flat position 1",
     ),
     (
+        lambda: stack_gather(torch.zeros(0, 2), torch.tensor([[0, 0]])),
+        IndexError,
+        "frame_index: expected no index into frames that hold no frame, got 2 indices",
+    ),
+    (
         lambda: stack_gather(torch.zeros(4, 2), torch.tensor([0, 1])),
         ValueError,
         "frame_index: expected shape (B, k)",

@@ -54,7 +54,7 @@ def sampleable_slots(host: pydqn.ReplayBuffer) -> list[int]:
 
 
 @pytest.mark.parametrize("device", KERNEL_DEVICES)
-@settings(max_examples=40)
+@settings(max_examples=min(40, settings().max_examples))  # fewer under the "few" profile
 @given(
     capacity=st.integers(1, 40),
     k=st.sampled_from([1, 4]),
