@@ -50,17 +50,26 @@ say() { echo "gpu_proof: $*" | tee -a "$SUMMARY"; }
 left() { echo $((BUDGET - SECONDS)); }
 record() { # record WHAT EXIT_STATUS
   if [[ $2 == 0 ]]; then say "$1: passed"; else
-    if [[ $2 == 124 ]]; then say "$1: TIMED OUT (its share of the budget ran out)"; else say "$1: FAILED (exit $2)"; fi
+    if [[ $2 == 124 ]]; then
+      say "$1: TIMED OUT (its share of the budget ran out)"
+    else
+      say "$1: FAILED (exit $2)"
+    fi
     failures=$((failures + 1))
   fi
 }
-# step SECONDS LOG COMMAND...: COMMAND, run from $SCRATCH with stdout and stderr to LOG, stopped
-# after SECONDS; under 10 seconds it does not start, and returns 124 as if it had timed out.
+# step SECONDS OUT ERR COMMAND...: COMMAND, run from $SCRATCH with stdout to OUT and stderr to ERR
+# (the same file: both there), stopped after SECONDS; under 10 seconds it does not start, and
+# returns 124 as if it had timed out.
 step() {
-  local seconds=$1 log=$2
-  shift 2
-  ((seconds >= 10)) || { echo "not started: $seconds s of the budget left" >"$log"; return 124; }
-  (cd "$SCRATCH" && timeout "$seconds" "$@") >"$log" 2>&1
+  local seconds=$1 out=$2 err=$3
+  shift 3
+  ((seconds >= 10)) || { echo "not started: $seconds s of the budget left" >"$err"; return 124; }
+  if [[ $out == "$err" ]]; then
+    (cd "$SCRATCH" && timeout "$seconds" "$@") >"$out" 2>&1
+  else
+    (cd "$SCRATCH" && timeout "$seconds" "$@") >"$out" 2>"$err"
+  fi
 }
 at_most() { # at_most SECONDS: SECONDS, or what is left of the budget if that is less
   local rest
@@ -119,8 +128,9 @@ stage_build() {
   arch=$(cuda_arch) || { record "build: the GPU's compute capability" 1; return 1; }
   say "build: pip install --no-build-isolation .[sb3], kernels for sm_$arch"
   # The extras the image lacks come from .whl; everything else (torch, numpy, opencv) is the image's.
-  step "$(left)" "$LOGS/build.log" env CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "$PYTHON" -m pip install -v \
-    --no-build-isolation --no-index --find-links "$REPO/.whl" -C build-dir="$STATE/build" \
+  step "$(left)" "$LOGS/build.log" "$LOGS/build.log" env CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+    "$PYTHON" -m pip install -v --no-build-isolation --no-index --find-links "$REPO/.whl" \
+    -C build-dir="$STATE/build" \
     -C cmake.define.PYDQN_CUDA_ARCHITECTURES="$arch" "${REPO}[sb3]"
   status=$?
   grep "pydqn: CUDA kernels" "$LOGS/build.log" | sed 's/^ *//' | tee -a "$SUMMARY"
@@ -144,10 +154,11 @@ stage_test() {
   local args=(-q -p no:cacheprovider) require=1 status
   [[ $REHEARSAL == 1 ]] && require=0
   has_module xdist && args+=(-n "${GPU_PROOF_WORKERS:-8}")
-  has_module pytest_timeout && args+=(--timeout 90) # a hang names its test, inside the budget
+  has_module pytest_timeout && args+=(--timeout 150) # a hang names its test, inside the budget
   say "tests: PYDQN_REQUIRE_CUDA=$require pytest tests ${args[*]} (Ray is not in the image: the Ape-X tests skip)"
   # Two threads per worker: eight workers with torch's default of one per core oversubscribe it.
-  step $(($(left) - 15)) "$LOGS/tests.log" env OMP_NUM_THREADS=2 PYDQN_REQUIRE_CUDA=$require \
+  step $(($(left) - 15)) "$LOGS/tests.log" "$LOGS/tests.log" \
+    env OMP_NUM_THREADS=2 PYDQN_REQUIRE_CUDA=$require \
     "$PYTHON" -m pytest "$REPO/tests" "${args[@]}" --junitxml "$LOGS/tests.xml"
   status=$?
   grep -E "^(FAILED|ERROR) " "$LOGS/tests.log" | head -40 | tee -a "$SUMMARY"
@@ -162,9 +173,10 @@ stage_sanitize() {
   fi
   # Some runtimes refuse the sanitizer ("Device not supported"): find out in seconds, not by
   # every CUDA test failing under it.
-  if ! step 30 "$LOGS/sanitizer-preflight.txt" compute-sanitizer --tool memcheck --error-exitcode 86 \
+  local preflight=$LOGS/sanitizer-preflight.txt
+  if ! step 30 "$preflight" "$preflight" compute-sanitizer --tool memcheck --error-exitcode 86 \
     "$PYTHON" -c "import torch; torch.ones(8, device='cuda').sum().item()"; then
-    tail -3 "$LOGS/sanitizer-preflight.txt" | tee -a "$SUMMARY"
+    tail -3 "$preflight" | tee -a "$SUMMARY"
     record "sanitize: compute-sanitizer cannot run here" 1
     return 1
   fi
@@ -184,7 +196,7 @@ sanitize() { # sanitize TOOL NAME PASSES_LEFT K_EXPRESSION [VAR=VALUE...]: SANIT
   seconds=$(($(left) / passes_left - 5))
   rm -f "$log.txt" # a warm machine's earlier verdict must not pass for this one
   # Only pydqn's kernels are instrumented: torch's own are out of scope and would take the budget.
-  step "$seconds" "$log-pytest.txt" env PYDQN_REQUIRE_CUDA=1 HYPOTHESIS_PROFILE=few "$@" \
+  step "$seconds" "$log-pytest.txt" "$log-pytest.txt" env PYDQN_REQUIRE_CUDA=1 HYPOTHESIS_PROFILE=few "$@" \
     compute-sanitizer --tool "$tool" --kernel-name kns=pydqn --error-exitcode 86 --log-file "$log.txt" \
     "$PYTHON" -m pytest "${SANITIZED[@]/#/$REPO/}" -m cuda ${select:+-k "$select"} -q -p no:cacheprovider
   status=$?
@@ -215,14 +227,15 @@ stage_bench() {
     capacity=20000 python_capacity=5000 repeats=30 steps=1200 starts=400 rounds=2
   fi
   say "bench: batches on $DEVICE from $capacity transitions (PyReplayBuffer $python_capacity)"
-  step "$(at_most 90)" "$LOGS/bench-sample.log" "$PYTHON" -m pydqn bench --sample-device "$DEVICE" \
-    --capacity "$capacity" --python-capacity "$python_capacity" --repeats "$repeats"
+  step "$(at_most 90)" "$LOGS/bench-sample.txt" "$LOGS/bench-sample.log" "$PYTHON" -m pydqn bench \
+    --sample-device "$DEVICE" --capacity "$capacity" --python-capacity "$python_capacity" --repeats "$repeats"
   record "bench --sample-device" $?
-  grep -v "^filled\|GiB on" "$LOGS/bench-sample.log" | tee -a "$SUMMARY"
+  tee -a "$SUMMARY" <"$LOGS/bench-sample.txt"
 
   say "bench: the update step (fused vs composite, eager vs CUDA graph) and prioritized feedback"
-  step "$(at_most 45)" "$LOGS/bench-update.log" env PYDQN_FEEDBACK_ROUNDS=$rounds "$PYTHON" -m pytest \
-    "$REPO/benchmarks/test_update_benchmark.py" "$REPO/benchmarks/test_priority_feedback_benchmark.py" \
+  step "$(at_most 45)" "$LOGS/bench-update.log" "$LOGS/bench-update.log" env PYDQN_FEEDBACK_ROUNDS=$rounds \
+    "$PYTHON" -m pytest "$REPO/benchmarks/test_update_benchmark.py" \
+    "$REPO/benchmarks/test_priority_feedback_benchmark.py" \
     -k "$DEVICE" -q -p no:cacheprovider --benchmark-json "$LOGS/bench-update.json" \
     --benchmark-group-by=group --benchmark-columns=median,iqr,rounds
   record "benchmarks/test_update_benchmark.py, test_priority_feedback_benchmark.py" $?
@@ -230,10 +243,10 @@ stage_bench() {
 
   # The Pong run after it keeps at least 150 s.
   say "bench: pydqn bench --train --device $DEVICE --steps $steps --learning-starts $starts"
-  step "$(at_most $(($(left) - 150)))" "$LOGS/bench-train.log" "$PYTHON" -m pydqn bench --train \
-    --device "$DEVICE" --steps "$steps" --learning-starts "$starts"
+  step "$(at_most $(($(left) - 150)))" "$LOGS/bench-train.txt" "$LOGS/bench-train.log" "$PYTHON" -m pydqn \
+    bench --train --device "$DEVICE" --steps "$steps" --learning-starts "$starts"
   record "bench --train" $?
-  grep -v "^bench --train:" "$LOGS/bench-train.log" | tee "$LOGS/bench-train.txt" | tee -a "$SUMMARY"
+  tee -a "$SUMMARY" <"$LOGS/bench-train.txt"
 }
 
 stage_train() {
@@ -260,7 +273,7 @@ stage_train() {
   record "train" $status
   grep -E "^(trained|time spent)" "$LOGS/train.log" | tee -a "$SUMMARY"
   report run "$run" 2>&1 | tee -a "$SUMMARY"
-  step 30 "$LOGS/plot.log" "$PYTHON" -m pydqn plot "$run" --out "$OUT/learning_curve.png" ||
+  step 30 "$LOGS/plot.log" "$LOGS/plot.log" "$PYTHON" -m pydqn plot "$run" --out "$OUT/learning_curve.png" ||
     say "train: no plot (see plot.log)"
   cp "$run/episodes.csv" "$run/metrics.csv" "$LOGS/" 2>/dev/null
 }
