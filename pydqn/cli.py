@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="with --sample-device: the Python buffer's capacity alone (default: --capacity; it "
-        "fills at a few thousand transitions per second)",
+        "keeps ~56 KB per transition and fills at ~8,000 per second on 2 cores)",
     )
     bench.add_argument(
         "--sb3",
