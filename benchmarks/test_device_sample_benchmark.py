@@ -14,7 +14,7 @@ import pytest
 import torch
 from bench_support import DEVICES
 
-from pydqn.bench.device import HOST, NUM_ENVS, PYTHON, RESIDENT, buffer_makers, capacities, delivery
+from pydqn.bench.device import HOST, NUM_ENVS, PYTHON, RESIDENT, buffer_makers, delivery
 from pydqn.bench.replay import AtariStreams, fill
 
 CAPACITY = int(os.environ.get("PYDQN_DEVICE_CAPACITY", "1000000"))
@@ -26,14 +26,13 @@ def filled(request):
     """One buffer per variant, filled past capacity (built as its first test needs it)."""
     device = request.param
     makers = buffer_makers(torch.device(device), CAPACITY, PYTHON_CAPACITY)
-    sizes = capacities(CAPACITY, PYTHON_CAPACITY)
     buffers: dict[str, Any] = {}
 
     def buffer(name):
         if name not in buffers:
             buffers.clear()  # one full buffer in memory at a time
             buffers[name] = makers[name]()
-            fill(buffers[name], AtariStreams(NUM_ENVS), sizes[name] + 1000)
+            fill(buffers[name], AtariStreams(NUM_ENVS), buffers[name].capacity + 1000)
         return buffers[name]
 
     return device, buffer

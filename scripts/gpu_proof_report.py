@@ -17,6 +17,8 @@ from pathlib import Path
 
 from pydqn.bench.train import CUDA_VARIANTS, VARIANTS, Variant
 
+ALL_VARIANTS = {**VARIANTS, **CUDA_VARIANTS}
+
 
 def flags_of(variant: Variant) -> list[str]:
     flags = ["--replay", variant.replay] if variant.replay != "cpp" else []
@@ -29,13 +31,13 @@ def fastest(table: Path) -> str:
     """The fastest variant but the pure-Python buffer's (the tests' oracle, not a configuration)."""
     measured = {}
     for line in table.read_text().splitlines():
-        for name, variant in {**VARIANTS, **CUDA_VARIANTS}.items():
+        for name, variant in ALL_VARIANTS.items():
             if line.startswith(name) and variant.replay != "python":
                 measured[name] = float(line[len(name) :].split()[0].replace(",", ""))
     if not measured:
         raise SystemExit(f"{table}: no variant's frames/s found")
     name = max(measured, key=measured.__getitem__)
-    return " ".join([f"{measured[name]:.0f}", *flags_of({**VARIANTS, **CUDA_VARIANTS}[name])])
+    return " ".join([f"{measured[name]:.0f}", *flags_of(ALL_VARIANTS[name])])
 
 
 def medians(path: Path) -> str:

@@ -57,22 +57,17 @@ def delivery(device: torch.device) -> dict[str, Callable[[ReplayLike, int], Batc
     return {RESIDENT: resident, HOST: host, PYTHON: python}
 
 
-def capacities(capacity: int, python_capacity: int | None = None) -> dict[str, int]:
-    """Each variant's capacity: ``capacity``, but ``python_capacity`` for the Python buffer when
-    given (it keeps ~56 KB per transition, and fills at ~8,000 per second on the 2-core machine)."""
-    return {RESIDENT: capacity, HOST: capacity, PYTHON: python_capacity or capacity}
-
-
 def buffer_makers(
     device: torch.device, capacity: int, python_capacity: int | None = None
 ) -> dict[str, Callable[[], ReplayBuffer | PyReplayBuffer]]:
-    """Each variant's (empty) buffer, made on demand: one full 1M buffer at a time fits."""
-    sizes = capacities(capacity, python_capacity)
+    """Each variant's (empty) buffer, made on demand: one full 1M buffer at a time fits. The Python
+    buffer holds ``python_capacity`` when given (it keeps ~56 KB per transition, and fills at
+    ~8,000 per second on the 2-core machine)."""
     args: dict[str, Any] = dict(obs_shape=OBS_SHAPE, frame_stack=FRAME_STACK, num_envs=NUM_ENVS, seed=0)
     return {
-        RESIDENT: lambda: ReplayBuffer(sizes[RESIDENT], **args, device=device, sampler="kernel"),
-        HOST: lambda: ReplayBuffer(sizes[HOST], **args),
-        PYTHON: lambda: PyReplayBuffer(sizes[PYTHON], **args),
+        RESIDENT: lambda: ReplayBuffer(capacity, **args, device=device, sampler="kernel"),
+        HOST: lambda: ReplayBuffer(capacity, **args),
+        PYTHON: lambda: PyReplayBuffer(python_capacity or capacity, **args),
     }
 
 
@@ -87,11 +82,10 @@ def run_device_bench(
     torch.set_num_threads(1)
     target = resolve_device(device)
     makers = buffer_makers(target, capacity, python_capacity)
-    sizes = capacities(capacity, python_capacity)
     seconds: dict[int, dict[str, float]] = {32: {}, 256: {}}
     for name, deliver in delivery(target).items():
         buffer = makers[name]()
-        fill(buffer, AtariStreams(NUM_ENVS), sizes[name] + 1000, log)
+        fill(buffer, AtariStreams(NUM_ENVS), buffer.capacity + 1000, log)
         for batch_size in seconds:
             deliver(buffer, batch_size)  # warm-up: allocator, pinned blocks, kernels
             seconds[batch_size][name] = median_seconds(partial(deliver, buffer, batch_size), repeats)

@@ -351,9 +351,14 @@ def test_rainbow_lite_stacks_on_the_cartpole_preset_and_runs(tmp_path, capsys, r
 def test_both_trainers_train_with_a_captured_cuda_graph(tmp_path, asynchronous):
     config = build_config(
         "cartpole",
-        {**SMALL, "total_steps": 1_200, "device": "cuda", "asynchronous": asynchronous},
+        {
+            **SMALL,
+            "total_steps": 1_200,
+            "device": "cuda",
+            "asynchronous": asynchronous,
+            "learner": {"cuda_graph": True},
+        },
     )
-    config = dataclasses.replace(config, learner=dataclasses.replace(config.learner, cuda_graph=True))
     trainer = trainer_class(config)(config, tmp_path / "run")
     try:
         result = trainer.run()
