@@ -419,17 +419,19 @@ def test_byte_swapped_transition_ids_and_priorities_apply_as_their_values(priori
 
 
 def overlapping(out, field_a, field_b):
-    """`out` with fields a and b made to share memory: b's tensor starts inside a's."""
+    """`out` with fields a and b made to share memory: b's tensor starts inside a's.
+
+    The shared bytes are all 0x01 (not torch.empty's leftovers): read as a float they are never NaN,
+    so `torch.equal` can tell whether the refused call wrote anything.
+    """
     a, b = getattr(out, field_a), getattr(out, field_b)
     if a.dtype == b.dtype:
-        base = torch.empty((a.numel() + b.numel() // 2,), dtype=a.dtype)
-        return out._replace(
-            **{field_a: base[: a.numel()].view(a.shape), field_b: base[b.numel() // 2 :].view(b.shape)}
-        )
-    width = max(a.element_size(), b.element_size())
-    base = torch.empty(a.nbytes + b.nbytes, dtype=torch.uint8)
+        b_start = (b.numel() // 2) * b.element_size()
+    else:
+        b_start = a.nbytes - max(a.element_size(), b.element_size())
+    base = torch.ones(max(a.nbytes, b_start + b.nbytes), dtype=torch.uint8)
     view = lambda t, start: base[start : start + t.nbytes].view(t.dtype).view(t.shape)
-    return out._replace(**{field_a: view(a, 0), field_b: view(b, a.nbytes - width)})
+    return out._replace(**{field_a: view(a, 0), field_b: view(b, b_start)})
 
 
 OVERLAP_CASES = [
